@@ -1,0 +1,62 @@
+"""Settings shared by both gateways, read from ``GATEWAY_*`` environment variables."""
+
+import re
+from typing import Annotated, Any
+
+from pydantic import Field, HttpUrl, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from gateway.sources import SOURCE_NAME, Source
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", frozen=True)
+
+    # "name=url,name=url": the only hosts a gateway ever calls. Clients pick among the
+    # names; they never supply a URL.
+    sources: Annotated[dict[str, HttpUrl], NoDecode] = Field(
+        default_factory=lambda: {"wire": HttpUrl("http://127.0.0.1:9101")}
+    )
+    articles_per_source: int = Field(10, ge=1, le=100)
+    # A source slower than this is reported as a timeout and the others still answer:
+    # a slow upstream costs at most this long, never a hang.
+    connect_timeout_s: float = Field(1.0, gt=0)
+    read_timeout_s: float = Field(5.0, gt=0)
+    # Starlette runs `def` routes on anyio's threadpool, 40 tokens by default. It caps how
+    # many sync requests one worker serves at once, so it is a setting, not a constant.
+    threadpool_tokens: int = Field(40, ge=1, le=1000)
+    # httpx defaults to Limits(max_connections=100, max_keepalive_connections=20). Keeping
+    # every connection alive avoids a reconnect storm once more than 20 are in use.
+    max_connections: int = Field(100, ge=1, le=10_000)
+    max_keepalive_connections: int = Field(100, ge=0, le=10_000)
+    # Client-side idle expiry must stay below the upstream's keepalive (GUNICORN_KEEPALIVE),
+    # or the client reuses a socket the server is closing: a RemoteProtocolError.
+    keepalive_expiry_s: float = Field(5.0, ge=0)
+    pool_timeout_s: float = Field(5.0, gt=0)
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def parse_sources(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        parsed: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            name, sep, url = item.partition("=")
+            if not sep:
+                raise ValueError(f"expected name=url, got {item!r}")
+            parsed[name.strip()] = url.strip()
+        return parsed
+
+    @field_validator("sources")
+    @classmethod
+    def check_sources(cls, value: dict[str, HttpUrl]) -> dict[str, HttpUrl]:
+        if not value:
+            raise ValueError("at least one source is required")
+        for name in value:
+            if not re.fullmatch(SOURCE_NAME, name):
+                raise ValueError(f"source name {name!r} must match {SOURCE_NAME}")
+        return value
+
+    @property
+    def source_list(self) -> tuple[Source, ...]:
+        return tuple(Source(name, str(url).rstrip("/")) for name, url in self.sources.items())

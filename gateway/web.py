@@ -1,0 +1,68 @@
+"""FastAPI pieces both gateways share: the app factory, ``?sources=``, and the response."""
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+
+from gateway.config import GatewaySettings
+from gateway.fanout import server_timing
+from gateway.models import NewsResponse
+from gateway.sources import Source, UnknownSourcesError, select_sources
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+# Raised when every selected source failed: the body still says what happened to each.
+ALL_SOURCES_FAILED = 502
+
+
+def create_gateway_app(gateway: str, settings: GatewaySettings, lifespan: Lifespan) -> FastAPI:
+    app = FastAPI(title=f"fanout-lab {gateway} gateway", version="1.0.0", lifespan=lifespan)
+    app.state.settings = settings
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "gateway": gateway}
+
+    return app
+
+
+def settings_of(request: Request) -> GatewaySettings:
+    settings: GatewaySettings = request.app.state.settings
+    return settings
+
+
+# An async dependency runs on the event loop; a `def` one would take a threadpool token.
+async def selected_sources(
+    request: Request,
+    sources: Annotated[
+        str | None,
+        Query(description="Comma-separated source names; all configured sources by default."),
+    ] = None,
+) -> list[Source]:
+    try:
+        return select_sources(settings_of(request).source_list, sources)
+    except UnknownSourcesError as exc:
+        error = {
+            "type": "value_error",
+            "loc": ("query", "sources"),
+            "msg": str(exc),
+            "input": sources,
+        }
+        raise RequestValidationError([error]) from exc
+
+
+SelectedSources = Annotated[list[Source], Depends(selected_sources)]
+
+
+def news_response(news: NewsResponse) -> Response:
+    """Serialise once, with the Server-Timing header; 502 only when no source answered."""
+    status = 200 if any(source.ok for source in news.sources) else ALL_SOURCES_FAILED
+    return Response(
+        content=news.model_dump_json(),
+        status_code=status,
+        media_type="application/json",
+        headers={"Server-Timing": server_timing(news)},
+    )

@@ -1,0 +1,1 @@
+"""A slow, offline "news" source: one running instance is one source."""

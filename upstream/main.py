@@ -1,0 +1,50 @@
+"""The upstream news service: ``GET /news`` answers after the source's delay."""
+
+import asyncio
+import random
+from typing import Annotated
+
+from fastapi import FastAPI, Query, Response
+from pydantic import BaseModel
+
+from upstream.articles import Article, generate_articles
+from upstream.config import UpstreamSettings
+
+
+class NewsPayload(BaseModel):
+    source: str
+    delay_ms: int
+    articles: list[Article]
+
+
+def create_app(settings: UpstreamSettings | None = None) -> FastAPI:
+    settings = settings or UpstreamSettings()
+    articles = generate_articles(settings.name, settings.article_count)
+    app = FastAPI(title=f"upstream: {settings.name}", version="1.0.0")
+    app.state.settings = settings
+
+    @app.get("/news")
+    async def news(
+        response: Response,
+        limit: Annotated[int, Query(ge=1, le=settings.article_count)] = 10,
+        delay_ms: Annotated[
+            int | None,
+            Query(ge=0, le=settings.max_delay_ms, description="Override this request's delay."),
+        ] = None,
+    ) -> NewsPayload:
+        if delay_ms is None:
+            delay_ms = settings.delay_ms + random.randint(0, settings.jitter_ms)
+        # asyncio.sleep parks the request on the event loop, so one worker holds
+        # thousands of waiting requests: the upstream is slow, never saturated.
+        await asyncio.sleep(delay_ms / 1000)
+        response.headers["Server-Timing"] = f"delay;dur={delay_ms}"
+        return NewsPayload(source=settings.name, delay_ms=delay_ms, articles=articles[:limit])
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "source": settings.name}
+
+    return app
+
+
+app = create_app()
