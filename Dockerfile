@@ -1,0 +1,32 @@
+# One image for every service: the upstreams and both gateways differ only by command and env.
+#
+# PYTHON_IMAGE defaults to the official slim image. Where no registry answers,
+# scripts/base-image.sh builds a Debian bookworm base offline and `make up` passes it here.
+ARG PYTHON_IMAGE=python:3.12-slim
+FROM ${PYTHON_IMAGE}
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PATH=/opt/venv/bin:$PATH
+
+# A venv works the same on both bases: Debian's own python3 refuses a system-wide pip install.
+RUN python3 -m venv /opt/venv \
+    && groupadd --system app \
+    && useradd --system --gid app --no-create-home --home-dir /app app
+
+WORKDIR /app
+
+# Dependencies first, in their own layer: editing code does not reinstall them.
+COPY requirements.txt ./
+RUN pip install -r requirements.txt
+
+# The code stays owned by root, so the service user can read it but not change it.
+COPY gunicorn.conf.py ./
+COPY upstream ./upstream
+COPY gateway ./gateway
+
+USER app
+EXPOSE 8000
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "upstream.main:app"]

@@ -1,0 +1,80 @@
+# Shared shell helpers for scripts/*.sh. Source it; do not run it.
+# shellcheck shell=bash
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-fanout-lab}
+OFFLINE_BASE_IMAGE=fanout-lab/python-base:bookworm
+
+# Values the user put in .env count here as they do for compose.
+if [ -f "$ROOT/.env" ]; then
+  set -a
+  # shellcheck disable=SC1091
+  . "$ROOT/.env"
+  set +a
+fi
+export PYTHON_IMAGE=${PYTHON_IMAGE:-python:3.12-slim}
+
+log() { printf '%s\n' "$*" >&2; }
+
+# Echo a command, then run it.
+run() {
+  log "+ $*"
+  "$@"
+}
+
+# Compose v2 is a docker plugin; v1 is its own binary. Use whichever is here.
+compose() {
+  if docker compose version >/dev/null 2>&1; then
+    run docker compose --project-directory "$ROOT" -f "$ROOT/docker-compose.yml" -p "$COMPOSE_PROJECT_NAME" "$@"
+  elif command -v docker-compose >/dev/null 2>&1; then
+    run docker-compose --project-directory "$ROOT" -f "$ROOT/docker-compose.yml" -p "$COMPOSE_PROJECT_NAME" "$@"
+  else
+    log "error: neither 'docker compose' nor 'docker-compose' is installed"
+    return 127
+  fi
+}
+
+# Make PYTHON_IMAGE usable: present already, pulled, or else built offline.
+ensure_base_image() {
+  if docker image inspect "$PYTHON_IMAGE" >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$PYTHON_IMAGE" != "$OFFLINE_BASE_IMAGE" ]; then
+    log "base image $PYTHON_IMAGE is not here; trying to pull it"
+    if timeout 120 docker pull "$PYTHON_IMAGE" >/dev/null 2>&1; then
+      return 0
+    fi
+    log "no registry answered; using the offline base $OFFLINE_BASE_IMAGE instead"
+    export PYTHON_IMAGE=$OFFLINE_BASE_IMAGE
+    if docker image inspect "$PYTHON_IMAGE" >/dev/null 2>&1; then
+      return 0
+    fi
+  fi
+  "$ROOT/scripts/base-image.sh"
+}
+
+# Wait until every container of the project reports healthy, for at most $1 seconds.
+wait_healthy() {
+  local deadline=$((SECONDS + ${1:-120})) ids status unhealthy
+  ids=$(compose ps -q 2>/dev/null)
+  if [ -z "$ids" ]; then
+    log "error: no containers are running in project $COMPOSE_PROJECT_NAME"
+    return 1
+  fi
+  log "waiting for $(echo "$ids" | wc -l) containers to be healthy"
+  while [ $SECONDS -lt $deadline ]; do
+    unhealthy=0
+    for id in $ids; do
+      status=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null)
+      [ "$status" = healthy ] || unhealthy=$((unhealthy + 1))
+    done
+    if [ "$unhealthy" -eq 0 ]; then
+      log "all healthy"
+      return 0
+    fi
+    sleep 1
+  done
+  log "error: containers not healthy after ${1:-120}s:"
+  compose ps >&2
+  return 1
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Build the image and start the stack (or just the services named), then wait until healthy.
+#   SYNC_WORKERS=4 scripts/up.sh          # scale the sync gateway to 4 gunicorn workers
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+ensure_base_image
+compose build
+compose up -d "$@"
+wait_healthy "${UP_TIMEOUT_S:-180}"
+log ""
+log "sync gateway:  http://127.0.0.1:${SYNC_PORT:-8001}/news   (${SYNC_WORKERS:-1} worker(s))"
+log "async gateway: http://127.0.0.1:${ASYNC_PORT:-8002}/news   (${ASYNC_WORKERS:-1} worker(s))"
