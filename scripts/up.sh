@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Build the image and start the stack (or just the services named), then wait until healthy.
-#   SYNC_WORKERS=4 scripts/up.sh          # scale the sync gateway to 4 gunicorn workers
+#   SYNC_WORKERS=4 scripts/up.sh                       # scale the sync gateway to 4 workers
+#   SYNC_WORKERS=2 scripts/up.sh --no-build sync-gateway   # restart one gateway, no rebuild
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-ensure_base_image
-compose build
+build=1
+if [ "${1:-}" = --no-build ]; then
+  build=0
+  shift
+fi
+if [ "$build" = 1 ]; then
+  ensure_base_image
+  compose build
+fi
 compose up -d "$@"
 wait_healthy "${UP_TIMEOUT_S:-180}"
 log ""

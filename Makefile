@@ -1,0 +1,39 @@
+# Every target runs a script in scripts/, which echoes the commands it runs.
+.DEFAULT_GOAL := help
+.PHONY: help install up down ps logs test lint format local-up local-down base-image bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: ## create .venv with the pinned host tools
+	scripts/install.sh
+
+up: ## build and start the stack, wait until healthy (SYNC_WORKERS=4 make up scales)
+	scripts/up.sh
+
+down: ## stop the stack and remove it
+	scripts/down.sh
+
+ps: ## show the stack's containers
+	scripts/compose.sh ps
+
+logs: ## follow the stack's logs
+	scripts/compose.sh logs -f
+
+test: ## unit tests, then integration tests against a fresh stack
+	scripts/test.sh
+
+lint: ## ruff and strict mypy
+	scripts/lint.sh
+
+format: ## format the code with ruff
+	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+local-up: ## the same services as local processes, no Docker
+	scripts/local.sh up
+
+local-down: ## stop local mode
+	scripts/local.sh down
+
+base-image: ## build the offline Debian base image (no registry needed)
+	scripts/base-image.sh

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Local mode: the same five services as gunicorn processes on loopback, no Docker needed.
+#   scripts/local.sh up | down | status
+# Ports: upstreams on 127.0.0.1:9101-9103, gateways on SYNC_PORT/ASYNC_PORT (8001/8002).
+# The same env vars as compose apply (delays, worker counts, threadpool, pool limits).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+RUN_DIR="$ROOT/.local"
+PY="$ROOT/.venv/bin"
+SOURCES=(wire:9101:"${WIRE_DELAY_MS:-300}" gazette:9102:"${GAZETTE_DELAY_MS:-500}" chronicle:9103:"${CHRONICLE_DELAY_MS:-800}")
+
+# start NAME PORT APP [ENV=VALUE ...]: one gunicorn master in the background, pid in .local/.
+start() {
+  local name=$1 port=$2 app=$3
+  shift 3
+  log "+ gunicorn $app on 127.0.0.1:$port ($name)"
+  (cd "$ROOT" && env BIND="127.0.0.1:$port" ACCESS_LOG="${ACCESS_LOG:-true}" "$@" \
+    "$PY/gunicorn" --config gunicorn.conf.py --pid "$RUN_DIR/$name.pid" "$app" \
+    >"$RUN_DIR/$name.log" 2>&1 &)
+}
+
+wait_local_healthy() {
+  "$PY/python" - "$@" <<'PY'
+import sys, time, urllib.request
+deadline = time.monotonic() + 30
+for port in sys.argv[1:]:
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                sys.exit(f"port {port} not healthy after 30 s; see .local/*.log")
+            time.sleep(0.2)
+PY
+}
+
+up() {
+  [ -x "$PY/gunicorn" ] || "$ROOT/scripts/install.sh"
+  mkdir -p "$RUN_DIR"
+  local gateway_sources="" entry name port delay ports=()
+  for entry in "${SOURCES[@]}"; do
+    IFS=: read -r name port delay <<<"$entry"
+    start "upstream-$name" "$port" upstream.main:app WEB_CONCURRENCY="${UPSTREAM_WORKERS:-1}" \
+      UPSTREAM_NAME="$name" UPSTREAM_DELAY_MS="$delay"
+    gateway_sources+="${gateway_sources:+,}$name=http://127.0.0.1:$port"
+    ports+=("$port")
+  done
+  wait_local_healthy "${ports[@]}"
+  start sync-gateway "${SYNC_PORT:-8001}" gateway.sync_app:app GATEWAY_SOURCES="$gateway_sources" \
+    WEB_CONCURRENCY="${SYNC_WORKERS:-1}" GATEWAY_THREADPOOL_TOKENS="${SYNC_THREADPOOL_TOKENS:-40}"
+  start async-gateway "${ASYNC_PORT:-8002}" gateway.async_app:app GATEWAY_SOURCES="$gateway_sources" \
+    WEB_CONCURRENCY="${ASYNC_WORKERS:-1}"
+  wait_local_healthy "${SYNC_PORT:-8001}" "${ASYNC_PORT:-8002}"
+  log "local stack up; logs in .local/*.log; stop it with: scripts/local.sh down"
+}
+
+down() {
+  local pidfile pid
+  for pidfile in "$RUN_DIR"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    log "+ kill $pid ($(basename "$pidfile" .pid))"
+    kill "$pid" 2>/dev/null || true
+  done
+  # gunicorn removes its pid file once its workers have stopped.
+  for _ in $(seq 1 50); do
+    compgen -G "$RUN_DIR/*.pid" >/dev/null || return 0
+    sleep 0.2
+  done
+  log "error: still running: $(ls "$RUN_DIR"/*.pid)"
+  return 1
+}
+
+status() {
+  local pidfile
+  for pidfile in "$RUN_DIR"/*.pid; do
+    [ -e "$pidfile" ] || { log "local stack is not running"; return 0; }
+    printf '%-20s pid %s\n' "$(basename "$pidfile" .pid)" "$(cat "$pidfile")"
+  done
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) log "usage: scripts/local.sh up|down|status"; exit 2 ;;
+esac

@@ -1,0 +1,30 @@
+import runpy
+from pathlib import Path
+
+import pytest
+
+CONF = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
+
+
+def test_gunicorn_conf_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    monkeypatch.setenv("BIND", "127.0.0.1:9000")
+    monkeypatch.setenv("GUNICORN_KEEPALIVE", "30")
+    monkeypatch.setenv("ACCESS_LOG", "false")
+    conf = runpy.run_path(str(CONF))
+    assert conf["workers"] == 4
+    assert conf["bind"] == "127.0.0.1:9000"
+    assert conf["keepalive"] == 30
+    assert conf["accesslog"] is None
+    assert conf["worker_class"] == "uvicorn_worker.UvicornWorker"
+
+
+def test_gunicorn_conf_defaults_keep_connections_longer_than_httpx(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("WEB_CONCURRENCY", "GUNICORN_KEEPALIVE", "ACCESS_LOG"):
+        monkeypatch.delenv(name, raising=False)
+    conf = runpy.run_path(str(CONF))
+    assert conf["workers"] == 1 and conf["accesslog"] == "-"
+    # httpx's default keepalive_expiry is 5 s; the server must not close first.
+    assert conf["keepalive"] > 5
