@@ -5,12 +5,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-fanout-lab}
 OFFLINE_BASE_IMAGE=fanout-lab/python-base:bookworm
 
-# Values the user put in .env count here as they do for compose.
+# Values in .env count here as they do for compose: the shell's environment wins.
 if [ -f "$ROOT/.env" ]; then
-  set -a
-  # shellcheck disable=SC1091
-  . "$ROOT/.env"
-  set +a
+  while IFS='=' read -r key value; do
+    case "$key" in '' | \#*) continue ;; esac
+    [ -n "${!key+x}" ] || export "$key=$value"
+  done <"$ROOT/.env"
 fi
 export PYTHON_IMAGE=${PYTHON_IMAGE:-python:3.12-slim}
 

@@ -1,0 +1,47 @@
+"""Scaling gunicorn workers: the sync gateway's throughput is workers x threads / sum(delays)."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.conftest import Stack, closed_loop, fetch, record
+
+pytestmark = pytest.mark.integration
+
+# A small threadpool keeps the load small: 4x one worker's tokens is only 32 clients.
+TOKENS = 8
+CLIENTS = 4 * TOKENS
+# One 300 ms source makes each round short, so 240 requests are 30 rounds on one worker:
+# enough that an uneven split of connections between two workers costs little.
+SOURCES = "wire"
+REQUESTS = 240
+
+
+@pytest.fixture
+def sync_gateway(stack: Stack) -> Iterator[Stack]:
+    yield stack
+    stack.restart("sync-gateway", SYNC_WORKERS="1", SYNC_THREADPOOL_TOKENS="40")
+
+
+def test_sync_throughput_grows_with_a_second_worker(sync_gateway: Stack) -> None:
+    stack, url = sync_gateway, sync_gateway.url("sync")
+    throughput = {}
+    pids = {}
+    for workers in (1, 2):
+        stack.restart("sync-gateway", SYNC_WORKERS=str(workers), SYNC_THREADPOOL_TOKENS=str(TOKENS))
+        fetch(url, sources=SOURCES)
+        wall, samples = closed_loop(
+            url, clients=CLIENTS, total=REQUESTS, deadline_s=120, sources=SOURCES
+        )
+        assert len(samples) == REQUESTS and {s.status for s in samples} == {200}
+        throughput[workers] = len(samples) / wall
+        pids[workers] = {s.body["worker_pid"] for s in samples}
+        # The capacity a worker count allows: workers x tokens in flight, each for sum(delays).
+        sum_s = sum(sum(s.source_elapsed_ms) for s in samples) / len(samples) / 1000
+        ideal = workers * TOKENS / sum_s
+        record(f"sync, {workers} worker(s): throughput / ideal", throughput[workers] / ideal, "≤ 1")
+
+    assert len(pids[1]) == 1 and len(pids[2]) == 2
+    ratio = throughput[2] / throughput[1]
+    record("sync throughput: 2 workers / 1 worker", ratio, "≈ 2")
+    assert ratio >= 1.5
