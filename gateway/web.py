@@ -23,8 +23,15 @@ def create_gateway_app(gateway: str, settings: GatewaySettings, lifespan: Lifesp
     app.state.settings = settings
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "gateway": gateway}
+    async def healthz() -> dict[str, object]:
+        """Liveness, plus the limits a benchmark needs to draw its ideal lines."""
+        return {
+            "status": "ok",
+            "gateway": gateway,
+            "sources": [source.name for source in settings.source_list],
+            "threadpool_tokens": settings.threadpool_tokens,
+            "max_connections": settings.max_connections,
+        }
 
     return app
 

@@ -181,7 +181,14 @@ def test_every_source_failing_is_a_502_that_still_explains(
 
 @pytest.mark.parametrize("gateway", GATEWAYS)
 def test_healthz(client_for: Callable[..., TestClient], gateway: str) -> None:
-    assert client_for(gateway).get("/healthz").json() == {"status": "ok", "gateway": gateway}
+    body = client_for(gateway).get("/healthz").json()
+    assert body == {
+        "status": "ok",
+        "gateway": gateway,
+        "sources": list(DELAYS_MS),
+        "threadpool_tokens": 40,
+        "max_connections": 100,
+    }
 
 
 def test_sync_lifespan_sizes_the_threadpool_and_the_pool(upstreams: Upstreams) -> None:

@@ -1,0 +1,1 @@
+"""Load generator and report for fanout-lab: ``python -m bench --help``."""

@@ -1,0 +1,132 @@
+"""The command line: ``python -m bench run | compare | crosscheck | client-check``."""
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench import compare as matrix
+from bench.crosscheck import client_check, crosscheck
+from bench.load import LoadSpec, run_load
+from bench.report import comparison_table, run_table, write_records, write_report
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+
+DEFAULT_SYNC = f"http://127.0.0.1:{os.environ.get('SYNC_PORT', '8001')}"
+DEFAULT_ASYNC = f"http://127.0.0.1:{os.environ.get('ASYNC_PORT', '8002')}"
+
+
+def _warn(messages: list[str]) -> None:
+    for message in messages:
+        console.print(f"[bold yellow]warning:[/] {message}")
+
+
+@app.command()
+def run(
+    url: Annotated[str, typer.Option(help="Any gateway URL, e.g. http://127.0.0.1:8002/news")],
+    mode: Annotated[str | None, typer.Option(help="The gateway's ?mode=")] = None,
+    sources: Annotated[str | None, typer.Option(help="The gateway's ?sources=")] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "-c",
+            "--concurrency",
+            min=1,
+            max=5000,
+            help="Closed loop: clients. Open: max in flight.",
+        ),
+    ] = 10,
+    rate: Annotated[
+        float | None, typer.Option(min=0.1, max=100_000, help="Open loop at this many req/s.")
+    ] = None,
+    duration: Annotated[
+        float, typer.Option("-d", "--duration", min=0.5, max=3600, help="Measured window, seconds.")
+    ] = 10,
+    warmup: Annotated[float, typer.Option(min=0, max=600, help="Warm-up, seconds.")] = 2,
+    requests: Annotated[int | None, typer.Option(min=1, help="Stop after N answers.")] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, max=600, help="Per request.")] = 30,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write CSV here.")] = None,
+) -> None:
+    """One load run against one URL: closed loop by default, open loop with --rate."""
+    params = {k: v for k, v in (("mode", mode), ("sources", sources)) if v is not None}
+    spec = LoadSpec(
+        url=url,
+        params=params,
+        loop="open" if rate else "closed",
+        concurrency=concurrency,
+        rate=rate or 0.0,
+        duration_s=duration,
+        warmup_s=warmup,
+        max_requests=requests,
+        timeout_s=timeout,
+    )
+    with console.status(f"{spec.loop} loop: warm-up {warmup:g} s, then {duration:g} s measured"):
+        result = run_load(spec)
+    console.print(run_table(result))
+    _warn(result.warnings)
+    if json_out or csv_out:
+        write_records([result.summary()], json_out, csv_out)
+
+
+@app.command(name="compare")
+def compare_command(
+    preset: Annotated[str, typer.Option(help=f"One of: {', '.join(matrix.PRESETS)}.")] = "quick",
+    out: Annotated[Path, typer.Option(help="The report folder.")] = Path("reports/latest"),
+    sync_url: Annotated[str, typer.Option(help="Sync gateway base URL.")] = DEFAULT_SYNC,
+    async_url: Annotated[str, typer.Option(help="Async gateway base URL.")] = DEFAULT_ASYNC,
+    restart: Annotated[bool, typer.Option(help="Restart gateways per worker count.")] = True,
+) -> None:
+    """The matrix: every gateway and mode x concurrency x workers, with a report folder."""
+    if preset not in matrix.PRESETS:
+        raise typer.BadParameter(
+            f"choose one of {', '.join(matrix.PRESETS)}", param_hint="--preset"
+        )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("calibrating", total=matrix.points_in(preset))
+
+        def on_point(description: str) -> None:
+            if "C=" in description:
+                progress.advance(task)
+            progress.update(task, description=description)
+
+        comparison = matrix.run_matrix(preset, sync_url, async_url, restart, on_point)
+    console.print(comparison_table(comparison.rows))
+    command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    for path in write_report(comparison, out, command):
+        console.print(f"wrote {path}")
+
+
+@app.command(name="crosscheck")
+def crosscheck_command(
+    url: Annotated[str, typer.Option(help="Gateway URL to measure with both tools.")],
+    concurrency: Annotated[int, typer.Option("-c", "--concurrency", min=1, max=1000)] = 10,
+    rounds: Annotated[int, typer.Option(min=2, max=100, help="hey runs rounds x C requests.")] = 8,
+) -> None:
+    """Measure one closed-loop point with hey and with this tool; they should agree."""
+    check = crosscheck(url, concurrency, rounds)
+    console.print(check.table())
+    if not check.agrees:
+        raise typer.Exit(1)
+
+
+@app.command(name="client-check")
+def client_check_command(
+    url: Annotated[str, typer.Option(help="A fast URL, e.g. a gateway's /healthz")],
+    concurrency: Annotated[int, typer.Option("-c", "--concurrency", min=1, max=1000)] = 50,
+    requests: Annotated[int, typer.Option(min=100, max=100_000)] = 3000,
+) -> None:
+    """Which Python client costs the least CPU per request: why the bench uses aiohttp."""
+    console.print(client_check(url, concurrency, requests))

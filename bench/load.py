@@ -1,0 +1,255 @@
+"""The load generator: a closed or open loop against one URL, recorded in HDR histograms.
+
+Closed loop: C clients, each sending its next request when the last one answers.
+Open loop: requests are *scheduled* at a constant rate, and each latency is measured from
+its intended send time, so a stalled server cannot hide its queue (coordinated omission).
+"""
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import aiohttp
+import uvloop
+from hdrh.histogram import HdrHistogram
+
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+# The client is "near saturation" past this share of one core: it is single-threaded.
+CLIENT_CPU_WARNING = 0.7
+
+
+class LatencyHistogram:
+    """Latencies in microseconds, 3 significant digits, from 1 us to 10 minutes."""
+
+    def __init__(self) -> None:
+        self._histogram = HdrHistogram(1, 600_000_000, 3)
+
+    def record_seconds(self, seconds: float) -> None:
+        self._histogram.record_value(max(1, round(seconds * 1_000_000)))
+
+    @property
+    def count(self) -> int:
+        count: int = self._histogram.get_total_count()
+        return count
+
+    def percentile_ms(self, percentile: float) -> float:
+        if self.count == 0:
+            return float("nan")
+        return float(self._histogram.get_value_at_percentile(percentile)) / 1000
+
+    def summary_ms(self) -> dict[str, float]:
+        """p50, p90, p99, p99.9, max and mean, in milliseconds."""
+        summary = {f"p{p:g}": self.percentile_ms(p) for p in PERCENTILES}
+        empty = self.count == 0
+        summary["max"] = float("nan") if empty else self._histogram.get_max_value() / 1000
+        summary["mean"] = float("nan") if empty else self._histogram.get_mean_value() / 1000
+        return summary
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    url: str
+    params: dict[str, str] = field(default_factory=dict)
+    loop: Literal["closed", "open"] = "closed"
+    # Closed loop: the number of clients. Open loop: the most requests in flight at once.
+    concurrency: int = 10
+    rate: float = 0.0  # open loop: requests per second
+    duration_s: float = 10.0  # the measured window, after warm-up
+    warmup_s: float = 2.0
+    max_requests: int | None = None  # closed loop: stop after this many measured answers
+    timeout_s: float = 30.0
+
+
+@dataclass
+class LoadResult:
+    spec: LoadSpec
+    window_s: float = 0.0
+    ok: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    unfinished: int = 0  # in flight when the window closed: a sign of queueing
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    gateway_elapsed: LatencyHistogram = field(default_factory=LatencyHistogram)
+    client_cpu: float = 0.0  # share of one core the client used in the window
+    max_schedule_lag_ms: float = 0.0  # open loop: how late the client sent
+    worker_pids: Counter[int] = field(default_factory=Counter)
+    sample: dict[str, Any] | None = None  # one answer, for the waterfall plot
+
+    @property
+    def throughput(self) -> float:
+        return self.ok / self.window_s if self.window_s > 0 else 0.0
+
+    @property
+    def warnings(self) -> list[str]:
+        warnings = []
+        if self.client_cpu >= CLIENT_CPU_WARNING:
+            warnings.append(
+                f"client used {self.client_cpu:.0%} of a core: these numbers may describe"
+                " the load generator, not the gateway"
+            )
+        if self.spec.loop == "open" and self.max_schedule_lag_ms > 50:
+            warnings.append(f"client sent up to {self.max_schedule_lag_ms:.0f} ms late")
+        if self.ok == 0:
+            warnings.append("no request completed in the measured window")
+        return warnings
+
+    def summary(self) -> dict[str, Any]:
+        """A flat record for tables, JSON and CSV."""
+        row: dict[str, Any] = {
+            "url": self.spec.url,
+            "params": "&".join(f"{k}={v}" for k, v in self.spec.params.items()),
+            "loop": self.spec.loop,
+            "concurrency": self.spec.concurrency,
+            "rate": self.spec.rate,
+            "window_s": round(self.window_s, 3),
+            "ok": self.ok,
+            "throughput": round(self.throughput, 2),
+            "unfinished": self.unfinished,
+            "errors": sum(self.errors.values()),
+            "errors_by_kind": dict(self.errors),
+            "client_cpu": round(self.client_cpu, 3),
+            "max_schedule_lag_ms": round(self.max_schedule_lag_ms, 1),
+            "workers_seen": len(self.worker_pids),
+        }
+        for name, value in self.latency.summary_ms().items():
+            row[f"latency_{name}_ms"] = round(value, 2)
+        for name, value in self.gateway_elapsed.summary_ms().items():
+            row[f"gateway_{name}_ms"] = round(value, 2)
+        return row
+
+
+def open_loop_schedule(rate: float, duration_s: float) -> list[float]:
+    """Intended send times, in seconds from the start, for a constant arrival rate."""
+    if rate <= 0 or duration_s <= 0:
+        raise ValueError("rate and duration must be positive")
+    return [index / rate for index in range(int(rate * duration_s))]
+
+
+class _Recorder:
+    """Counts only answers that arrive inside the measured window."""
+
+    def __init__(self, result: LoadResult, window_start: float, window_end: float) -> None:
+        self.result = result
+        self.window_start = window_start
+        self.window_end = window_end
+        self.in_flight = 0
+
+    def in_window(self, now: float) -> bool:
+        return self.window_start <= now <= self.window_end
+
+    async def send(self, session: aiohttp.ClientSession, intended: float) -> None:
+        spec, result = self.result.spec, self.result
+        kind: str | None = None
+        body: bytes = b""
+        self.in_flight += 1
+        try:
+            async with session.get(spec.url, params=spec.params) as response:
+                body = await response.read()
+                if response.status >= 400:
+                    kind = f"status {response.status}"
+        except TimeoutError:
+            kind = "timeout"
+        except (aiohttp.ClientConnectionError, OSError):
+            kind = "connection"
+        except aiohttp.ClientError as exc:
+            kind = f"client {type(exc).__name__}"
+        finally:
+            self.in_flight -= 1
+        done = time.perf_counter()
+        if not self.in_window(done):
+            return
+        if kind is not None:
+            result.errors[kind] += 1
+            return
+        result.ok += 1
+        result.latency.record_seconds(done - intended)
+        self._read_contract(body)
+
+    def _read_contract(self, body: bytes) -> None:
+        """The gateway's own view: its fan-out time and which worker answered."""
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return
+        if not isinstance(payload, dict) or "elapsed_ms" not in payload:
+            return
+        self.result.gateway_elapsed.record_seconds(payload["elapsed_ms"] / 1000)
+        self.result.worker_pids[payload.get("worker_pid", 0)] += 1
+        if self.result.sample is None:
+            self.result.sample = payload
+
+
+async def _closed_loop(session: aiohttp.ClientSession, recorder: _Recorder, start: float) -> None:
+    spec = recorder.result.spec
+
+    async def client(index: int) -> None:
+        # Clients join one by one across the warm-up, so they do not move in lockstep.
+        await asyncio.sleep(index * spec.warmup_s / spec.concurrency)
+        while time.perf_counter() < recorder.window_end:
+            if spec.max_requests is not None and recorder.result.ok >= spec.max_requests:
+                return
+            await recorder.send(session, time.perf_counter())
+
+    await asyncio.gather(*(client(index) for index in range(spec.concurrency)))
+
+
+async def _open_loop(session: aiohttp.ClientSession, recorder: _Recorder, start: float) -> None:
+    spec, result = recorder.result.spec, recorder.result
+    in_flight = asyncio.Semaphore(spec.concurrency)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def scheduled(intended: float) -> None:
+        # Waiting here for a free slot still counts: latency runs from `intended`.
+        async with in_flight:
+            await recorder.send(session, intended)
+
+    try:
+        for offset in open_loop_schedule(spec.rate, spec.warmup_s + spec.duration_s):
+            intended = start + offset
+            delay = intended - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif recorder.in_window(intended):
+                result.max_schedule_lag_ms = max(result.max_schedule_lag_ms, -delay * 1000)
+            task = asyncio.create_task(scheduled(intended))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.wait(set(tasks))
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def _run(spec: LoadSpec) -> LoadResult:
+    result = LoadResult(spec)
+    # One keep-alive connection per client; the open loop may hold `concurrency` at once.
+    connector = aiohttp.TCPConnector(limit=spec.concurrency, ttl_dns_cache=300)
+    timeout = aiohttp.ClientTimeout(total=spec.timeout_s)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        start = time.perf_counter()
+        recorder = _Recorder(result, start + spec.warmup_s, start + spec.warmup_s + spec.duration_s)
+        driver = _closed_loop if spec.loop == "closed" else _open_loop
+        task = asyncio.create_task(driver(session, recorder, start))
+        await asyncio.sleep(spec.warmup_s)
+        cpu_start, window_start = time.process_time(), time.perf_counter()
+        # The window ends on time, or earlier once a closed loop has its max_requests.
+        await asyncio.wait({task}, timeout=max(0.0, recorder.window_end - window_start))
+        result.window_s = min(time.perf_counter(), recorder.window_end) - window_start
+        result.client_cpu = (time.process_time() - cpu_start) / max(result.window_s, 1e-9)
+        # Requests still waiting were cut off by the window's end: queueing made visible.
+        result.unfinished = recorder.in_flight
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return result
+
+
+def run_load(spec: LoadSpec) -> LoadResult:
+    """Run one load, bounded by its warm-up, window and timeout, on a uvloop event loop."""
+    if spec.loop == "open" and spec.rate <= 0:
+        raise ValueError("an open loop needs a rate above 0")
+    return uvloop.run(_run(spec))
