@@ -29,8 +29,12 @@ class Preset:
     blocking_max_concurrency: int
 
 
+# A server keeps working on requests the client stopped waiting for. Before the next point
+# on the same gateway, the client waits for its last answers, up to this long.
+MAX_DRAIN_S = 30.0
+
 PRESETS = {
-    "quick": Preset((1, 10, 100), (1, 2), duration_s=3, warmup_s=2, blocking_max_concurrency=10),
+    "quick": Preset((1, 10, 100), (1, 2), duration_s=3, warmup_s=1, blocking_max_concurrency=10),
     "full": Preset(
         (1, 10, 50, 100, 200), (1, 2, 4), duration_s=10, warmup_s=3, blocking_max_concurrency=10
     ),
@@ -96,8 +100,9 @@ def restart_gateways(workers: int | None) -> None:
     env = dict(os.environ)
     if workers is not None:
         env.update(SYNC_WORKERS=str(workers), ASYNC_WORKERS=str(workers))
+    # -t 2: a worker stuck in /news/blocking is killed after 2 s instead of draining.
     subprocess.run(
-        [str(ROOT / "scripts" / "up.sh"), "--no-build", "sync-gateway", "async-gateway"],
+        [str(ROOT / "scripts" / "up.sh"), "--no-build", "-t", "2", "sync-gateway", "async-gateway"],
         env=env,
         check=True,
         capture_output=True,
@@ -133,31 +138,42 @@ def run_matrix(
         max_connections=async_info["max_connections"],
     )
     delays = list(comparison.delays_s.values())
+    configured_workers = running_workers = sync_info["workers"]
+    if async_info["workers"] != configured_workers:
+        running_workers = -1  # the two differ: restart before the first point
     try:
         for workers in preset.workers:
-            if restart:
+            if restart and workers != running_workers:
                 on_point(f"restarting gateways with {workers} worker(s)")
                 restart_gateways(workers)
-            # The blocking endpoint goes last: its queue may outlive its window.
-            for target in TARGETS:
-                for concurrency in preset.concurrency:
-                    if target.name == "blocking" and concurrency > preset.blocking_max_concurrency:
-                        continue
-                    on_point(f"{target.name} workers={workers} C={concurrency}")
-                    spec = LoadSpec(
-                        url=bases[target.gateway] + target.path,
-                        params=dict(target.params),
-                        concurrency=concurrency,
-                        duration_s=preset.duration_s,
-                        warmup_s=preset.warmup_s,
-                    )
-                    result = run_load(spec)
-                    best = ideal(target, concurrency, workers, delays, comparison.threadpool_tokens)
-                    comparison.rows.append(Row(target, workers, concurrency, result, best))
-                    if concurrency == 1 and result.sample is not None:
-                        comparison.samples.setdefault(target.name, result.sample)
+                running_workers = workers
+            # The blocking endpoint goes last: its queue may outlive its window, and the
+            # next restart ends it.
+            points = [
+                (target, concurrency)
+                for target in TARGETS
+                for concurrency in preset.concurrency
+                if target.name != "blocking" or concurrency <= preset.blocking_max_concurrency
+            ]
+            for index, (target, concurrency) in enumerate(points):
+                on_point(f"{target.name} workers={workers} C={concurrency}")
+                following = points[index + 1][0] if index + 1 < len(points) else None
+                same_gateway_next = following is not None and following.gateway == target.gateway
+                spec = LoadSpec(
+                    url=bases[target.gateway] + target.path,
+                    params=dict(target.params),
+                    concurrency=concurrency,
+                    duration_s=preset.duration_s,
+                    warmup_s=preset.warmup_s,
+                    drain_s=MAX_DRAIN_S if same_gateway_next else 0.0,
+                )
+                result = run_load(spec)
+                best = ideal(target, concurrency, workers, delays, comparison.threadpool_tokens)
+                comparison.rows.append(Row(target, workers, concurrency, result, best))
+                if concurrency == 1 and result.sample is not None:
+                    comparison.samples.setdefault(target.name, result.sample)
     finally:
-        if restart:
+        if restart and running_workers != configured_workers:
             # Leave the stack as the user started it.
             on_point("restoring the gateways' worker counts")
             restart_gateways(None)

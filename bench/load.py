@@ -62,6 +62,9 @@ class LoadSpec:
     warmup_s: float = 2.0
     max_requests: int | None = None  # closed loop: stop after this many measured answers
     timeout_s: float = 30.0
+    # After the window, wait up to this long for requests still in flight (not counted),
+    # so the server is idle again before whatever runs next.
+    drain_s: float = 0.0
 
 
 @dataclass
@@ -242,6 +245,8 @@ async def _run(spec: LoadSpec) -> LoadResult:
         result.client_cpu = (time.process_time() - cpu_start) / max(result.window_s, 1e-9)
         # Requests still waiting were cut off by the window's end: queueing made visible.
         result.unfinished = recorder.in_flight
+        if spec.drain_s > 0 and not task.done():
+            await asyncio.wait({task}, timeout=spec.drain_s)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

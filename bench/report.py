@@ -234,9 +234,11 @@ the start of the run (see `bench/theory.py`):
 
 `meas/ideal` near 1 means the gateway reached its limit; well below 1 means something else
 (usually CPU on this small machine, or the client) got in the way. `unfinished` counts
-requests still queued when the window closed: latency percentiles cover only answers that
-arrived, so a large `unfinished` means the real tail is worse than shown.
+requests still waiting when the window closed. Percentiles cover only answers that arrived,
+so where `unfinished` is not 0 they are marked `≥`: the real latencies are at least that.
 """
+
+CENSORED_COLUMNS = {"latency_p50_ms", "latency_p99_ms", "p50_vs_ideal"}
 
 
 def _markdown_table(records: Sequence[dict[str, Any]]) -> str:
@@ -265,11 +267,14 @@ def _markdown_table(records: Sequence[dict[str, Any]]) -> str:
         for key, _ in columns:
             value = record[key]
             if key == "client_cpu":
-                cells.append(f"{value:.0%}")
+                cell = f"{value:.0%}"
             elif isinstance(value, float):
-                cells.append("-" if math.isnan(value) else f"{value:,.2f}".rstrip("0").rstrip("."))
+                cell = "-" if math.isnan(value) else f"{value:,.2f}".rstrip("0").rstrip(".")
             else:
-                cells.append(str(value))
+                cell = str(value)
+            if key in CENSORED_COLUMNS and record["unfinished"]:
+                cell = f"≥ {cell}"
+            cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

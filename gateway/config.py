@@ -33,6 +33,9 @@ class GatewaySettings(BaseSettings):
     # or the client reuses a socket the server is closing: a RemoteProtocolError.
     keepalive_expiry_s: float = Field(5.0, ge=0)
     pool_timeout_s: float = Field(5.0, gt=0)
+    # gunicorn's worker count, read from the same variable gunicorn.conf.py uses, so that
+    # /healthz can tell a benchmark how the gateway is scaled.
+    workers: int = Field(1, ge=1, validation_alias="WEB_CONCURRENCY")
 
     @field_validator("sources", mode="before")
     @classmethod

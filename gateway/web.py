@@ -29,6 +29,7 @@ def create_gateway_app(gateway: str, settings: GatewaySettings, lifespan: Lifesp
             "status": "ok",
             "gateway": gateway,
             "sources": [source.name for source in settings.source_list],
+            "workers": settings.workers,
             "threadpool_tokens": settings.threadpool_tokens,
             "max_connections": settings.max_connections,
         }

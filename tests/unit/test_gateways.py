@@ -186,6 +186,7 @@ def test_healthz(client_for: Callable[..., TestClient], gateway: str) -> None:
         "status": "ok",
         "gateway": gateway,
         "sources": list(DELAYS_MS),
+        "workers": 1,
         "threadpool_tokens": 40,
         "max_connections": 100,
     }
