@@ -139,6 +139,7 @@ class _Recorder:
         self.window_start = window_start
         self.window_end = window_end
         self.in_flight = 0
+        self.queued = 0  # open loop: due, but waiting for a free slot
 
     def in_window(self, now: float) -> bool:
         return self.window_start <= now <= self.window_end
@@ -201,13 +202,20 @@ async def _closed_loop(session: aiohttp.ClientSession, recorder: _Recorder, star
 
 async def _open_loop(session: aiohttp.ClientSession, recorder: _Recorder, start: float) -> None:
     spec, result = recorder.result.spec, recorder.result
-    in_flight = asyncio.Semaphore(spec.concurrency)
+    slots = asyncio.Semaphore(spec.concurrency)
     tasks: set[asyncio.Task[None]] = set()
 
     async def scheduled(intended: float) -> None:
         # Waiting here for a free slot still counts: latency runs from `intended`.
-        async with in_flight:
+        recorder.queued += 1
+        try:
+            await slots.acquire()
+        finally:
+            recorder.queued -= 1
+        try:
             await recorder.send(session, intended)
+        finally:
+            slots.release()
 
     try:
         for offset in open_loop_schedule(spec.rate, spec.warmup_s + spec.duration_s):
@@ -238,13 +246,15 @@ async def _run(spec: LoadSpec) -> LoadResult:
         driver = _closed_loop if spec.loop == "closed" else _open_loop
         task = asyncio.create_task(driver(session, recorder, start))
         await asyncio.sleep(spec.warmup_s)
-        cpu_start, window_start = time.process_time(), time.perf_counter()
+        cpu_start, wall_start = time.process_time(), time.perf_counter()
         # The window ends on time, or earlier once a closed loop has its max_requests.
-        await asyncio.wait({task}, timeout=max(0.0, recorder.window_end - window_start))
-        result.window_s = min(time.perf_counter(), recorder.window_end) - window_start
-        result.client_cpu = (time.process_time() - cpu_start) / max(result.window_s, 1e-9)
+        await asyncio.wait({task}, timeout=max(0.0, recorder.window_end - wall_start))
+        now = time.perf_counter()
+        # Answers count from the window's start, even if this task woke a little off it.
+        result.window_s = min(now, recorder.window_end) - recorder.window_start
+        result.client_cpu = (time.process_time() - cpu_start) / max(now - wall_start, 1e-9)
         # Requests still waiting were cut off by the window's end: queueing made visible.
-        result.unfinished = recorder.in_flight
+        result.unfinished = recorder.in_flight + recorder.queued
         if spec.drain_s > 0 and not task.done():
             await asyncio.wait({task}, timeout=spec.drain_s)
         task.cancel()

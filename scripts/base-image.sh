@@ -21,15 +21,7 @@ apt_mirror() {
   printf '%s' "$uri"
 }
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else run sudo "$@"; fi
-}
-
-if ! command -v debootstrap >/dev/null 2>&1; then
-  log "debootstrap is missing; installing it from Debian's packages"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-fi
+ensure_debian_package debootstrap
 
 MIRROR=${DEBIAN_MIRROR:-$(apt_mirror)}
 if [ -z "$MIRROR" ]; then

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Create .venv and install the pinned host dependencies (tests, lint, benchmark).
+# Create .venv with the pinned host dependencies (tests, lint, benchmark), and install hey,
+# the independent load tool the benchmark is cross-checked against.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
-  echo "+ $PYTHON -m venv .venv"
-  "$PYTHON" -m venv .venv
+  run "$PYTHON" -m venv .venv
 fi
-echo "+ .venv/bin/pip install -r requirements-dev.txt"
-.venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+run .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+ensure_debian_package hey || log "warning: could not install hey; the load cross-check test will skip"

@@ -22,6 +22,19 @@ run() {
   "$@"
 }
 
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else run sudo "$@"; fi
+}
+
+# Install a command from Debian's packages unless it is already on PATH.
+ensure_debian_package() {
+  local package=$1 command=${2:-$1}
+  command -v "$command" >/dev/null 2>&1 && return 0
+  log "$command is missing; installing $package from Debian's packages"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+}
+
 # Compose v2 is a docker plugin; v1 is its own binary. Use whichever is here.
 compose() {
   if docker compose version >/dev/null 2>&1; then
