@@ -7,6 +7,7 @@ its intended send time, so a stalled server cannot hide its queue (coordinated o
 
 import asyncio
 import contextlib
+import itertools
 import json
 import time
 from collections import Counter
@@ -73,7 +74,10 @@ class LoadResult:
     window_s: float = 0.0
     ok: int = 0
     errors: Counter[str] = field(default_factory=Counter)
-    unfinished: int = 0  # in flight when the window closed: a sign of queueing
+    unfinished: int = 0  # sent or due, but unanswered when the window closed
+    # How long the oldest of those had waited. Past a percentile, that percentile is only a
+    # lower bound: the answers the window saw were the lucky ones.
+    oldest_unfinished_ms: float = 0.0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     gateway_elapsed: LatencyHistogram = field(default_factory=LatencyHistogram)
     client_cpu: float = 0.0  # share of one core the client used in the window
@@ -111,6 +115,7 @@ class LoadResult:
             "ok": self.ok,
             "throughput": round(self.throughput, 2),
             "unfinished": self.unfinished,
+            "oldest_unfinished_ms": round(self.oldest_unfinished_ms, 1),
             "errors": sum(self.errors.values()),
             "errors_by_kind": dict(self.errors),
             "client_cpu": round(self.client_cpu, 3),
@@ -138,17 +143,25 @@ class _Recorder:
         self.result = result
         self.window_start = window_start
         self.window_end = window_end
-        self.in_flight = 0
-        self.queued = 0  # open loop: due, but waiting for a free slot
+        # Intended send time of every request not yet answered, queued ones included.
+        self.pending: dict[int, float] = {}
+        self._tickets = itertools.count()
+
+    def wait(self, intended: float) -> int:
+        ticket = next(self._tickets)
+        self.pending[ticket] = intended
+        return ticket
 
     def in_window(self, now: float) -> bool:
         return self.window_start <= now <= self.window_end
 
-    async def send(self, session: aiohttp.ClientSession, intended: float) -> None:
+    async def send(
+        self, session: aiohttp.ClientSession, intended: float, ticket: int | None = None
+    ) -> None:
         spec, result = self.result.spec, self.result
         kind: str | None = None
         body: bytes = b""
-        self.in_flight += 1
+        ticket = self.wait(intended) if ticket is None else ticket
         try:
             async with session.get(spec.url, params=spec.params) as response:
                 body = await response.read()
@@ -161,7 +174,7 @@ class _Recorder:
         except aiohttp.ClientError as exc:
             kind = f"client {type(exc).__name__}"
         finally:
-            self.in_flight -= 1
+            del self.pending[ticket]
         done = time.perf_counter()
         if not self.in_window(done):
             return
@@ -207,13 +220,14 @@ async def _open_loop(session: aiohttp.ClientSession, recorder: _Recorder, start:
 
     async def scheduled(intended: float) -> None:
         # Waiting here for a free slot still counts: latency runs from `intended`.
-        recorder.queued += 1
+        ticket = recorder.wait(intended)
         try:
             await slots.acquire()
-        finally:
-            recorder.queued -= 1
+        except asyncio.CancelledError:
+            del recorder.pending[ticket]
+            raise
         try:
-            await recorder.send(session, intended)
+            await recorder.send(session, intended, ticket)
         finally:
             slots.release()
 
@@ -254,7 +268,9 @@ async def _run(spec: LoadSpec) -> LoadResult:
         result.window_s = min(now, recorder.window_end) - recorder.window_start
         result.client_cpu = (time.process_time() - cpu_start) / max(now - wall_start, 1e-9)
         # Requests still waiting were cut off by the window's end: queueing made visible.
-        result.unfinished = recorder.in_flight + recorder.queued
+        result.unfinished = len(recorder.pending)
+        if recorder.pending:
+            result.oldest_unfinished_ms = (now - min(recorder.pending.values())) * 1000
         if spec.drain_s > 0 and not task.done():
             await asyncio.wait({task}, timeout=spec.drain_s)
         task.cancel()

@@ -46,7 +46,8 @@ def run_table(result: LoadResult) -> Table:
     table.add_row("gateway elapsed_ms", *(_ms(v) for v in gateway.values()))
     table.caption = (
         f"{result.ok} ok in {result.window_s:.1f} s = {result.throughput:.1f} req/s · "
-        f"errors {dict(result.errors) or 0} · unfinished {result.unfinished} · "
+        f"errors {dict(result.errors) or 0} · unfinished {result.unfinished}"
+        f" (oldest waited {result.oldest_unfinished_ms:,.0f} ms) · "
         f"client CPU {result.client_cpu:.0%} of a core · workers seen {len(result.worker_pids)}"
     )
     return table
@@ -233,12 +234,26 @@ the start of the run (see `bench/theory.py`):
 - the blocking mistake holds **one request per worker**: its event loop is stuck.
 
 `meas/ideal` near 1 means the gateway reached its limit; well below 1 means something else
-(usually CPU on this small machine, or the client) got in the way. `unfinished` counts
-requests still waiting when the window closed. Percentiles cover only answers that arrived,
-so where `unfinished` is not 0 they are marked `≥`: the real latencies are at least that.
+(usually CPU on this small machine, or the client) got in the way. Each window holds a
+whole number of fan-out rounds, so a closed loop's rounds are never cut in two.
+
+Percentiles cover only answers that arrived in the window. When a request still unanswered
+at the window's end had already waited longer than a percentile, that percentile is marked
+`≥`: the window was too short for the queue to settle, and the real value is at least that.
 """
 
-CENSORED_COLUMNS = {"latency_p50_ms", "latency_p99_ms", "p50_vs_ideal"}
+# Each latency column, and the percentile it must be above to be a lower bound only.
+CENSORED_BY = {
+    "latency_p50_ms": "latency_p50_ms",
+    "p50_vs_ideal": "latency_p50_ms",
+    "latency_p99_ms": "latency_p99_ms",
+}
+
+
+def censored(record: dict[str, Any], column: str) -> bool:
+    """True when an unanswered request had waited longer than this column's percentile."""
+    percentile = CENSORED_BY.get(column)
+    return percentile is not None and record["oldest_unfinished_ms"] > record[percentile]
 
 
 def _markdown_table(records: Sequence[dict[str, Any]]) -> str:
@@ -272,7 +287,7 @@ def _markdown_table(records: Sequence[dict[str, Any]]) -> str:
                 cell = "-" if math.isnan(value) else f"{value:,.2f}".rstrip("0").rstrip(".")
             else:
                 cell = str(value)
-            if key in CENSORED_COLUMNS and record["unfinished"]:
+            if censored(record, key):
                 cell = f"≥ {cell}"
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")

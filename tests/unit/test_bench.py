@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.compare import Comparison, Row
+from bench.compare import Comparison, Row, whole_cycles
 from bench.crosscheck import CrossCheck, ToolPoint, parse_hey
 from bench.load import LatencyHistogram, LoadResult, LoadSpec, open_loop_schedule, run_load
 from bench.report import write_report
@@ -163,9 +163,10 @@ def test_cross_check_agrees_within_fifteen_percent_of_hey(
 # --- the report folder ----------------------------------------------------------------
 
 
-def _result(url: str, ok: int, latency_s: float, unfinished: int = 0) -> LoadResult:
+def _result(url: str, ok: int, latency_s: float, oldest_unfinished_s: float) -> LoadResult:
     result = LoadResult(LoadSpec(url=url, concurrency=10), window_s=2.0, ok=ok)
-    result.unfinished = unfinished
+    result.unfinished = 10
+    result.oldest_unfinished_ms = oldest_unfinished_s * 1000
     for _ in range(ok):
         result.latency.record_seconds(latency_s)
         result.gateway_elapsed.record_seconds(latency_s * 0.99)
@@ -174,13 +175,13 @@ def _result(url: str, ok: int, latency_s: float, unfinished: int = 0) -> LoadRes
 
 def test_report_folder_has_summary_data_and_plots(tmp_path: Path) -> None:
     comparison = Comparison("quick", {"wire": 0.3, "gazette": 0.5, "chronicle": 0.8}, 40, 100)
-    for target, ok, latency_s, unfinished in [
-        (TARGETS_BY_NAME["sync"], 12, 1.6, 0),
-        (TARGETS_BY_NAME["async"], 24, 0.8, 0),
-        (TARGETS_BY_NAME["blocking"], 1, 1.6, 9),
+    for target, ok, latency_s, oldest_unfinished_s in [
+        (TARGETS_BY_NAME["sync"], 12, 1.6, 1.5),
+        (TARGETS_BY_NAME["async"], 24, 0.8, 0.7),
+        (TARGETS_BY_NAME["blocking"], 1, 1.6, 3.0),
     ]:
         best = ideal(target, 10, 1, DELAYS_S, 40)
-        row = Row(target, 1, 10, _result(target.path, ok, latency_s, unfinished), best)
+        row = Row(target, 1, 10, _result(target.path, ok, latency_s, oldest_unfinished_s), best)
         comparison.rows.append(row)
     sources = [
         {"name": n, "ok": True, "started_ms": s, "elapsed_ms": e}
@@ -200,7 +201,8 @@ def test_report_folder_has_summary_data_and_plots(tmp_path: Path) -> None:
     assert rows["sync"]["throughput_vs_ideal"] == pytest.approx(6 / 6.25, abs=1e-3)
     assert rows["async"]["throughput_vs_ideal"] == pytest.approx(12 / 12.5, abs=1e-3)
     summary = (tmp_path / "report" / "summary.md").read_text()
-    # Only the blocking row had requests cut off by the window: its latencies are floors.
+    # Every closed loop ends its window with requests in flight. Only the blocking row's had
+    # waited longer than the answers it saw: its latencies are floors.
     blocking_line = next(line for line in summary.splitlines() if line.startswith("| blocking"))
     sync_line = next(line for line in summary.splitlines() if line.startswith("| sync"))
     assert "≥ 1,600" in blocking_line
@@ -303,8 +305,22 @@ def test_open_loop_counts_queueing_from_the_intended_send_time(upstreams: Upstre
     assert ratio > 4, f"open/closed p90 = {ratio:.1f}"
     # About 15 requests were still due when the window closed.
     assert opened.unfinished > 5
+    assert opened.oldest_unfinished_ms > 4 * closed.latency.percentile_ms(90)
 
 
 def test_open_loop_needs_a_rate() -> None:
     with pytest.raises(ValueError, match="rate above 0"):
         run_load(LoadSpec(url="http://127.0.0.1:9/", loop="open", rate=0))
+
+
+@pytest.mark.parametrize(
+    ("target", "duration_s", "window_s"),
+    [
+        ("sync", 4, 3.2),  # 1.6 s a fan-out: 2.5 rounds round to 2
+        ("sync", 10, 9.6),
+        ("async", 4, 4.0),  # 0.8 s a fan-out: exactly 5 rounds
+        ("blocking", 1, 3.2),  # never fewer than 2 rounds
+    ],
+)
+def test_windows_hold_whole_fan_out_rounds(target: str, duration_s: float, window_s: float) -> None:
+    assert whole_cycles(duration_s, TARGETS_BY_NAME[target], DELAYS_S) == pytest.approx(window_s)
