@@ -1,5 +1,6 @@
 # Every target runs a script in scripts/, which echoes the commands it runs.
 .DEFAULT_GOAL := help
+PRESET ?= quick
 .PHONY: help install up down ps logs test lint format local-up local-down base-image bench
 
 help: ## list the targets
@@ -22,6 +23,9 @@ logs: ## follow the stack's logs
 
 test: ## unit tests, then integration tests against a fresh stack
 	scripts/test.sh
+
+bench: ## compare sync and async on the running stack (PRESET=full for the long run)
+	scripts/bench.sh compare --preset $(PRESET) --out reports/$(PRESET)
 
 lint: ## ruff and strict mypy
 	scripts/lint.sh
