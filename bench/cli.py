@@ -1,4 +1,4 @@
-"""The command line: ``python -m bench run | compare | crosscheck | client-check``."""
+"""The command line: ``python -m bench run | compare | crosscheck | client-check | pool-cost``."""
 
 import os
 import shlex
@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from bench import compare as matrix
 from bench.crosscheck import client_check, crosscheck
 from bench.load import LoadSpec, run_load
+from bench.poolcost import pool_cost
 from bench.report import comparison_table, run_table, write_records, write_report
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -130,3 +131,18 @@ def client_check_command(
 ) -> None:
     """Which Python client costs the least CPU per request: why the bench uses aiohttp."""
     console.print(client_check(url, concurrency, requests))
+
+
+@app.command(name="pool-cost")
+def pool_cost_command(
+    concurrency: Annotated[
+        list[int], typer.Option("-c", "--concurrency", min=1, max=1000, help="Repeatable.")
+    ] = [10, 100],  # noqa: B006 (typer reads the default; it is never mutated)
+    fan_outs: Annotated[int, typer.Option(min=10, max=10_000, help="Fan-outs per row.")] = 300,
+    port: Annotated[
+        int, typer.Option(min=1024, max=65000, help="First of 3 loopback ports.")
+    ] = 9201,
+) -> None:
+    """CPU per fan-out in httpx's pool against httpx2's: why async falls short at high C."""
+    table, _ = pool_cost(tuple(concurrency), fan_outs, port)
+    console.print(table)

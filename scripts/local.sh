@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Local mode: the same five services as gunicorn processes on loopback, no Docker needed.
 #   scripts/local.sh up | down | status
-# Ports: upstreams on 127.0.0.1:9101-9103, gateways on SYNC_PORT/ASYNC_PORT (8001/8002).
-# The same env vars as compose apply (delays, worker counts, threadpool, pool limits).
+# Ports: upstreams on 127.0.0.1:9101-9103 (LOCAL_UPSTREAM_PORT moves the first), gateways on
+# SYNC_PORT/ASYNC_PORT (8001/8002). The same env vars as compose apply (delays, worker counts,
+# threadpool, pool limits). Pid files and logs go to LOCAL_RUN_DIR (.local).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-RUN_DIR="$ROOT/.local"
+RUN_DIR=${LOCAL_RUN_DIR:-$ROOT/.local}
 PY="$ROOT/.venv/bin"
-SOURCES=(wire:9101:"${WIRE_DELAY_MS:-300}" gazette:9102:"${GAZETTE_DELAY_MS:-500}" chronicle:9103:"${CHRONICLE_DELAY_MS:-800}")
+first=${LOCAL_UPSTREAM_PORT:-9101}
+SOURCES=(
+  wire:$first:"${WIRE_DELAY_MS:-300}"
+  gazette:$((first + 1)):"${GAZETTE_DELAY_MS:-500}"
+  chronicle:$((first + 2)):"${CHRONICLE_DELAY_MS:-800}"
+)
 
 # start NAME PORT APP [ENV=VALUE ...]: one gunicorn master in the background, pid in .local/.
 start() {
@@ -31,7 +37,7 @@ for port in sys.argv[1:]:
             break
         except OSError:
             if time.monotonic() > deadline:
-                sys.exit(f"port {port} not healthy after 30 s; see .local/*.log")
+                sys.exit(f"port {port} not healthy after 30 s; see the logs in LOCAL_RUN_DIR")
             time.sleep(0.2)
 PY
 }
@@ -43,7 +49,8 @@ up() {
   for entry in "${SOURCES[@]}"; do
     IFS=: read -r name port delay <<<"$entry"
     start "upstream-$name" "$port" upstream.main:app WEB_CONCURRENCY="${UPSTREAM_WORKERS:-1}" \
-      UPSTREAM_NAME="$name" UPSTREAM_DELAY_MS="$delay"
+      UPSTREAM_NAME="$name" UPSTREAM_DELAY_MS="$delay" GUNICORN_KEEPALIVE="${UPSTREAM_KEEPALIVE_S:-75}" \
+      UPSTREAM_JITTER_MS="${UPSTREAM_JITTER_MS:-0}" UPSTREAM_MAX_DELAY_MS="${UPSTREAM_MAX_DELAY_MS:-10000}"
     gateway_sources+="${gateway_sources:+,}$name=http://127.0.0.1:$port"
     ports+=("$port")
   done
@@ -51,9 +58,10 @@ up() {
   start sync-gateway "${SYNC_PORT:-8001}" gateway.sync_app:app GATEWAY_SOURCES="$gateway_sources" \
     WEB_CONCURRENCY="${SYNC_WORKERS:-1}" GATEWAY_THREADPOOL_TOKENS="${SYNC_THREADPOOL_TOKENS:-40}"
   start async-gateway "${ASYNC_PORT:-8002}" gateway.async_app:app GATEWAY_SOURCES="$gateway_sources" \
-    WEB_CONCURRENCY="${ASYNC_WORKERS:-1}"
+    WEB_CONCURRENCY="${ASYNC_WORKERS:-1}" GATEWAY_MAX_CONNECTIONS="${ASYNC_MAX_CONNECTIONS:-100}" \
+    GATEWAY_MAX_KEEPALIVE_CONNECTIONS="${ASYNC_MAX_KEEPALIVE_CONNECTIONS:-100}"
   wait_local_healthy "${SYNC_PORT:-8001}" "${ASYNC_PORT:-8002}"
-  log "local stack up; logs in .local/*.log; stop it with: scripts/local.sh down"
+  log "local stack up; logs in $RUN_DIR/*.log; stop it with: scripts/local.sh down"
 }
 
 down() {

@@ -58,6 +58,20 @@ def free_port() -> int:
         return port
 
 
+def free_port_run(length: int, attempts: int = 20) -> int:
+    """The first of `length` consecutive free loopback ports."""
+    for _ in range(attempts):
+        first = free_port()
+        try:
+            for port in range(first, first + length):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError(f"no {length} consecutive free ports in {attempts} attempts")
+
+
 @dataclass
 class Stack:
     """One compose project. Every action goes through the same scripts the README names."""
