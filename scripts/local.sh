@@ -21,9 +21,10 @@ start() {
   local name=$1 port=$2 app=$3
   shift 3
   log "+ gunicorn $app on 127.0.0.1:$port ($name)"
-  (cd "$ROOT" && env BIND="127.0.0.1:$port" ACCESS_LOG="${ACCESS_LOG:-true}" "$@" \
-    "$PY/gunicorn" --config gunicorn.conf.py --pid "$RUN_DIR/$name.pid" "$app" \
-    >"$RUN_DIR/$name.log" 2>&1 &)
+  # Every stream goes to the log, so nothing holds this script's output open after it ends.
+  (cd "$ROOT" && exec env BIND="127.0.0.1:$port" ACCESS_LOG="${ACCESS_LOG:-true}" "$@" \
+    "$PY/gunicorn" --config gunicorn.conf.py --pid "$RUN_DIR/$name.pid" "$app") \
+    >"$RUN_DIR/$name.log" 2>&1 </dev/null &
 }
 
 wait_local_healthy() {

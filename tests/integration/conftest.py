@@ -33,7 +33,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     terminalreporter.section("measured ratios (same run, across containers)")
     for name, value, expectation in MEASURED:
-        terminalreporter.write_line(f"{name:<58} {value:6.2f}   {expectation}")
+        terminalreporter.write_line(f"{name:<62} {value:6.2f}   {expectation}")
 
 
 def docker_unavailable() -> str | None:
