@@ -147,7 +147,8 @@ class _Recorder:
         self.pending: dict[int, float] = {}
         self._tickets = itertools.count()
 
-    def wait(self, intended: float) -> int:
+    def register(self, intended: float) -> int:
+        """Count a request as unanswered from now on; its ticket ends that."""
         ticket = next(self._tickets)
         self.pending[ticket] = intended
         return ticket
@@ -161,7 +162,7 @@ class _Recorder:
         spec, result = self.result.spec, self.result
         kind: str | None = None
         body: bytes = b""
-        ticket = self.wait(intended) if ticket is None else ticket
+        ticket = self.register(intended) if ticket is None else ticket
         try:
             async with session.get(spec.url, params=spec.params) as response:
                 body = await response.read()
@@ -220,7 +221,7 @@ async def _open_loop(session: aiohttp.ClientSession, recorder: _Recorder, start:
 
     async def scheduled(intended: float) -> None:
         # Waiting here for a free slot still counts: latency runs from `intended`.
-        ticket = recorder.wait(intended)
+        ticket = recorder.register(intended)
         try:
             await slots.acquire()
         except asyncio.CancelledError:

@@ -24,6 +24,8 @@ import httpx2
 import uvloop
 from rich.table import Table
 
+from gateway.config import GatewaySettings
+
 ROOT = Path(__file__).resolve().parents[1]
 # The compose stack's delays, so the pool holds what it holds in the gateway.
 DELAYS_MS = {"wire": 300, "gazette": 500, "chronicle": 800}
@@ -74,9 +76,16 @@ def local_upstreams(first_port: int) -> Iterator[list[str]]:
 
 
 async def _fan_outs(module: ModuleType, urls: list[str], concurrency: int, total: int) -> None:
-    # The async gateway's defaults: GATEWAY_MAX_CONNECTIONS and _KEEPALIVE_ of 100.
-    limits = module.Limits(max_connections=100, max_keepalive_connections=100)
-    timeout = module.Timeout(30.0)
+    # The pool exactly as the async gateway sizes it (gateway.async_app.build_client, from
+    # the same GATEWAY_* settings). The timeout is not the gateway's: its 5 s pool timeout
+    # would fail fan-outs at C=100, and this measures CPU, not errors.
+    settings = GatewaySettings()
+    limits = module.Limits(
+        max_connections=settings.max_connections,
+        max_keepalive_connections=settings.max_keepalive_connections,
+        keepalive_expiry=settings.keepalive_expiry_s,
+    )
+    timeout = module.Timeout(60.0)
     async with module.AsyncClient(limits=limits, timeout=timeout) as client:
         remaining = iter(range(total))
 

@@ -41,7 +41,8 @@ def build_client(settings: GatewaySettings) -> httpx.AsyncClient:
     )
     # max_connections caps sockets across all sources for this worker; a fan-out of N at
     # concurrency C wants N x C of them. Far past what the upstreams need, the pool's own
-    # bookkeeping costs more than it saves (see README, "connection pool").
+    # bookkeeping costs more than it saves (README: "Why async falls short";
+    # `python -m bench pool-cost` measures it).
     limits = httpx.Limits(
         max_connections=settings.max_connections,
         max_keepalive_connections=settings.max_keepalive_connections,

@@ -45,5 +45,5 @@ def test_sync_throughput_grows_with_a_second_worker(sync_gateway: Stack) -> None
     ratio = throughput[2] / throughput[1]
     record("sync throughput: 2 workers / 1 worker", ratio, "≈ 2")
     # Each worker accepts connections as fast as it can, so two rarely split the clients
-    # evenly: 1.63 to 1.92 measured here. 1.4 still rules out "a second worker adds nothing".
-    assert ratio >= 1.4
+    # evenly: 1.63 to 1.92 measured here.
+    assert ratio >= 1.5
