@@ -29,4 +29,4 @@ COPY gateway ./gateway
 
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "upstream.main:app"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "upstream.main:create_app()"]

@@ -53,7 +53,8 @@ def local_upstreams(first_port: int) -> Iterator[list[str]]:
         for offset, (name, delay) in enumerate(DELAYS_MS.items()):
             port = first_port + offset
             env = {**os.environ, "UPSTREAM_NAME": name, "UPSTREAM_DELAY_MS": str(delay)}
-            command = [sys.executable, "-m", "uvicorn", "upstream.main:app", "--port", str(port)]
+            command = [sys.executable, "-m", "uvicorn", "--factory", "upstream.main:create_app"]
+            command += ["--port", str(port)]
             command += ["--log-level", "warning", "--no-access-log", "--backlog", "4096"]
             processes.append(subprocess.Popen(command, cwd=ROOT, env=env))
             urls.append(f"http://127.0.0.1:{port}")

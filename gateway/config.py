@@ -1,12 +1,14 @@
 """Settings shared by both gateways, read from ``GATEWAY_*`` environment variables."""
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, HttpUrl, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.sources import SOURCE_NAME, Source
+
+AsyncClientName = Literal["httpx", "httpx-aiohttp", "httpx2"]
 
 
 class GatewaySettings(BaseSettings):
@@ -25,10 +27,16 @@ class GatewaySettings(BaseSettings):
     # Starlette runs `def` routes on anyio's threadpool, 40 tokens by default. It caps how
     # many sync requests one worker serves at once, so it is a setting, not a constant.
     threadpool_tokens: int = Field(40, ge=1, le=1000)
-    # httpx defaults to Limits(max_connections=100, max_keepalive_connections=20). Keeping
-    # every connection alive avoids a reconnect storm once more than 20 are in use.
-    max_connections: int = Field(100, ge=1, le=10_000)
-    max_keepalive_connections: int = Field(100, ge=0, le=10_000)
+    # The async gateway's client (gateway/clients.py explains each). httpx-aiohttp is the
+    # default by measurement: the only one whose CPU per fan-out stays flat from C=10 to
+    # C=200 on this lab (README, "Why the client matters").
+    http_client: AsyncClientName = "httpx-aiohttp"
+    # httpx defaults to Limits(max_connections=100, max_keepalive_connections=20). A
+    # fan-out holds its connections for sum(delays) in all, so 100 would cap one worker at
+    # 100 / 1.6 s = 62 req/s. 1000 leaves room for 3 sources x C=300 in flight; keeping
+    # every connection alive avoids a reconnect storm under load.
+    max_connections: int = Field(1000, ge=1, le=10_000)
+    max_keepalive_connections: int = Field(1000, ge=0, le=10_000)
     # Client-side idle expiry must stay below the upstream's keepalive (GUNICORN_KEEPALIVE),
     # or the client reuses a socket the server is closing: a RemoteProtocolError.
     keepalive_expiry_s: float = Field(5.0, ge=0)
@@ -59,6 +67,16 @@ class GatewaySettings(BaseSettings):
             if not re.fullmatch(SOURCE_NAME, name):
                 raise ValueError(f"source name {name!r} must match {SOURCE_NAME}")
         return value
+
+    @property
+    def requests_pool_maxsize(self) -> int:
+        """Connections the sync gateway's requests pool keeps per source host."""
+        return self.threadpool_tokens
+
+    @property
+    def executor_threads(self) -> int:
+        """threads mode: every request in flight may run one call per source at once."""
+        return self.threadpool_tokens * len(self.sources)
 
     @property
     def source_list(self) -> tuple[Source, ...]:

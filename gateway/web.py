@@ -14,24 +14,30 @@ from gateway.sources import Source, UnknownSourcesError, select_sources
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
 
-# Raised when every selected source failed: the body still says what happened to each.
+# Returned when every selected source failed: the body still says what happened to each.
 ALL_SOURCES_FAILED = 502
 
 
-def create_gateway_app(gateway: str, settings: GatewaySettings, lifespan: Lifespan) -> FastAPI:
+def create_gateway_app(
+    gateway: str, settings: GatewaySettings, lifespan: Lifespan, http_client: str
+) -> FastAPI:
     app = FastAPI(title=f"fanout-lab {gateway} gateway", version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
-        """Liveness, plus the limits a benchmark needs to draw its ideal lines."""
+        """Liveness, plus every limit a benchmark needs to draw its ideal lines."""
         return {
             "status": "ok",
             "gateway": gateway,
             "sources": [source.name for source in settings.source_list],
+            "http_client": http_client,
             "workers": settings.workers,
             "threadpool_tokens": settings.threadpool_tokens,
+            "executor_threads": settings.executor_threads,
+            "requests_pool_maxsize": settings.requests_pool_maxsize,
             "max_connections": settings.max_connections,
+            "max_keepalive_connections": settings.max_keepalive_connections,
         }
 
     return app

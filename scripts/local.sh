@@ -49,18 +49,19 @@ up() {
   local gateway_sources="" entry name port delay ports=()
   for entry in "${SOURCES[@]}"; do
     IFS=: read -r name port delay <<<"$entry"
-    start "upstream-$name" "$port" upstream.main:app WEB_CONCURRENCY="${UPSTREAM_WORKERS:-1}" \
+    start "upstream-$name" "$port" "upstream.main:create_app()" WEB_CONCURRENCY="${UPSTREAM_WORKERS:-1}" \
       UPSTREAM_NAME="$name" UPSTREAM_DELAY_MS="$delay" GUNICORN_KEEPALIVE="${UPSTREAM_KEEPALIVE_S:-75}" \
       UPSTREAM_JITTER_MS="${UPSTREAM_JITTER_MS:-0}" UPSTREAM_MAX_DELAY_MS="${UPSTREAM_MAX_DELAY_MS:-10000}"
     gateway_sources+="${gateway_sources:+,}$name=http://127.0.0.1:$port"
     ports+=("$port")
   done
   wait_local_healthy "${ports[@]}"
-  start sync-gateway "${SYNC_PORT:-8001}" gateway.sync_app:app GATEWAY_SOURCES="$gateway_sources" \
+  start sync-gateway "${SYNC_PORT:-8001}" "gateway.sync_app:create_app()" GATEWAY_SOURCES="$gateway_sources" \
     WEB_CONCURRENCY="${SYNC_WORKERS:-1}" GATEWAY_THREADPOOL_TOKENS="${SYNC_THREADPOOL_TOKENS:-40}"
-  start async-gateway "${ASYNC_PORT:-8002}" gateway.async_app:app GATEWAY_SOURCES="$gateway_sources" \
-    WEB_CONCURRENCY="${ASYNC_WORKERS:-1}" GATEWAY_MAX_CONNECTIONS="${ASYNC_MAX_CONNECTIONS:-100}" \
-    GATEWAY_MAX_KEEPALIVE_CONNECTIONS="${ASYNC_MAX_KEEPALIVE_CONNECTIONS:-100}"
+  start async-gateway "${ASYNC_PORT:-8002}" "gateway.async_app:create_app()" GATEWAY_SOURCES="$gateway_sources" \
+    WEB_CONCURRENCY="${ASYNC_WORKERS:-1}" GATEWAY_HTTP_CLIENT="${ASYNC_HTTP_CLIENT:-httpx-aiohttp}" \
+    GATEWAY_MAX_CONNECTIONS="${ASYNC_MAX_CONNECTIONS:-1000}" \
+    GATEWAY_MAX_KEEPALIVE_CONNECTIONS="${ASYNC_MAX_KEEPALIVE_CONNECTIONS:-1000}"
   wait_local_healthy "${SYNC_PORT:-8001}" "${ASYNC_PORT:-8002}"
   log "local stack up; logs in $RUN_DIR/*.log; stop it with: scripts/local.sh down"
 }

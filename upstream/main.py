@@ -1,4 +1,7 @@
-"""The upstream news service: ``GET /news`` answers after the source's delay."""
+"""The upstream news service: ``GET /news`` answers after the source's delay.
+
+gunicorn loads it through the factory: ``upstream.main:create_app()``.
+"""
 
 import asyncio
 import random
@@ -23,28 +26,30 @@ def create_app(settings: UpstreamSettings | None = None) -> FastAPI:
     app = FastAPI(title=f"upstream: {settings.name}", version="1.0.0")
     app.state.settings = settings
 
-    @app.get("/news")
+    @app.get("/news", response_model=NewsPayload)
     async def news(
-        response: Response,
         limit: Annotated[int, Query(ge=1, le=settings.article_count)] = 10,
         delay_ms: Annotated[
             int | None,
             Query(ge=0, le=settings.max_delay_ms, description="Override this request's delay."),
         ] = None,
-    ) -> NewsPayload:
+    ) -> Response:
         if delay_ms is None:
             delay_ms = settings.delay_ms + random.randint(0, settings.jitter_ms)
         # asyncio.sleep parks the request on the event loop, so one worker holds
         # thousands of waiting requests: the upstream is slow, never saturated.
         await asyncio.sleep(delay_ms / 1000)
-        response.headers["Server-Timing"] = f"delay;dur={delay_ms}"
-        return NewsPayload(source=settings.name, delay_ms=delay_ms, articles=articles[:limit])
+        payload = NewsPayload(source=settings.name, delay_ms=delay_ms, articles=articles[:limit])
+        # Serialised here, once: returning the model would have FastAPI validate it again
+        # before serialising it. The OpenAPI schema still comes from response_model.
+        return Response(
+            content=payload.model_dump_json(),
+            media_type="application/json",
+            headers={"Server-Timing": f"delay;dur={delay_ms}"},
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "source": settings.name}
 
     return app
-
-
-app = create_app()

@@ -1,80 +1,18 @@
-"""Real upstream apps on loopback sockets, and both gateways in process against them."""
+"""Fixtures: real upstream apps on loopback, shared by the whole unit session."""
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
-from gateway.config import GatewaySettings
-from upstream.config import UpstreamSettings
-from upstream.main import create_app as create_upstream
-
-# Short delays keep the suite fast; the assertions are about order and overlap, not speed.
-DELAYS_MS = {"wire": 50, "gazette": 100, "chronicle": 250}
-
-
-class LiveServer:
-    """A uvicorn server for one app on an ephemeral loopback port, in a thread."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def __enter__(self) -> "LiveServer":
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("upstream server did not start in 10 s")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
-
-
-@dataclass(frozen=True)
-class Upstreams:
-    urls: dict[str, str]
-
-    def settings(self, **overrides: object) -> GatewaySettings:
-        fields: dict[str, object] = {"sources": dict(self.urls), "articles_per_source": 5}
-        fields.update(overrides)
-        return GatewaySettings.model_validate(fields)
+from tests.unit.loopback import DELAYS_MS, Upstreams, running_upstreams, unused_loopback_url
 
 
 @pytest.fixture(scope="session")
 def upstreams() -> Iterator[Upstreams]:
-    servers = [
-        LiveServer(create_upstream(UpstreamSettings(name=name, delay_ms=delay)))
-        for name, delay in DELAYS_MS.items()
-    ]
-    for server in servers:
-        server.__enter__()
-    try:
-        yield Upstreams({name: s.url for name, s in zip(DELAYS_MS, servers, strict=True)})
-    finally:
-        for server in servers:
-            server.__exit__()
+    with running_upstreams(DELAYS_MS) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
 def unused_url() -> str:
-    """A loopback URL on which nothing listens: connection refused, at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return unused_loopback_url()

@@ -13,7 +13,7 @@ from bench.load import LatencyHistogram, LoadResult, LoadSpec, open_loop_schedul
 from bench.report import write_report
 from bench.theory import TARGETS, TARGETS_BY_NAME, Target, fan_out_cost, ideal
 from gateway import async_app
-from tests.unit.conftest import LiveServer, Upstreams
+from tests.unit.loopback import LiveServer, Upstreams
 
 DELAYS_S = [0.3, 0.5, 0.8]  # the compose stack's defaults
 

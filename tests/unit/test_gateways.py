@@ -1,38 +1,69 @@
 """Both gateways, in process, against real upstream apps listening on loopback."""
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.to_thread
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from gateway import async_app, sync_app
 from gateway.config import GatewaySettings
-from tests.unit.conftest import DELAYS_MS, Upstreams
+from tests.unit.loopback import DELAYS_MS, Upstreams
 
 # Every timing in a response is rounded to 0.1 ms; sums of two can be off by 0.1.
 ROUNDING_MS = 0.1
 
-AppFactory = Callable[[GatewaySettings], FastAPI]
-GATEWAYS: dict[str, AppFactory] = {"sync": sync_app.create_app, "async": async_app.create_app}
 
-# (gateway, path, mode param, expected mode, overlaps?)
-FAN_OUTS = [
-    ("sync", "/news", None, "sequential", False),
-    ("sync", "/news", "threads", "threads", True),
-    ("async", "/news", None, "concurrent", True),
-    ("async", "/news", "sequential", "sequential", False),
-    ("async", "/news/blocking", None, "blocking", False),
-]
+@dataclass(frozen=True)
+class Gateway:
+    """A gateway as the tests build it: which app, on which settings."""
+
+    name: str  # what the response's "gateway" field must say
+    create_app: Callable[[GatewaySettings], FastAPI]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+SYNC = Gateway("sync", sync_app.create_app)
+# The async gateway on each client it can be configured with; the default comes first.
+ASYNC_CLIENTS = {
+    client: Gateway("async", async_app.create_app, {"http_client": client})
+    for client in ("httpx-aiohttp", "httpx", "httpx2")
+}
+ASYNC = ASYNC_CLIENTS["httpx-aiohttp"]
+EVERY_GATEWAY = {"sync": SYNC, **{f"async-{c}": g for c, g in ASYNC_CLIENTS.items()}}
+
+
+@dataclass(frozen=True)
+class FanOut:
+    gateway: Gateway
+    path: str
+    mode: str | None  # the ?mode= sent, if any
+    reported_mode: str  # what the response's "mode" must say
+    overlaps: bool  # True: every call starts before the first one ends
+
+
+FAN_OUTS = {
+    "sync": FanOut(SYNC, "/news", None, "sequential", overlaps=False),
+    "sync-threads": FanOut(SYNC, "/news", "threads", "threads", overlaps=True),
+    **{
+        f"async-{client}": FanOut(gateway, "/news", None, "concurrent", overlaps=True)
+        for client, gateway in ASYNC_CLIENTS.items()
+    },
+    "async-sequential": FanOut(ASYNC, "/news", "sequential", "sequential", overlaps=False),
+    "blocking": FanOut(ASYNC, "/news/blocking", None, "blocking", overlaps=False),
+}
 
 
 @pytest.fixture
 def client_for(upstreams: Upstreams) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
-    def make(gateway: str, **settings: Any) -> TestClient:
-        client = TestClient(GATEWAYS[gateway](upstreams.settings(**settings)))
+    def make(gateway: Gateway, **settings: Any) -> TestClient:
+        app = gateway.create_app(upstreams.settings(**{**gateway.settings, **settings}))
+        client = TestClient(app)
         clients.append(client.__enter__())
         return client
 
@@ -50,22 +81,12 @@ def get_news(client: TestClient, path: str, mode: str | None, **params: str) -> 
     return body
 
 
-@pytest.mark.parametrize(("gateway", "path", "mode", "expected_mode", "overlaps"), FAN_OUTS)
-def test_response_contract(
-    client_for: Callable[..., TestClient],
-    gateway: str,
-    path: str,
-    mode: str | None,
-    expected_mode: str,
-    overlaps: bool,
-) -> None:
-    client = client_for(gateway)
-    response = client.get(path, params={"mode": mode} if mode else {})
+@pytest.mark.parametrize("fan_out", FAN_OUTS.values(), ids=FAN_OUTS)
+def test_response_contract(client_for: Callable[..., TestClient], fan_out: FanOut) -> None:
+    client = client_for(fan_out.gateway)
+    response = client.get(fan_out.path, params={"mode": fan_out.mode} if fan_out.mode else {})
     body = response.json()
-    assert (body["gateway"], body["mode"]) == (
-        gateway if gateway == "sync" else "async",
-        expected_mode,
-    )
+    assert (body["gateway"], body["mode"]) == (fan_out.gateway.name, fan_out.reported_mode)
     assert isinstance(body["worker_pid"], int)
     assert [s["name"] for s in body["sources"]] == list(DELAYS_MS)
     for source in body["sources"]:
@@ -79,19 +100,14 @@ def test_response_contract(
     assert timing.startswith("wire;dur=") and f"fanout;dur={body['elapsed_ms']}" in timing
 
 
-@pytest.mark.parametrize(("gateway", "path", "mode", "expected_mode", "overlaps"), FAN_OUTS)
+@pytest.mark.parametrize("fan_out", FAN_OUTS.values(), ids=FAN_OUTS)
 def test_calls_overlap_only_in_concurrent_modes(
-    client_for: Callable[..., TestClient],
-    gateway: str,
-    path: str,
-    mode: str | None,
-    expected_mode: str,
-    overlaps: bool,
+    client_for: Callable[..., TestClient], fan_out: FanOut
 ) -> None:
     """Order, not speed: each source either starts before the others end, or after."""
-    sources = get_news(client_for(gateway), path, mode)["sources"]
+    sources = get_news(client_for(fan_out.gateway), fan_out.path, fan_out.mode)["sources"]
     ends = [s["started_ms"] + s["elapsed_ms"] for s in sources]
-    if overlaps:
+    if fan_out.overlaps:
         # Every call starts before the first one finishes.
         assert max(s["started_ms"] for s in sources) < min(ends)
     else:
@@ -100,9 +116,9 @@ def test_calls_overlap_only_in_concurrent_modes(
             assert source["started_ms"] >= previous_end - ROUNDING_MS
 
 
-@pytest.mark.parametrize("gateway", GATEWAYS)
+@pytest.mark.parametrize("gateway", [SYNC, ASYNC], ids=["sync", "async"])
 def test_gateway_elapsed_covers_its_sources(
-    client_for: Callable[..., TestClient], gateway: str
+    client_for: Callable[..., TestClient], gateway: Gateway
 ) -> None:
     body = get_news(client_for(gateway), "/news", None)
     ends = [s["started_ms"] + s["elapsed_ms"] for s in body["sources"]]
@@ -110,9 +126,9 @@ def test_gateway_elapsed_covers_its_sources(
     assert body["elapsed_ms"] >= max(ends) - ROUNDING_MS
 
 
-@pytest.mark.parametrize("gateway", GATEWAYS)
+@pytest.mark.parametrize("gateway", [SYNC, ASYNC], ids=["sync", "async"])
 def test_sources_pick_a_subset_in_request_order(
-    client_for: Callable[..., TestClient], gateway: str
+    client_for: Callable[..., TestClient], gateway: Gateway
 ) -> None:
     body = get_news(client_for(gateway), "/news", None, sources="chronicle,wire")
     assert [s["name"] for s in body["sources"]] == ["chronicle", "wire"]
@@ -120,10 +136,12 @@ def test_sources_pick_a_subset_in_request_order(
 
 
 @pytest.mark.parametrize(
-    ("gateway", "path"), [("sync", "/news"), ("async", "/news"), ("async", "/news/blocking")]
+    ("gateway", "path"),
+    [(SYNC, "/news"), (ASYNC, "/news"), (ASYNC, "/news/blocking")],
+    ids=["sync", "async", "blocking"],
 )
 def test_unknown_source_is_a_422_listing_the_valid_ones(
-    client_for: Callable[..., TestClient], gateway: str, path: str
+    client_for: Callable[..., TestClient], gateway: Gateway, path: str
 ) -> None:
     response = client_for(gateway).get(path, params={"sources": "wire,http://127.0.0.2/"})
     assert response.status_code == 422
@@ -132,77 +150,98 @@ def test_unknown_source_is_a_422_listing_the_valid_ones(
     assert "valid sources: wire, gazette, chronicle" in detail["msg"]
 
 
-@pytest.mark.parametrize(("gateway", "bad_mode"), [("sync", "concurrent"), ("async", "threads")])
+@pytest.mark.parametrize(
+    ("gateway", "bad_mode"), [(SYNC, "concurrent"), (ASYNC, "threads")], ids=["sync", "async"]
+)
 def test_unknown_mode_is_a_422(
-    client_for: Callable[..., TestClient], gateway: str, bad_mode: str
+    client_for: Callable[..., TestClient], gateway: Gateway, bad_mode: str
 ) -> None:
     response = client_for(gateway).get("/news", params={"mode": bad_mode})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", "mode"]
 
 
-@pytest.mark.parametrize(
-    ("gateway", "mode"), [("sync", None), ("sync", "threads"), ("async", None)]
-)
-def test_a_dead_source_gives_a_partial_answer(
-    upstreams: Upstreams, unused_url: str, gateway: str, mode: str | None
+DEAD_SOURCE_CASES = {
+    "sync": (SYNC, None),
+    "sync-threads": (SYNC, "threads"),
+    **{f"async-{client}": (gateway, None) for client, gateway in ASYNC_CLIENTS.items()},
+}
+
+
+@pytest.mark.parametrize(("gateway", "mode"), DEAD_SOURCE_CASES.values(), ids=DEAD_SOURCE_CASES)
+def test_a_refused_source_is_a_connection_error_in_a_partial_answer(
+    client_for: Callable[..., TestClient],
+    upstreams: Upstreams,
+    unused_url: str,
+    gateway: Gateway,
+    mode: str | None,
 ) -> None:
-    settings = upstreams.settings(sources={**upstreams.urls, "dead": unused_url})
-    with TestClient(GATEWAYS[gateway](settings)) as client:
-        body = get_news(client, "/news", mode)
+    client = client_for(gateway, sources={**upstreams.urls, "dead": unused_url})
+    body = get_news(client, "/news", mode)
     dead = body["sources"][-1]
     assert dead["name"] == "dead" and not dead["ok"] and dead["status"] is None
+    # Refused, not timed out: httpx-aiohttp alone would call it a ConnectTimeout.
     assert dead["error"].startswith("connection error")
     assert all(s["ok"] for s in body["sources"][:-1])
     assert len(body["articles"]) == 15
 
 
-@pytest.mark.parametrize("gateway", GATEWAYS)
-def test_a_slow_source_times_out_instead_of_hanging(upstreams: Upstreams, gateway: str) -> None:
+@pytest.mark.parametrize("gateway", EVERY_GATEWAY.values(), ids=EVERY_GATEWAY)
+def test_a_slow_source_times_out_instead_of_hanging(
+    client_for: Callable[..., TestClient], gateway: Gateway
+) -> None:
     # chronicle takes 250 ms; a 150 ms read timeout cuts it off, and wire (50 ms) answers.
-    with TestClient(GATEWAYS[gateway](upstreams.settings(read_timeout_s=0.15))) as client:
-        body = get_news(client, "/news", None, sources="wire,chronicle")
+    client = client_for(gateway, read_timeout_s=0.15)
+    body = get_news(client, "/news", None, sources="wire,chronicle")
     wire, chronicle = body["sources"]
     assert wire["ok"]
     assert not chronicle["ok"] and chronicle["error"].startswith("timeout")
     assert chronicle["elapsed_ms"] < DELAYS_MS["chronicle"]
 
 
-@pytest.mark.parametrize("gateway", GATEWAYS)
+@pytest.mark.parametrize("gateway", EVERY_GATEWAY.values(), ids=EVERY_GATEWAY)
 def test_every_source_failing_is_a_502_that_still_explains(
-    upstreams: Upstreams, unused_url: str, gateway: str
+    client_for: Callable[..., TestClient], unused_url: str, gateway: Gateway
 ) -> None:
-    settings = upstreams.settings(sources={"dead": unused_url})
-    with TestClient(GATEWAYS[gateway](settings)) as client:
-        response = client.get("/news")
+    response = client_for(gateway, sources={"dead": unused_url}).get("/news")
     assert response.status_code == 502
     assert response.json()["sources"][0]["error"].startswith("connection error")
 
 
-@pytest.mark.parametrize("gateway", GATEWAYS)
-def test_healthz(client_for: Callable[..., TestClient], gateway: str) -> None:
-    body = client_for(gateway).get("/healthz").json()
-    assert body == {
+@pytest.mark.parametrize(
+    ("gateway", "http_client"),
+    [(SYNC, "requests"), *((g, c) for c, g in ASYNC_CLIENTS.items())],
+    ids=["sync", *(f"async-{c}" for c in ASYNC_CLIENTS)],
+)
+def test_healthz_reports_the_client_and_every_limit(
+    client_for: Callable[..., TestClient], gateway: Gateway, http_client: str
+) -> None:
+    client = client_for(gateway, threadpool_tokens=7, max_connections=50)
+    assert client.get("/healthz").json() == {
         "status": "ok",
-        "gateway": gateway,
+        "gateway": gateway.name,
         "sources": list(DELAYS_MS),
+        "http_client": http_client,
         "workers": 1,
-        "threadpool_tokens": 40,
-        "max_connections": 100,
+        "threadpool_tokens": 7,
+        # threads mode: 7 requests in flight x 3 sources, one thread per call.
+        "executor_threads": 21,
+        "requests_pool_maxsize": 7,
+        "max_connections": 50,
+        "max_keepalive_connections": 1000,
     }
 
 
-def test_sync_lifespan_sizes_the_threadpool_and_the_pool(upstreams: Upstreams) -> None:
-    import anyio.to_thread
-
-    app = sync_app.create_app(upstreams.settings(threadpool_tokens=7))
-    with TestClient(app) as client:
-        assert client.portal is not None
-        tokens = client.portal.call(
-            lambda: anyio.to_thread.current_default_thread_limiter().total_tokens
-        )
-        session = client.app_state["session"]
-        adapter = session.get_adapter("http://127.0.0.1")
+def test_sync_lifespan_sizes_the_threadpool_and_the_requests_pool(
+    client_for: Callable[..., TestClient], upstreams: Upstreams
+) -> None:
+    client = client_for(SYNC, threadpool_tokens=7)
+    assert client.portal is not None
+    tokens = client.portal.call(
+        lambda: anyio.to_thread.current_default_thread_limiter().total_tokens
+    )
     assert tokens == 7
-    assert adapter._pool_maxsize == 7
-    assert adapter._pool_connections == len(DELAYS_MS)
+    # The pool a call to a source really gets: 7 connections kept, one per token.
+    adapter = client.app_state["session"].get_adapter(upstreams.urls["wire"])
+    pool = adapter.poolmanager.connection_from_url(upstreams.urls["wire"])
+    assert pool.pool is not None and pool.pool.maxsize == 7

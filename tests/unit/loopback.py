@@ -1,0 +1,78 @@
+"""Real apps on loopback sockets, for the unit tests: each in a uvicorn thread of its own."""
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+from gateway.config import GatewaySettings
+from upstream.config import UpstreamSettings
+from upstream.main import create_app as create_upstream
+
+# Short delays keep the suite fast; the assertions are about order and overlap, not speed.
+DELAYS_MS = {"wire": 50, "gazette": 100, "chronicle": 250}
+
+
+class LiveServer:
+    """A uvicorn server for one app on an ephemeral loopback port, in a thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(app, log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError("server did not start in 10 s")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+@dataclass(frozen=True)
+class Upstreams:
+    urls: dict[str, str]
+
+    def settings(self, **overrides: object) -> GatewaySettings:
+        fields: dict[str, object] = {"sources": dict(self.urls), "articles_per_source": 5}
+        fields.update(overrides)
+        return GatewaySettings.model_validate(fields)
+
+
+@contextmanager
+def running_upstreams(delays_ms: dict[str, int]) -> Iterator[Upstreams]:
+    """One upstream per source; every one that started is stopped, whatever fails."""
+    with ExitStack() as stack:
+        urls = {
+            name: stack.enter_context(
+                LiveServer(create_upstream(UpstreamSettings(name=name, delay_ms=delay)))
+            ).url
+            for name, delay in delays_ms.items()
+        }
+        yield Upstreams(urls)
+
+
+def unused_loopback_url() -> str:
+    """A loopback URL on which nothing listens: connection refused, at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
