@@ -14,7 +14,8 @@ from bench import compare as matrix
 from bench.crosscheck import client_check, crosscheck
 from bench.load import LoadSpec, run_load
 from bench.poolcost import pool_cost
-from bench.report import comparison_table, run_table, write_records, write_report
+from bench.report import write_records, write_report
+from bench.tables import comparison_table, run_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -82,9 +83,12 @@ def compare_command(
     out: Annotated[Path, typer.Option(help="The report folder.")] = Path("reports/latest"),
     sync_url: Annotated[str, typer.Option(help="Sync gateway base URL.")] = DEFAULT_SYNC,
     async_url: Annotated[str, typer.Option(help="Async gateway base URL.")] = DEFAULT_ASYNC,
-    restart: Annotated[bool, typer.Option(help="Restart gateways per worker count.")] = True,
+    restart: Annotated[
+        bool, typer.Option(help="Restart gateways for other workers, clients, threadpools.")
+    ] = True,
 ) -> None:
-    """The matrix: every gateway and mode x concurrency x workers, with a report folder."""
+    """The matrix: every gateway and mode x concurrency x workers, the async clients and the
+    sync threadpool as axes, each point priced in CPU and memory, with a report folder."""
     if preset not in matrix.PRESETS:
         raise typer.BadParameter(
             f"choose one of {', '.join(matrix.PRESETS)}", param_hint="--preset"
@@ -96,15 +100,22 @@ def compare_command(
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task("calibrating", total=matrix.points_in(preset))
+        task = progress.add_task("calibrating", total=None)
 
         def on_point(description: str) -> None:
             if "C=" in description:
                 progress.advance(task)
             progress.update(task, description=description)
 
-        comparison = matrix.run_matrix(preset, sync_url, async_url, restart, on_point)
-    console.print(comparison_table(comparison.rows))
+        comparison = matrix.run_matrix(
+            preset,
+            sync_url,
+            async_url,
+            restart,
+            on_point,
+            on_plan=lambda total: progress.update(task, total=total),
+        )
+    console.print(comparison_table([row.record() for row in comparison.rows]))
     command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     for path in write_report(comparison, out, command):
         console.print(f"wrote {path}")
@@ -143,6 +154,6 @@ def pool_cost_command(
         int, typer.Option(min=1024, max=65000, help="First of 3 loopback ports.")
     ] = 9201,
 ) -> None:
-    """CPU per fan-out in httpx's pool against httpx2's: why async falls short at high C."""
+    """CPU per fan-out in each async client, outside the gateway: which pool scales."""
     table, _ = pool_cost(tuple(concurrency), fan_outs, port)
     console.print(table)

@@ -1,5 +1,12 @@
-"""The matrix: every target x concurrency x gunicorn workers, run against the compose stack."""
+"""The matrix, run against the compose stack: every target x concurrency x gunicorn workers,
+plus two axes of one worker each: the async gateway's HTTP client, and the sync gateway's
+threadpool. Each point is priced: the gateway workers' CPU and memory, the upstreams' CPU.
 
+It restarts a gateway only when a point needs other settings than it runs, and at the end
+puts both back exactly as their /healthz described them at the start.
+"""
+
+import functools
 import json
 import os
 import platform
@@ -7,19 +14,91 @@ import statistics
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import TypeAdapter
+
+# pydantic validates a TypedDict from typing only on Python 3.12 and later.
+from typing_extensions import TypedDict
 
 from bench.load import LoadResult, LoadSpec, run_load
-from bench.theory import TARGETS, Ideal, Target, fan_out_cost, ideal
+from bench.probe import StackProbe, WindowCost, compose_probe
+from bench.theory import (
+    TARGETS,
+    TARGETS_BY_NAME,
+    GatewayLimits,
+    Ideal,
+    Target,
+    cpu_line,
+    fan_out_cost,
+    ideal,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
+GatewayName = Literal["sync", "async"]
+GATEWAY_SERVICES: dict[GatewayName, str] = {"sync": "sync-gateway", "async": "async-gateway"}
+UPSTREAM_SERVICES = ("upstream-wire", "upstream-gazette", "upstream-chronicle")
+ASYNC_CLIENTS = ("httpx-aiohttp", "httpx2", "httpx")
+
+
+class Healthz(TypedDict):
+    """A gateway's /healthz: the settings every ideal line is drawn from."""
+
+    status: str
+    gateway: GatewayName
+    sources: list[str]
+    http_client: str
+    workers: int
+    threadpool_tokens: int
+    executor_threads: int
+    requests_pool_maxsize: int
+    max_connections: int
+    max_keepalive_connections: int
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """What the matrix may change on one gateway, by recreating its container."""
+
+    gateway: GatewayName
+    workers: int
+    threadpool_tokens: int
+    http_client: str
+    max_connections: int
+    max_keepalive_connections: int
+
+    @classmethod
+    def running(cls, info: Healthz) -> "GatewayConfig":
+        return cls(
+            info["gateway"],
+            info["workers"],
+            info["threadpool_tokens"],
+            info["http_client"],
+            info["max_connections"],
+            info["max_keepalive_connections"],
+        )
+
+    def env(self) -> dict[str, str]:
+        """The compose variables that start this gateway with this config."""
+        if self.gateway == "sync":
+            return {
+                "SYNC_WORKERS": str(self.workers),
+                "SYNC_THREADPOOL_TOKENS": str(self.threadpool_tokens),
+            }
+        return {
+            "ASYNC_WORKERS": str(self.workers),
+            "ASYNC_HTTP_CLIENT": self.http_client,
+            "ASYNC_MAX_CONNECTIONS": str(self.max_connections),
+            "ASYNC_MAX_KEEPALIVE_CONNECTIONS": str(self.max_keepalive_connections),
+        }
 
 
 @dataclass(frozen=True)
 class Preset:
+    # Every target at each of these, with each worker count, as the stack is configured.
     concurrency: tuple[int, ...]
     workers: tuple[int, ...]
     duration_s: float
@@ -27,6 +106,12 @@ class Preset:
     # One worker serves /news/blocking one request at a time: at C=100 it would need
     # minutes just to drain its queue, so the matrix stops that endpoint earlier.
     blocking_max_concurrency: int
+    # The async target with each client, one worker, at these concurrencies.
+    clients: tuple[str, ...] = ()
+    client_concurrency: tuple[int, ...] = ()
+    # The sync target with each threadpool size, one worker, at these concurrencies.
+    threadpool_tokens: tuple[int, ...] = ()
+    token_concurrency: tuple[int, ...] = ()
 
 
 # A server keeps working on requests the client stopped waiting for. Before the next point
@@ -34,32 +119,144 @@ class Preset:
 MAX_DRAIN_S = 30.0
 
 PRESETS = {
-    # Under 3 minutes on 2 cores: the two concurrencies the plots turn on, and a restart.
-    "quick": Preset((10, 100), (1, 2), duration_s=3, warmup_s=1, blocking_max_concurrency=10),
+    # About 3 minutes on 2 cores: every target at the three concurrencies the lesson turns
+    # on, and the three async clients side by side.
+    "quick": Preset(
+        concurrency=(10, 100, 200),
+        workers=(1,),
+        duration_s=3,
+        warmup_s=1,
+        blocking_max_concurrency=10,
+        clients=ASYNC_CLIENTS,
+        client_concurrency=(10, 100, 200),
+    ),
     "full": Preset(
-        (1, 10, 50, 100, 200), (1, 2, 4), duration_s=10, warmup_s=3, blocking_max_concurrency=10
+        concurrency=(1, 10, 50, 100, 200),
+        workers=(1, 2, 4),
+        duration_s=10,
+        warmup_s=3,
+        blocking_max_concurrency=10,
+        clients=ASYNC_CLIENTS,
+        client_concurrency=(10, 100, 200, 400, 1000),
+        threadpool_tokens=(40, 100, 200, 400),
+        token_concurrency=(200, 400),
     ),
 }
 
 
+@dataclass(frozen=True)
+class Point:
+    target: Target
+    concurrency: int
+    config: GatewayConfig  # of the target's gateway
+
+
+def plan(preset: Preset, sync: GatewayConfig, async_: GatewayConfig) -> list[Point]:
+    """Every point, grouped so that each gateway restarts as rarely as possible.
+
+    One worker first: every target, then the client axis, then the threadpool axis; then
+    every target again with each further worker count.
+    """
+    base = {"sync": sync, "async": async_}
+
+    def targets_at(workers: int) -> Iterator[Point]:
+        # The blocking endpoint goes last: its queue may outlive its window.
+        for target in TARGETS:
+            config = replace(base[target.gateway], workers=workers)
+            for concurrency in preset.concurrency:
+                if target.name != "blocking" or concurrency <= preset.blocking_max_concurrency:
+                    yield Point(target, concurrency, config)
+
+    def clients() -> Iterator[Point]:
+        for client in preset.clients:
+            config = replace(async_, workers=1, http_client=client)
+            for concurrency in preset.client_concurrency:
+                yield Point(TARGETS_BY_NAME["async"], concurrency, config)
+
+    def threadpools() -> Iterator[Point]:
+        for tokens in preset.threadpool_tokens:
+            config = replace(sync, workers=1, threadpool_tokens=tokens)
+            for concurrency in preset.token_concurrency:
+                yield Point(TARGETS_BY_NAME["sync"], concurrency, config)
+
+    ordered = [
+        *(targets_at(1) if 1 in preset.workers else ()),
+        *clients(),
+        *threadpools(),
+        *(p for workers in preset.workers if workers != 1 for p in targets_at(workers)),
+    ]
+    return list(dict.fromkeys(ordered))  # a point two axes share runs once
+
+
 @dataclass
 class Row:
-    target: Target
-    workers: int
-    concurrency: int
+    point: Point
+    series: str  # what the plots and tables call it: see `label`
+    limits: GatewayLimits
     result: LoadResult
     ideal: Ideal
+    cost: WindowCost | None
+    host_cores: int
+
+    @property
+    def target(self) -> Target:
+        return self.point.target
+
+    @property
+    def workers(self) -> int:
+        return self.point.config.workers
+
+    @property
+    def concurrency(self) -> int:
+        return self.point.concurrency
+
+    @property
+    def client(self) -> str:
+        return self.point.config.http_client if self.target.gateway == "async" else "requests"
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        if self.cost is None or self.result.ok == 0:
+            return None
+        return self.cost.gateway_cpu_s / self.result.ok * 1000
+
+    @property
+    def cpu_line(self) -> float:
+        per_request = self.cpu_ms_per_request
+        seconds = None if per_request is None else per_request / 1000
+        return cpu_line(self.workers, self.host_cores, seconds)
+
+    @property
+    def cpu_bound(self) -> bool:
+        return self.cpu_line < self.ideal.throughput
 
     def record(self) -> dict[str, Any]:
         summary = self.result.summary()
+        per_request, cost = self.cpu_ms_per_request, self.cost
         return {
             "target": self.target.name,
+            "series": self.series,
+            "client": self.client,
             "workers": self.workers,
+            "threadpool_tokens": self.point.config.threadpool_tokens,
+            "max_connections": self.point.config.max_connections,
             **summary,
             "ideal_throughput": round(self.ideal.throughput, 2),
             "ideal_latency_ms": round(self.ideal.latency_s * 1000, 1),
+            "ideal_cap": self.ideal.binding,
             "throughput_vs_ideal": round(self.result.throughput / self.ideal.throughput, 3),
             "p50_vs_ideal": round(summary["latency_p50_ms"] / (self.ideal.latency_s * 1000), 3),
+            "gateway_cpu_ms_per_request": None if per_request is None else round(per_request, 2),
+            "gateway_cpu_cores": None
+            if cost is None
+            else round(cost.gateway_cpu_s / self.result.window_s, 3),
+            "peak_worker_rss_mib": None if cost is None else round(cost.peak_worker_rss_mib, 1),
+            "upstream_cpu_cores": None if cost is None else round(cost.upstream_cpu_cores, 3),
+            "busiest_upstream_cores": None
+            if cost is None
+            else round(cost.busiest_upstream_cores, 3),
+            "cpu_line_throughput": None if per_request is None else round(self.cpu_line, 1),
+            "cpu_bound": self.cpu_bound,
         }
 
 
@@ -67,20 +264,27 @@ class Row:
 class Comparison:
     preset_name: str
     delays_s: dict[str, float]
-    threadpool_tokens: int
-    max_connections: int
+    stack: dict[GatewayName, GatewayConfig]
     rows: list[Row] = field(default_factory=list)
     samples: dict[str, dict[str, Any]] = field(default_factory=dict)
     started_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    commit: str = field(default_factory=lambda: git_commit())
+    probe_note: str | None = None  # why costs are missing, when they are
 
     def meta(self) -> dict[str, Any]:
+        sync, async_ = self.stack["sync"], self.stack["async"]
         return {
             "preset": self.preset_name,
             "started_at": self.started_at,
+            "commit": self.commit,
             "machine": machine_description(),
             "source_delays_ms": {k: round(v * 1000, 1) for k, v in self.delays_s.items()},
-            "threadpool_tokens": self.threadpool_tokens,
-            "async_max_connections": self.max_connections,
+            "sync_workers": sync.workers,
+            "threadpool_tokens": sync.threadpool_tokens,
+            "async_workers": async_.workers,
+            "async_http_client": async_.http_client,
+            "async_max_connections": async_.max_connections,
+            "probe": self.probe_note or "gateway workers' CPU and RSS, upstream containers' CPU",
         }
 
 
@@ -90,20 +294,44 @@ def machine_description() -> str:
     return f"{platform.system()} {platform.machine()}, {cpus} cores, {memory_gib:.0f} GiB"
 
 
+def git_commit() -> str:
+    result = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() or "unknown"
+
+
 def get_json(url: str, timeout: float = 30) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         body: dict[str, Any] = json.load(response)
         return body
 
 
-def restart_gateways(workers: int | None) -> None:
-    """Recreate both gateways with `workers` gunicorn workers (None: as configured)."""
-    env = dict(os.environ)
-    if workers is not None:
-        env.update(SYNC_WORKERS=str(workers), ASYNC_WORKERS=str(workers))
+@functools.cache
+def _healthz_schema() -> TypeAdapter[Healthz]:
+    return TypeAdapter(Healthz)
+
+
+def healthz(base: str) -> Healthz:
+    """The gateway's /healthz, checked against the fields the matrix relies on."""
+    return _healthz_schema().validate_python(get_json(f"{base}/healthz"))
+
+
+def restart_gateway(config: GatewayConfig) -> None:
+    """Recreate one gateway with this config, and wait until the stack is healthy."""
+    env = {**os.environ, **config.env()}
     # -t 2: a worker stuck in /news/blocking is killed after 2 s instead of draining.
     subprocess.run(
-        [str(ROOT / "scripts" / "up.sh"), "--no-build", "-t", "2", "sync-gateway", "async-gateway"],
+        [
+            str(ROOT / "scripts" / "up.sh"),
+            "--no-build",
+            "-t",
+            "2",
+            GATEWAY_SERVICES[config.gateway],
+        ],
         env=env,
         check=True,
         capture_output=True,
@@ -132,74 +360,100 @@ def whole_cycles(duration_s: float, target: Target, delays_s: list[float]) -> fl
     return cycle * max(2, round(duration_s / cycle))
 
 
+def limits_of(info: Healthz) -> GatewayLimits:
+    return GatewayLimits(
+        workers=info["workers"],
+        threadpool_tokens=info["threadpool_tokens"],
+        executor_threads=info["executor_threads"],
+        max_connections=info["max_connections"],
+    )
+
+
 def run_matrix(
     preset_name: str,
     sync_base: str,
     async_base: str,
     restart: bool = True,
     on_point: Callable[[str], None] = lambda _: None,
+    project: str | None = None,
+    on_plan: Callable[[int], None] = lambda _: None,
 ) -> Comparison:
     preset = PRESETS[preset_name]
-    bases = {"sync": sync_base, "async": async_base}
-    sync_info = get_json(f"{sync_base}/healthz")
-    async_info = get_json(f"{async_base}/healthz")
-    comparison = Comparison(
-        preset_name,
-        delays_s=calibrate(async_base),
-        threadpool_tokens=sync_info["threadpool_tokens"],
-        max_connections=async_info["max_connections"],
-    )
+    bases: dict[GatewayName, str] = {"sync": sync_base, "async": async_base}
+    info = {gateway: healthz(base) for gateway, base in bases.items()}
+    as_started = {gateway: GatewayConfig.running(i) for gateway, i in info.items()}
+    running = dict(as_started)
+    comparison = Comparison(preset_name, delays_s=calibrate(async_base), stack=as_started)
     delays = list(comparison.delays_s.values())
-    configured_workers = running_workers = sync_info["workers"]
-    if async_info["workers"] != configured_workers:
-        running_workers = -1  # the two differ: restart before the first point
+    points = plan(preset, as_started["sync"], as_started["async"])
+    if not restart:
+        points = [p for p in points if p.config == running[p.target.gateway]]
+    on_plan(len(points))
+    project = project or os.environ.get("COMPOSE_PROJECT_NAME", "fanout-lab")
+    probes: dict[GatewayName, StackProbe | None] = {}
     try:
-        for workers in preset.workers:
-            if restart and workers != running_workers:
-                on_point(f"restarting gateways with {workers} worker(s)")
-                restart_gateways(workers)
-                running_workers = workers
-            # The blocking endpoint goes last: its queue may outlive its window, and the
-            # next restart ends it.
-            points = [
-                (target, concurrency)
-                for target in TARGETS
-                for concurrency in preset.concurrency
-                if target.name != "blocking" or concurrency <= preset.blocking_max_concurrency
-            ]
-            for index, (target, concurrency) in enumerate(points):
-                on_point(f"{target.name} workers={workers} C={concurrency}")
-                following = points[index + 1][0] if index + 1 < len(points) else None
-                same_gateway_next = following is not None and following.gateway == target.gateway
-                best = ideal(target, concurrency, workers, delays, comparison.threadpool_tokens)
-                spec = LoadSpec(
-                    url=bases[target.gateway] + target.path,
-                    params=dict(target.params),
-                    concurrency=concurrency,
-                    duration_s=whole_cycles(preset.duration_s, target, delays),
-                    # Long enough for a queue to fill, where there is one (up to a window).
-                    warmup_s=min(max(preset.warmup_s, best.latency_s), preset.duration_s),
-                    drain_s=MAX_DRAIN_S if same_gateway_next else 0.0,
+        for index, point in enumerate(points):
+            gateway = point.target.gateway
+            if point.config != running[gateway]:
+                on_point(f"restarting the {gateway} gateway: {describe(point.config)}")
+                restart_gateway(point.config)
+                running[gateway] = point.config
+                info[gateway] = healthz(bases[gateway])
+                probes.pop(gateway, None)
+            if gateway not in probes:
+                probes[gateway] = compose_probe(
+                    project, GATEWAY_SERVICES[gateway], UPSTREAM_SERVICES
                 )
-                result = run_load(spec)
-                comparison.rows.append(Row(target, workers, concurrency, result, best))
-                # The waterfall: one answer from the lightest load, untouched by queueing.
-                if concurrency == preset.concurrency[0] and result.sample is not None:
-                    comparison.samples.setdefault(target.name, result.sample)
+            series = label(point, as_started["sync"].threadpool_tokens)
+            on_point(f"{series} workers={point.config.workers} C={point.concurrency}")
+            following = points[index + 1] if index + 1 < len(points) else None
+            drain = following is not None and following.config == point.config
+            limits = limits_of(info[gateway])
+            best = ideal(point.target, point.concurrency, limits, delays)
+            spec = LoadSpec(
+                url=bases[gateway] + point.target.path,
+                params=dict(point.target.params),
+                concurrency=point.concurrency,
+                duration_s=whole_cycles(preset.duration_s, point.target, delays),
+                # Long enough for a queue to fill, where there is one (up to a window).
+                warmup_s=min(max(preset.warmup_s, best.latency_s), preset.duration_s),
+                drain_s=MAX_DRAIN_S if drain else 0.0,
+            )
+            result, cost = measure(spec, probes[gateway])
+            if probes[gateway] is None:
+                comparison.probe_note = "unavailable: this host cannot read the containers' cgroups"
+            row = Row(point, series, limits, result, best, cost, os.cpu_count() or 1)
+            comparison.rows.append(row)
+            # The waterfall: one answer from the lightest load, untouched by queueing.
+            if point.concurrency == min(preset.concurrency) and result.sample is not None:
+                comparison.samples.setdefault(point.target.name, result.sample)
     finally:
-        if restart and running_workers != configured_workers:
-            # Leave the stack as the user started it.
-            on_point("restoring the gateways' worker counts")
-            restart_gateways(None)
+        for gateway, config in as_started.items():
+            if restart and running[gateway] != config:
+                on_point(f"restoring the {gateway} gateway: {describe(config)}")
+                restart_gateway(config)
     return comparison
 
 
-def points_in(preset_name: str) -> int:
-    preset = PRESETS[preset_name]
-    per_worker = sum(
-        1
-        for target in TARGETS
-        for c in preset.concurrency
-        if target.name != "blocking" or c <= preset.blocking_max_concurrency
-    )
-    return per_worker * len(preset.workers)
+def measure(spec: LoadSpec, probe: StackProbe | None) -> tuple[LoadResult, WindowCost | None]:
+    if probe is None:
+        return run_load(spec), None
+    with probe.running():
+        result = run_load(spec)
+    return result, probe.cost(result.window_start, result.window_end)
+
+
+def describe(config: GatewayConfig) -> str:
+    if config.gateway == "sync":
+        return f"{config.workers} worker(s), {config.threadpool_tokens} threadpool tokens"
+    return f"{config.workers} worker(s), {config.http_client}"
+
+
+def label(point: Point, stack_tokens: int) -> str:
+    """The point's series: the target, with the client of the async target, and the
+    threadpool size of a sync point that runs another one than the stack."""
+    if point.target.name == "async":
+        return f"async · {point.config.http_client}"
+    if point.target.name == "sync" and point.config.threadpool_tokens != stack_tokens:
+        return f"sync · {point.config.threadpool_tokens} tokens"
+    return point.target.name

@@ -72,6 +72,9 @@ class LoadSpec:
 class LoadResult:
     spec: LoadSpec
     window_s: float = 0.0
+    # The window on time.perf_counter(), so other measurements can price the same span.
+    window_start: float = 0.0
+    window_end: float = 0.0
     ok: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     unfinished: int = 0  # sent or due, but unanswered when the window closed
@@ -266,7 +269,9 @@ async def _run(spec: LoadSpec) -> LoadResult:
         await asyncio.wait({task}, timeout=max(0.0, recorder.window_end - wall_start))
         now = time.perf_counter()
         # Answers count from the window's start, even if this task woke a little off it.
-        result.window_s = min(now, recorder.window_end) - recorder.window_start
+        result.window_start = recorder.window_start
+        result.window_end = min(now, recorder.window_end)
+        result.window_s = result.window_end - result.window_start
         result.client_cpu = (time.process_time() - cpu_start) / max(now - wall_start, 1e-9)
         # Requests still waiting were cut off by the window's end: queueing made visible.
         result.unfinished = len(recorder.pending)

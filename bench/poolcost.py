@@ -1,10 +1,10 @@
-"""Why the async gateway falls short at high concurrency: CPU per fan-out in the HTTP client.
+"""CPU per fan-out in each of the async gateway's clients, outside the gateway.
 
-The async gateway's fan-out, outside the gateway: C concurrent fan-outs to three local
-upstream processes, with the gateway's client settings. httpx 0.28 (httpcore 1.x) scans
-its whole pool for every request it queues, so its CPU per fan-out grows with concurrency
-(encode/httpcore#1035). httpx2, the fork Starlette's TestClient now uses, fixed that scan.
-Only this process's CPU is counted; the upstreams run in processes of their own.
+C concurrent fan-outs to three local upstream processes, through the very client the
+gateway builds (gateway.clients, from the same GATEWAY_* settings). httpx 0.28 (httpcore
+1.x) scans its whole pool for every request it queues, so its CPU per fan-out grows with
+concurrency (encode/httpcore#1035); httpx over aiohttp's connector stays flat. Only this
+process's CPU is counted; the upstreams run in processes of their own.
 """
 
 import asyncio
@@ -17,19 +17,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
-import httpx
-import httpx2
 import uvloop
 from rich.table import Table
 
-from gateway.config import GatewaySettings
+from gateway.clients import async_upstream_client
+from gateway.config import AsyncClientName, GatewaySettings
 
 ROOT = Path(__file__).resolve().parents[1]
 # The compose stack's delays, so the pool holds what it holds in the gateway.
 DELAYS_MS = {"wire": 300, "gazette": 500, "chronicle": 800}
-CLIENTS: dict[str, ModuleType] = {"httpx": httpx, "httpx2": httpx2}
+CLIENTS: tuple[AsyncClientName, ...] = ("httpx-aiohttp", "httpx2", "httpx")
 
 
 @dataclass(frozen=True)
@@ -76,36 +74,34 @@ def local_upstreams(first_port: int) -> Iterator[list[str]]:
             process.wait(timeout=10)
 
 
-async def _fan_outs(module: ModuleType, urls: list[str], concurrency: int, total: int) -> None:
-    # The pool exactly as the async gateway sizes it (gateway.async_app.build_client, from
-    # the same GATEWAY_* settings). The timeout is not the gateway's: its 5 s pool timeout
-    # would fail fan-outs at C=100, and this measures CPU, not errors.
-    settings = GatewaySettings()
-    limits = module.Limits(
-        max_connections=settings.max_connections,
-        max_keepalive_connections=settings.max_keepalive_connections,
-        keepalive_expiry=settings.keepalive_expiry_s,
-    )
-    timeout = module.Timeout(60.0)
-    async with module.AsyncClient(limits=limits, timeout=timeout) as client:
+async def _fan_outs(settings: GatewaySettings, concurrency: int, total: int) -> None:
+    async with async_upstream_client(settings) as client:
+        urls = list(client.news_urls.values())
         remaining = iter(range(total))
 
         async def fan_out_loop() -> None:
             for _ in remaining:
-                responses = await asyncio.gather(*(client.get(f"{u}/news") for u in urls))
-                for response in responses:
-                    response.raise_for_status()
+                responses = await asyncio.gather(*(client.http.get(url) for url in urls))
+                if any(response.status_code != 200 for response in responses):
+                    raise RuntimeError("an upstream failed: this measures CPU, not errors")
 
         await asyncio.gather(*(fan_out_loop() for _ in range(concurrency)))
 
 
-def measure(module_name: str, urls: list[str], concurrency: int, fan_outs: int) -> PoolCost:
-    module = CLIENTS[module_name]
-    uvloop.run(_fan_outs(module, urls, concurrency, min(fan_outs, concurrency)))  # warm-up
+def measure(client: AsyncClientName, urls: list[str], concurrency: int, fan_outs: int) -> PoolCost:
+    # The gateway's client and pool limits, from the environment as the gateway reads them.
+    # Only the timeouts differ: a 5 s pool timeout would fail httpx's fan-outs at C=100.
+    settings = GatewaySettings(
+        sources=",".join(f"{name}={url}" for name, url in zip(DELAYS_MS, urls, strict=True)),
+        http_client=client,
+        read_timeout_s=60,
+        pool_timeout_s=60,
+    )
+    uvloop.run(_fan_outs(settings, concurrency, min(fan_outs, concurrency)))  # warm-up
     cpu, wall = time.process_time(), time.perf_counter()
-    uvloop.run(_fan_outs(module, urls, concurrency, fan_outs))
+    uvloop.run(_fan_outs(settings, concurrency, fan_outs))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    return PoolCost(module_name, concurrency, fan_outs, wall, cpu)
+    return PoolCost(client, concurrency, fan_outs, wall, cpu)
 
 
 def pool_cost(

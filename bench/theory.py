@@ -1,14 +1,28 @@
 """What each gateway and mode could do at best: the ideal lines every plot is drawn against.
 
 With per-source delays d, a fan-out costs sum(d) done one after another, max(d) overlapped.
-A gateway holds at most `slots` fan-outs in flight; past that, requests queue. So at
-concurrency C: throughput = min(C, slots) / cost (Little's law), and a closed-loop client
-waits cost x max(1, C / slots).
+Each resource a fan-out holds caps throughput at (units held at once) / (time it holds one
+for), Little's law. The ideal is the lowest of every cap that applies:
+
+- clients: a closed loop of C clients keeps at most C fan-outs in flight: C / cost;
+- sync: each request holds one threadpool token for its whole fan-out:
+  workers x tokens / cost;
+- sync threads mode: also one executor thread per call, for d_i each:
+  workers x executor threads / sum(d);
+- async: one pooled connection per call, for d_i each: workers x max_connections / sum(d);
+- blocking: the event loop itself, for the whole fan-out: workers / sum(d).
+
+requests' pool is no cap: it does not block (pool_block=False); past pool_maxsize it opens
+a connection and drops it afterwards, which costs CPU but queues nothing.
+
+The CPU line is measured, not designed: the cores the gateway can use over its CPU time
+per request. A row is CPU-bound when that line is below the ideal.
 """
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -16,25 +30,17 @@ class Target:
     """One gateway endpoint and mode, as the benchmark drives it."""
 
     name: str
-    gateway: str  # "sync" or "async"
+    gateway: Literal["sync", "async"]
     path: str
     params: tuple[tuple[str, str], ...]
     overlapped: bool  # True: a fan-out costs max(d); False: sum(d)
     description: str
 
-    def slots(self, workers: int, threadpool_tokens: int) -> float:
-        """How many fan-outs the gateway can hold in flight at once."""
-        if self.gateway == "sync":
-            return workers * threadpool_tokens  # one threadpool token per request
-        if self.name == "blocking":
-            return workers  # the event loop is stuck: one request per worker
-        return math.inf  # awaiting costs no thread; only the CPU limits it
-
 
 TARGETS = (
     Target("sync", "sync", "/news", (), False, "def route, requests, one call after another"),
     Target("sync-threads", "sync", "/news", (("mode", "threads"),), True, "def route, thread pool"),
-    Target("async", "async", "/news", (), True, "async def route, httpx, asyncio.gather"),
+    Target("async", "async", "/news", (), True, "async def route, asyncio.gather"),
     Target(
         "async-sequential",
         "async",
@@ -49,9 +55,26 @@ TARGETS_BY_NAME = {target.name: target for target in TARGETS}
 
 
 @dataclass(frozen=True)
+class GatewayLimits:
+    """A gateway's caps as its /healthz reports them; all but workers are per worker."""
+
+    workers: int
+    threadpool_tokens: int
+    executor_threads: int
+    max_connections: int
+
+
+@dataclass(frozen=True)
+class Cap:
+    name: str
+    throughput: float  # requests per second
+
+
+@dataclass(frozen=True)
 class Ideal:
     throughput: float  # requests per second
     latency_s: float  # what a closed-loop client waits, queueing included
+    binding: str  # the cap that sets the throughput
 
 
 def fan_out_cost(delays_s: Sequence[float], overlapped: bool) -> float:
@@ -60,17 +83,42 @@ def fan_out_cost(delays_s: Sequence[float], overlapped: bool) -> float:
     return max(delays_s) if overlapped else sum(delays_s)
 
 
+def caps(
+    target: Target, concurrency: int, limits: GatewayLimits, delays_s: Sequence[float]
+) -> list[Cap]:
+    """Every cap on this target's throughput at this concurrency."""
+    if concurrency < 1 or limits.workers < 1:
+        raise ValueError("concurrency and workers must be at least 1")
+    cost, total = fan_out_cost(delays_s, target.overlapped), sum(delays_s)
+    found = [Cap("clients", concurrency / cost)]
+    if target.gateway == "sync":
+        found.append(Cap("threadpool", limits.workers * limits.threadpool_tokens / cost))
+        if target.overlapped:
+            found.append(Cap("executor", limits.workers * limits.executor_threads / total))
+    elif target.name == "blocking":
+        found.append(Cap("event loop", limits.workers / total))
+    else:
+        found.append(Cap("connection pool", limits.workers * limits.max_connections / total))
+    return found
+
+
 def ideal(
-    target: Target,
-    concurrency: int,
-    workers: int,
-    delays_s: Sequence[float],
-    threadpool_tokens: int,
+    target: Target, concurrency: int, limits: GatewayLimits, delays_s: Sequence[float]
 ) -> Ideal:
     """The best a closed loop of `concurrency` clients can see from this target."""
-    if concurrency < 1 or workers < 1:
-        raise ValueError("concurrency and workers must be at least 1")
+    lowest = min(caps(target, concurrency, limits, delays_s), key=lambda cap: cap.throughput)
     cost = fan_out_cost(delays_s, target.overlapped)
-    slots = target.slots(workers, threadpool_tokens)
-    in_flight = min(concurrency, slots)
-    return Ideal(throughput=in_flight / cost, latency_s=cost * max(1.0, concurrency / slots))
+    # Past the lowest cap, requests queue: each client waits C / throughput (Little's law).
+    latency = max(cost, concurrency / lowest.throughput)
+    return Ideal(lowest.throughput, latency, lowest.name)
+
+
+def cpu_line(workers: int, cores: float, cpu_s_per_request: float | None) -> float:
+    """Requests per second the gateway's CPU allows: usable cores / CPU per request.
+
+    A worker is one process with one GIL, so it uses at most one core, and all of them
+    together at most the cores the machine (or the container's quota) gives them.
+    """
+    if cpu_s_per_request is None or cpu_s_per_request <= 0:
+        return math.inf
+    return min(workers, cores) / cpu_s_per_request

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.integration.conftest import Sample, Stack, burst, fetch, median_latency, record
+from tests.integration.stack import Sample, Stack, burst, fetch, median_latency, record
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, fetch, free_port, free_port_run, record
+from tests.integration.stack import ROOT, fetch, free_port, free_port_run, record
 
 pytestmark = pytest.mark.integration
 

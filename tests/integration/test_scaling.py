@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.conftest import Stack, closed_loop, fetch, record
+from tests.integration.stack import Stack, closed_loop, fetch, record
 
 pytestmark = pytest.mark.integration
 

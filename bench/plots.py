@@ -1,0 +1,224 @@
+"""The benchmark's plots: measured against ideal, the cost of a fan-out, the threadpool sweep.
+
+matplotlib loads only when a plot is drawn, with the file-only Agg backend (no display on
+servers or in CI), so the rest of the tool starts without it.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.compare import Comparison, Row
+from bench.theory import TARGETS, ideal
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+COLOURS = {
+    "sync": "tab:red",
+    "sync-threads": "tab:orange",
+    "async · httpx-aiohttp": "tab:blue",
+    "async · httpx2": "tab:green",
+    "async · httpx": "tab:purple",
+    "async-sequential": "tab:cyan",
+    "blocking": "tab:gray",
+}
+FALLBACK_COLOURS = ("tab:brown", "tab:pink", "tab:olive", "black")
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def colour(series: str) -> str:
+    if series in COLOURS:
+        return COLOURS[series]
+    return FALLBACK_COLOURS[sum(map(ord, series)) % len(FALLBACK_COLOURS)]
+
+
+def main_rows(comparison: Comparison) -> list[Row]:
+    """Every row but the threadpool sweep's, which has a figure of its own."""
+    return [row for row in comparison.rows if " tokens" not in row.series]
+
+
+def series_of(rows: Iterable[Row]) -> dict[str, list[Row]]:
+    """Rows by series, each sorted by concurrency, in a stable order."""
+    found: dict[str, list[Row]] = {}
+    for row in rows:
+        found.setdefault(row.series, []).append(row)
+    return {name: sorted(rows, key=lambda r: r.concurrency) for name, rows in found.items()}
+
+
+def _ideal_curve(comparison: Comparison, rows: Sequence[Row]) -> tuple[list[int], list[Any]]:
+    """The ideal line on a fine grid, so its knees show between measured points."""
+    grid = list(range(1, max(r.concurrency for r in rows) + 1))
+    delays = list(comparison.delays_s.values())
+    first = rows[0]
+    return grid, [ideal(first.target, c, first.limits, delays) for c in grid]
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_against_ideal(comparison: Comparison, out_dir: Path) -> list[Path]:
+    plt = _pyplot()
+    rows = main_rows(comparison)
+    workers_counts = sorted({row.workers for row in rows})
+    figures: dict[str, tuple[str, Callable[[Row], float], Callable[[Any], float]]] = {
+        "throughput.png": (
+            "throughput (req/s)",
+            lambda r: r.result.throughput,
+            lambda i: i.throughput,
+        ),
+        "latency_p50.png": (
+            "p50 latency (ms)",
+            lambda r: r.result.latency.percentile_ms(50),
+            lambda i: i.latency_s * 1000,
+        ),
+        "latency_p99.png": (
+            "p99 latency (ms)",
+            lambda r: r.result.latency.percentile_ms(99),
+            lambda i: i.latency_s * 1000,
+        ),
+    }
+    written = []
+    for filename, (ylabel, measured, ideal_value) in figures.items():
+        fig, axes = plt.subplots(
+            1, len(workers_counts), figsize=(6.5 * len(workers_counts), 5), squeeze=False
+        )
+        for ax, workers in zip(axes[0], workers_counts, strict=True):
+            panel = series_of(r for r in rows if r.workers == workers)
+            for name, series in panel.items():
+                xs = [r.concurrency for r in series]
+                ax.plot(xs, [measured(r) for r in series], "o-", color=colour(name), label=name)
+                grid, ideals = _ideal_curve(comparison, series)
+                ax.plot(
+                    grid,
+                    [ideal_value(i) for i in ideals],
+                    "--",
+                    color=colour(name),
+                    alpha=0.6,
+                    linewidth=1,
+                )
+            ax.set_title(f"{workers} gunicorn worker(s) per gateway")
+            _log_axes(ax, "concurrent clients (closed loop)")
+        axes[0][0].set_ylabel(ylabel)
+        axes[0][-1].legend(title="solid: measured\ndashed: ideal", fontsize=8)
+        fig.suptitle(f"{ylabel} vs concurrency, against the theoretical limit")
+        written.append(_save(fig, out_dir / filename))
+    return written
+
+
+def _log_axes(ax: "Axes", xlabel: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def plot_cpu_per_request(comparison: Comparison, out_dir: Path) -> list[Path]:
+    """The gateway's CPU per answered request against C: where a pool that scans shows."""
+    rows = [r for r in main_rows(comparison) if r.workers == 1]
+    panel = {
+        name: [r for r in series if r.cpu_ms_per_request is not None]
+        for name, series in series_of(rows).items()
+    }
+    panel = {name: series for name, series in panel.items() if series}
+    if not panel:
+        return []
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, series in panel.items():
+        xs = [r.concurrency for r in series]
+        ys = [r.cpu_ms_per_request for r in series]
+        ax.plot(xs, ys, "o-", color=colour(name), label=name)
+    _log_axes(ax, "concurrent clients (closed loop)")
+    ax.set_ylabel("gateway CPU ms per answered request")
+    ax.legend(fontsize=8)
+    ax.set_title("the cost of one fan-out (1 worker): flat is a client that scales")
+    return [_save(fig, out_dir / "cpu_per_request.png")]
+
+
+def plot_threadpool(comparison: Comparison, out_dir: Path) -> list[Path]:
+    """The sync gateway with more threads: throughput, p99, CPU and memory per size."""
+    sweep = [r for r in comparison.rows if r.target.name == "sync" and r.workers == 1]
+    by_c: dict[int, list[Row]] = {}
+    for row in sweep:
+        by_c.setdefault(row.concurrency, []).append(row)
+    by_c = {
+        c: rows for c, rows in by_c.items() if len({r.limits.threadpool_tokens for r in rows}) > 1
+    }
+    if not by_c:
+        return []
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.5))
+    panels: list[tuple[str, Callable[[Row], float | None]]] = [
+        ("throughput (req/s; dashed: ideal)", lambda r: r.result.throughput),
+        ("p99 latency (ms)", lambda r: r.result.latency.percentile_ms(99)),
+        ("gateway CPU ms per request", lambda r: r.cpu_ms_per_request),
+        ("peak worker RSS (MiB)", lambda r: None if r.cost is None else r.cost.peak_worker_rss_mib),
+    ]
+    for index, (concurrency, rows) in enumerate(sorted(by_c.items())):
+        rows = sorted(rows, key=lambda r: r.limits.threadpool_tokens)
+        tokens = [r.limits.threadpool_tokens for r in rows]
+        shade = FALLBACK_COLOURS[index % len(FALLBACK_COLOURS)]
+        for ax, (title, value) in zip(axes, panels, strict=True):
+            ax.plot(tokens, [value(r) for r in rows], "o-", color=shade, label=f"C={concurrency}")
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel("threadpool tokens (1 worker)")
+            ax.set_xscale("log")
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0].plot(tokens, [r.ideal.throughput for r in rows], "--", color=shade, alpha=0.6)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("why not just add threads? the sync gateway, one worker, more threadpool tokens")
+    return [_save(fig, out_dir / "threadpool.png")]
+
+
+def plot_waterfalls(samples: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:
+    """One figure per gateway: each mode's fan-out, source by source, on one time axis."""
+    plt = _pyplot()
+    written = []
+    for gateway in ("sync", "async"):
+        modes = [t.name for t in TARGETS if t.gateway == gateway and t.name in samples]
+        if not modes:
+            continue
+        longest = max(samples[m]["elapsed_ms"] for m in samples)
+        fig, axes = plt.subplots(
+            len(modes), 1, figsize=(9, 1.4 + 1.3 * len(modes)), sharex=True, squeeze=False
+        )
+        for ax, mode in zip(axes[:, 0], modes, strict=True):
+            body = samples[mode]
+            names = [s["name"] for s in body["sources"]]
+            for y, source in enumerate(body["sources"]):
+                ax.barh(
+                    y,
+                    source["elapsed_ms"],
+                    left=source["started_ms"],
+                    color=colour(mode if mode != "async" else "async · httpx-aiohttp"),
+                    alpha=0.8,
+                )
+                ax.text(
+                    source["started_ms"] + source["elapsed_ms"] + 10,
+                    y,
+                    f"{source['elapsed_ms']:.0f} ms",
+                    va="center",
+                    fontsize=8,
+                )
+            ax.axvline(body["elapsed_ms"], color="black", linestyle=":", linewidth=1)
+            ax.set_yticks(range(len(names)), names)
+            ax.invert_yaxis()
+            ax.set_xlim(0, longest * 1.15)
+            ax.set_title(f"{mode}: total {body['elapsed_ms']:.0f} ms", fontsize=10, loc="left")
+        axes[-1][0].set_xlabel("ms since the fan-out started (dotted: the gateway's total)")
+        fig.suptitle(f"{gateway} gateway: one request's fan-out")
+        written.append(_save(fig, out_dir / f"waterfall_{gateway}.png"))
+    return written

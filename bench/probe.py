@@ -1,0 +1,241 @@
+"""What a fan-out costs: CPU and memory of the gateway's workers and of the upstreams.
+
+Read from the host while a load runs, without touching the services: each container's
+processes from its cgroup, each process's CPU from /proc/PID/task/*/schedstat (nanoseconds,
+every thread), and its resident memory from /proc/PID/status. The gateway's cost counts
+only its gunicorn workers, so the healthcheck Docker runs inside the container every few
+seconds does not inflate "CPU per request" at low load. The upstreams are counted whole.
+
+It needs a Linux host that runs the containers (not Docker Desktop's VM); elsewhere every
+cost is None and the report says so.
+"""
+
+import bisect
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROC = Path("/proc")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+SAMPLE_EVERY_S = 0.2
+
+
+@dataclass(frozen=True)
+class Container:
+    service: str
+    pid: int  # the container's first process, as the host sees it
+    cgroup: Path  # the directory whose cgroup.procs lists its processes
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float  # time.perf_counter()
+    gateway_cpu_s: float  # the gateway workers' CPU so far, live workers only
+    worker_rss_bytes: tuple[int, ...]
+    upstream_cpu_s: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class WindowCost:
+    """What the gateway and the upstreams spent during one measured window."""
+
+    gateway_cpu_s: float
+    peak_worker_rss_mib: float  # the largest worker's largest resident size in the window
+    upstream_cpu_cores: float  # all upstreams together, in cores (1.0 = one core busy)
+    busiest_upstream_cores: float
+
+
+def compose_containers(project: str, service: str) -> list[str]:
+    """The ids of one compose service's running containers."""
+    labels = [
+        f"label=com.docker.compose.project={project}",
+        f"label=com.docker.compose.service={service}",
+    ]
+    command = ["docker", "ps", "-q", *(arg for label in labels for arg in ("--filter", label))]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
+    return result.stdout.split()
+
+
+def resolve(service: str, container_id: str) -> Container | None:
+    """The container's cgroup on this host, or None where the host cannot see it."""
+    inspect = ["docker", "inspect", "-f", "{{.State.Pid}}", container_id]
+    result = subprocess.run(inspect, capture_output=True, text=True, timeout=30, check=False)
+    if result.returncode != 0 or not result.stdout.strip().isdigit():
+        return None
+    pid = int(result.stdout)
+    cgroup = cgroup_dir(pid)
+    return None if cgroup is None else Container(service, pid, cgroup)
+
+
+def cgroup_dir(pid: int) -> Path | None:
+    """The cgroup directory holding `pid`: cgroup v1's cpuacct hierarchy, or v2's."""
+    try:
+        lines = (PROC / str(pid) / "cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    by_controller = {}
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else [""]:
+            by_controller[controller] = path.lstrip("/")
+    candidates = []
+    if "cpuacct" in by_controller:
+        path = by_controller["cpuacct"]
+        candidates += [CGROUP_ROOT / d / path for d in ("cpuacct", "cpu,cpuacct", "cpuacct,cpu")]
+    if "" in by_controller:
+        candidates.append(CGROUP_ROOT / by_controller[""])
+    return next((c for c in candidates if (c / "cgroup.procs").is_file()), None)
+
+
+def processes(container: Container) -> list[int]:
+    try:
+        return [int(pid) for pid in (container.cgroup / "cgroup.procs").read_text().split()]
+    except OSError:
+        return []
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every live thread of one process, from the scheduler's own clock."""
+    total = 0
+    try:
+        tasks = list((PROC / str(pid) / "task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue  # the thread ended between the listing and the read
+    return total / 1e9
+
+
+def status_field(pid: int, name: str) -> int:
+    """One numeric field of /proc/PID/status (kB fields in bytes), 0 if it is gone."""
+    try:
+        for line in (PROC / str(pid) / "status").read_text().splitlines():
+            if line.startswith(f"{name}:"):
+                value = line.split()[1]
+                return int(value) * (1024 if line.endswith("kB") else 1)
+    except OSError:
+        pass
+    return 0
+
+
+def gunicorn_workers(container: Container) -> list[int]:
+    """The processes whose parent is a gunicorn process: the workers, not the arbiter."""
+    pids = processes(container)
+    gunicorn = {pid for pid in pids if b"gunicorn" in _cmdline(pid)}
+    return [pid for pid in gunicorn if status_field(pid, "PPid") in gunicorn]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def container_cpu_seconds(container: Container) -> float:
+    return sum(cpu_seconds(pid) for pid in processes(container))
+
+
+@dataclass
+class StackProbe:
+    """Samples a gateway's workers and the upstreams in a thread, then prices a window.
+
+    Worker CPU is summed per worker pid over the samples, so a worker that is recycled
+    mid-run loses only what it spent since its last sample.
+    """
+
+    gateway: Container
+    upstreams: list[Container]
+    samples: list[Sample] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _last_cpu: dict[int, float] = field(default_factory=dict)
+    _gateway_cpu_s: float = 0.0
+
+    def sample(self) -> Sample:
+        rss = []
+        for pid in gunicorn_workers(self.gateway):
+            now = cpu_seconds(pid)
+            self._gateway_cpu_s += max(0.0, now - self._last_cpu.get(pid, now))
+            self._last_cpu[pid] = now
+            rss.append(status_field(pid, "VmRSS"))
+        upstream = tuple(container_cpu_seconds(c) for c in self.upstreams)
+        taken = Sample(time.perf_counter(), self._gateway_cpu_s, tuple(rss), upstream)
+        self.samples.append(taken)
+        return taken
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_EVERY_S):
+            self.sample()
+
+    @contextmanager
+    def running(self) -> Iterator["StackProbe"]:
+        self.samples.clear()
+        self._last_cpu.clear()
+        self._gateway_cpu_s = 0.0
+        self._stop.clear()
+        self.sample()
+        thread = threading.Thread(target=self._run, name="stack-probe", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join(timeout=5)
+            self.sample()
+
+    def cost(self, start: float, end: float) -> WindowCost | None:
+        """The window [start, end] (perf_counter times), interpolated between samples."""
+        if end <= start or len(self.samples) < 2:
+            return None
+        if self.samples[0].at > start or self.samples[-1].at < end:
+            return None
+        inside = [s for s in self.samples if start <= s.at <= end]
+        peak = max((max(s.worker_rss_bytes, default=0) for s in inside), default=0)
+        (gateway_start, *upstream_start) = interpolate(self.samples, start)
+        (gateway_end, *upstream_end) = interpolate(self.samples, end)
+        upstream = [b - a for a, b in zip(upstream_start, upstream_end, strict=True)]
+        window = end - start
+        return WindowCost(
+            gateway_cpu_s=gateway_end - gateway_start,
+            peak_worker_rss_mib=peak / 2**20,
+            upstream_cpu_cores=sum(upstream) / window,
+            busiest_upstream_cores=max(upstream, default=0.0) / window,
+        )
+
+
+def interpolate(samples: list[Sample], at: float) -> list[float]:
+    """The cumulative CPU figures at time `at`: gateway first, then each upstream."""
+    times = [s.at for s in samples]
+    index = min(max(bisect.bisect_left(times, at), 1), len(samples) - 1)
+    before, after = samples[index - 1], samples[index]
+    share = 0.0 if after.at == before.at else (at - before.at) / (after.at - before.at)
+    values = zip(
+        (before.gateway_cpu_s, *before.upstream_cpu_s),
+        (after.gateway_cpu_s, *after.upstream_cpu_s),
+        strict=True,
+    )
+    return [a + share * (b - a) for a, b in values]
+
+
+def compose_probe(
+    project: str, gateway_service: str, upstream_services: Iterable[str]
+) -> StackProbe | None:
+    """A probe for one compose project's gateway and upstreams, if this host can see them."""
+    if not CGROUP_ROOT.is_dir() or os.name != "posix":
+        return None
+    found: dict[str, list[Container]] = {}
+    for service in (gateway_service, *upstream_services):
+        containers = [resolve(service, cid) for cid in compose_containers(project, service)]
+        found[service] = [c for c in containers if c is not None]
+    gateways = found.pop(gateway_service)
+    if len(gateways) != 1 or not all(found.values()):
+        return None
+    return StackProbe(gateways[0], [c for cs in found.values() for c in cs])

@@ -1,0 +1,121 @@
+"""The benchmark's tables: one column spec renders both the terminal and the markdown table."""
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.table import Table
+
+from bench.load import LoadResult
+
+Record = Mapping[str, Any]
+
+
+def number(digits: int = 1) -> Callable[[Any], str]:
+    def render(value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        return f"{value:,.{digits}f}"
+
+    return render
+
+
+def share(value: Any) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    key: str
+    render: Callable[[Any], str] = str
+    # A latency column is only a lower bound when a request still unanswered at the end of
+    # the window had waited longer than this percentile: it is then marked "≥".
+    censored_by: str | None = None
+    terminal: bool = True  # the terminal table leaves out what only the report needs
+    left: bool = False
+
+    def cell(self, record: Record) -> str:
+        text = self.render(record[self.key])
+        if self.censored_by is not None and censored(record, self.censored_by):
+            text = f"≥ {text}"
+        return text
+
+
+def censored(record: Record, percentile: str) -> bool:
+    """True when an unanswered request had waited longer than this percentile."""
+    return bool(record["oldest_unfinished_ms"] > record[percentile])
+
+
+COMPARISON = (
+    Column("series", "series", left=True),
+    Column("workers", "workers"),
+    Column("C", "concurrency"),
+    Column("req/s", "throughput", number()),
+    Column("ideal", "ideal_throughput", number(), terminal=False),
+    Column("meas/ideal", "throughput_vs_ideal", number(2)),
+    Column("cap", "ideal_cap", left=True, terminal=False),
+    Column("p50 ms", "latency_p50_ms", number(0), censored_by="latency_p50_ms", terminal=False),
+    Column("ideal ms", "ideal_latency_ms", number(0), terminal=False),
+    Column("p99 ms", "latency_p99_ms", number(0), censored_by="latency_p99_ms"),
+    Column("errors", "errors"),
+    Column("CPU ms/req", "gateway_cpu_ms_per_request", number(2)),
+    Column("CPU line", "cpu_line_throughput", number(0), terminal=False),
+    Column("gw cores", "gateway_cpu_cores", number(2), terminal=False),
+    Column("RSS MiB", "peak_worker_rss_mib", number(0)),
+    Column("upstream cores", "upstream_cpu_cores", number(2), terminal=False),
+    Column("client CPU", "client_cpu", share, terminal=False),
+)
+
+
+def comparison_table(records: Sequence[Record]) -> Table:
+    columns = [c for c in COMPARISON if c.terminal]
+    table = Table(
+        title="measured vs ideal (closed loop; * = CPU-bound)",
+        caption="summary.md in the report folder has every column",
+    )
+    for column in columns:
+        table.add_column(column.title, justify="left" if column.left else "right")
+    for record in records:
+        cells = [column.cell(record) for column in columns]
+        if record["cpu_bound"]:
+            cells[0] += " *"
+        table.add_row(*cells)
+    return table
+
+
+def markdown_table(records: Sequence[Record]) -> str:
+    lines = [
+        "| " + " | ".join(column.title for column in COMPARISON) + " |",
+        "|" + "|".join("---" if column.left else "---:" for column in COMPARISON) + "|",
+    ]
+    for record in records:
+        cells = [column.cell(record).replace("|", "\\|") for column in COMPARISON]
+        if record["cpu_bound"]:
+            cells[0] += " \\*"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run_table(result: LoadResult) -> Table:
+    """One load run: client latency beside the gateway's own fan-out time."""
+    summary = result.summary()
+    title = f"{result.spec.loop} loop  {result.spec.url}" + (
+        f"?{summary['params']}" if summary["params"] else ""
+    )
+    table = Table(title=title)
+    table.add_column("")
+    for name in ("p50", "p90", "p99", "p99.9", "max", "mean"):
+        table.add_column(f"{name} ms", justify="right")
+    client, gateway = result.latency.summary_ms(), result.gateway_elapsed.summary_ms()
+    ms = number(0)
+    table.add_row("client latency", *(ms(v) for v in client.values()))
+    table.add_row("gateway elapsed_ms", *(ms(v) for v in gateway.values()))
+    table.caption = (
+        f"{result.ok} ok in {result.window_s:.1f} s = {result.throughput:.1f} req/s · "
+        f"errors {dict(result.errors) or 0} · unfinished {result.unfinished}"
+        f" (oldest waited {result.oldest_unfinished_ms:,.0f} ms) · "
+        f"client CPU {result.client_cpu:.0%} of a core · workers seen {len(result.worker_pids)}"
+    )
+    return table

@@ -1,0 +1,116 @@
+"""The cost probe: /proc and cgroup readers on real processes, and a window's arithmetic."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.probe import (
+    Container,
+    Sample,
+    StackProbe,
+    cgroup_dir,
+    cpu_seconds,
+    gunicorn_workers,
+    status_field,
+)
+
+linux_only = pytest.mark.skipif(not Path("/proc/self/schedstat").exists(), reason="needs /proc")
+
+
+@linux_only
+def test_cpu_seconds_counts_this_process_burning_cpu() -> None:
+    before = cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    assert cpu_seconds(os.getpid()) - before == pytest.approx(0.2, abs=0.05)
+
+
+@linux_only
+def test_status_fields_are_read_in_bytes() -> None:
+    assert status_field(os.getpid(), "PPid") == os.getppid()
+    assert 10 * 2**20 < status_field(os.getpid(), "VmRSS") < 4 * 2**30
+    assert status_field(2**22 + 1, "VmRSS") == 0  # no such process
+
+
+@linux_only
+def test_cgroup_dir_lists_this_process() -> None:
+    found = cgroup_dir(os.getpid())
+    if found is None:
+        pytest.skip("this host exposes no cgroup filesystem")
+    assert str(os.getpid()) in (found / "cgroup.procs").read_text().split()
+
+
+# A parent with "gunicorn" in its command line that starts a child like it, as gunicorn's
+# arbiter starts its workers.
+ARBITER = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "gunicorn"])
+print(child.pid, flush=True)
+time.sleep(30)
+"""
+
+
+@pytest.fixture
+def process_tree(tmp_path: Path) -> Iterator[tuple[Container, int, int]]:
+    arbiter = subprocess.Popen(
+        [sys.executable, "-c", ARBITER, "gunicorn"], stdout=subprocess.PIPE, text=True
+    )
+    worker = None
+    try:
+        assert arbiter.stdout is not None
+        worker = int(arbiter.stdout.readline())
+        # A cgroup of our own making: the arbiter, its worker, and this test's process.
+        (tmp_path / "cgroup.procs").write_text(f"{os.getpid()}\n{arbiter.pid}\n{worker}\n")
+        yield Container("gateway", arbiter.pid, tmp_path), arbiter.pid, worker
+    finally:
+        if worker is not None:
+            os.kill(worker, signal.SIGKILL)
+        arbiter.kill()
+        arbiter.communicate()
+
+
+@linux_only
+def test_workers_are_the_gunicorn_children_of_a_gunicorn(
+    process_tree: tuple[Container, int, int],
+) -> None:
+    container, arbiter, worker = process_tree
+    assert gunicorn_workers(container) == [worker]
+
+
+def _probe(samples: list[Sample]) -> StackProbe:
+    gateway = Container("gateway", 1, Path("/nonexistent"))
+    probe = StackProbe(gateway, [Container("up", 2, Path("/nonexistent"))])
+    probe.samples.extend(samples)
+    return probe
+
+
+SAMPLES = [
+    Sample(at=10.0, gateway_cpu_s=0.0, worker_rss_bytes=(50 * 2**20,), upstream_cpu_s=(1.0,)),
+    Sample(at=11.0, gateway_cpu_s=0.5, worker_rss_bytes=(70 * 2**20,), upstream_cpu_s=(1.2,)),
+    Sample(at=12.0, gateway_cpu_s=1.5, worker_rss_bytes=(90 * 2**20,), upstream_cpu_s=(1.6,)),
+    Sample(at=13.0, gateway_cpu_s=1.5, worker_rss_bytes=(99 * 2**20,), upstream_cpu_s=(1.6,)),
+]
+
+
+def test_a_window_is_priced_between_its_samples() -> None:
+    cost = _probe(SAMPLES).cost(10.5, 12.0)
+    assert cost is not None
+    # Gateway CPU at 10.5 s is 0.25 (half-way from 0 to 0.5), at 12 s it is 1.5.
+    assert cost.gateway_cpu_s == pytest.approx(1.25)
+    # Upstream: 1.1 to 1.6 over 1.5 s.
+    assert cost.upstream_cpu_cores == pytest.approx(0.5 / 1.5)
+    assert cost.busiest_upstream_cores == pytest.approx(0.5 / 1.5)
+    # The samples inside the window: 11 s and 12 s; the 13 s one is after it.
+    assert cost.peak_worker_rss_mib == pytest.approx(90)
+
+
+@pytest.mark.parametrize(("start", "end"), [(9.0, 12.0), (11.0, 14.0), (12.0, 11.0)])
+def test_a_window_the_samples_do_not_cover_has_no_price(start: float, end: float) -> None:
+    assert _probe(SAMPLES).cost(start, end) is None

@@ -1,0 +1,97 @@
+"""The ideal lines: each figure below is worked out by hand from the caps in bench/theory.py."""
+
+import math
+
+import pytest
+
+from bench.theory import TARGETS_BY_NAME, GatewayLimits, caps, cpu_line, fan_out_cost, ideal
+
+DELAYS_S = [0.3, 0.5, 0.8]  # the compose stack's defaults: sum 1.6 s, max 0.8 s
+STACK = GatewayLimits(workers=1, threadpool_tokens=40, executor_threads=120, max_connections=1000)
+
+
+def limits(**changes: int) -> GatewayLimits:
+    fields = {**STACK.__dict__, **changes}
+    return GatewayLimits(**fields)
+
+
+@pytest.mark.parametrize(
+    ("target", "concurrency", "gateway", "throughput", "latency_s", "binding"),
+    [
+        # async: C / max(d) while the pool has room
+        ("async", 10, STACK, 10 / 0.8, 0.8, "clients"),
+        ("async", 200, STACK, 200 / 0.8, 0.8, "clients"),
+        # httpx's old default of 100 connections: 100 / 1.6 s = 62.5 req/s, not C / max(d)
+        ("async", 100, limits(max_connections=100), 62.5, 1.6, "connection pool"),
+        ("async", 100, limits(max_connections=100, workers=2), 100 / 0.8, 0.8, "clients"),
+        # 1000 connections: the pool binds past C = 1000 x 0.8 / 1.6 = 500
+        ("async", 1000, STACK, 1000 / 1.6, 1.6, "connection pool"),
+        ("async-sequential", 100, limits(max_connections=100), 62.5, 1.6, "clients"),
+        # sync: min(C, workers x tokens) / sum(d); latency grows with the queue
+        ("sync", 10, STACK, 10 / 1.6, 1.6, "clients"),
+        ("sync", 100, STACK, 40 / 1.6, 100 / 25, "threadpool"),
+        ("sync", 200, limits(workers=2), 80 / 1.6, 200 / 50, "threadpool"),
+        # threads mode: tokens hold max(d), executor threads hold d each
+        ("sync-threads", 100, STACK, 40 / 0.8, 100 / 50, "threadpool"),
+        ("sync-threads", 100, limits(executor_threads=30), 30 / 1.6, 100 / 18.75, "executor"),
+        # the blocking mistake: one request per worker
+        ("blocking", 1, STACK, 1 / 1.6, 1.6, "clients"),
+        ("blocking", 10, STACK, 1 / 1.6, 16.0, "event loop"),
+        ("blocking", 10, limits(workers=4), 4 / 1.6, 4.0, "event loop"),
+    ],
+)
+def test_ideal_is_the_lowest_cap(
+    target: str,
+    concurrency: int,
+    gateway: GatewayLimits,
+    throughput: float,
+    latency_s: float,
+    binding: str,
+) -> None:
+    best = ideal(TARGETS_BY_NAME[target], concurrency, gateway, DELAYS_S)
+    assert best.throughput == pytest.approx(throughput)
+    assert best.latency_s == pytest.approx(latency_s)
+    assert best.binding == binding
+
+
+def test_each_gateway_has_only_its_own_caps() -> None:
+    names = {
+        target: {cap.name for cap in caps(TARGETS_BY_NAME[target], 10, STACK, DELAYS_S)}
+        for target in ("sync", "sync-threads", "async", "async-sequential", "blocking")
+    }
+    assert names == {
+        "sync": {"clients", "threadpool"},
+        "sync-threads": {"clients", "threadpool", "executor"},
+        "async": {"clients", "connection pool"},
+        "async-sequential": {"clients", "connection pool"},
+        "blocking": {"clients", "event loop"},
+    }
+
+
+def test_fan_out_cost_is_the_sum_or_the_max() -> None:
+    assert fan_out_cost(DELAYS_S, overlapped=False) == pytest.approx(1.6)
+    assert fan_out_cost(DELAYS_S, overlapped=True) == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="source delay"):
+        fan_out_cost([], overlapped=True)
+
+
+@pytest.mark.parametrize("bad", [{"concurrency": 0}, {"workers": 0}])
+def test_ideal_rejects_impossible_points(bad: dict[str, int]) -> None:
+    gateway = limits(workers=bad.get("workers", 1))
+    with pytest.raises(ValueError, match="at least 1"):
+        ideal(TARGETS_BY_NAME["sync"], bad.get("concurrency", 1), gateway, DELAYS_S)
+
+
+@pytest.mark.parametrize(
+    ("workers", "cores", "cpu_s", "line"),
+    [
+        (1, 2, 0.004, 250.0),  # one worker uses at most one core
+        (4, 2, 0.004, 500.0),  # four workers share the two cores there are
+        (2, 2, None, math.inf),  # not measured: no line
+        (1, 2, 0.0, math.inf),
+    ],
+)
+def test_cpu_line_is_usable_cores_over_cpu_per_request(
+    workers: int, cores: int, cpu_s: float | None, line: float
+) -> None:
+    assert cpu_line(workers, cores, cpu_s) == pytest.approx(line)
