@@ -33,10 +33,11 @@ class GatewaySettings(BaseSettings):
     http_client: AsyncClientName = "httpx-aiohttp"
     # httpx defaults to Limits(max_connections=100, max_keepalive_connections=20). A
     # fan-out holds its connections for sum(delays) in all, so 100 would cap one worker at
-    # 100 / 1.6 s = 62 req/s. 1000 leaves room for 3 sources x C=300 in flight; keeping
-    # every connection alive avoids a reconnect storm under load.
-    max_connections: int = Field(1000, ge=1, le=10_000)
-    max_keepalive_connections: int = Field(1000, ge=0, le=10_000)
+    # 100 / 1.6 s = 62 req/s. 3000 lets 3 sources x C=1000 (the full benchmark's largest
+    # point) all be in flight at once; keeping every connection alive avoids a reconnect
+    # storm under load.
+    max_connections: int = Field(3000, ge=1, le=10_000)
+    max_keepalive_connections: int = Field(3000, ge=0, le=10_000)
     # Client-side idle expiry must stay below the upstream's keepalive (GUNICORN_KEEPALIVE),
     # or the client reuses a socket the server is closing: a RemoteProtocolError.
     keepalive_expiry_s: float = Field(5.0, ge=0)

@@ -179,8 +179,8 @@ def test_a_row_is_cpu_bound_when_its_cpu_line_is_below_its_ideal(user_stack: Fak
 def test_healthz_reads_what_each_gateway_really_reports(upstreams: Upstreams) -> None:
     settings = upstreams.settings(http_client="httpx2", threadpool_tokens=7)
     for create_app, expected in [
-        (sync_app.create_app, GatewayConfig("sync", 1, 7, "requests", 1000, 1000)),
-        (async_app.create_app, GatewayConfig("async", 1, 7, "httpx2", 1000, 1000)),
+        (sync_app.create_app, GatewayConfig("sync", 1, 7, "requests", 3000, 3000)),
+        (async_app.create_app, GatewayConfig("async", 1, 7, "httpx2", 3000, 3000)),
     ]:
         with LiveServer(create_app(settings)) as server:
             assert GatewayConfig.running(compare.healthz(server.url)) == expected

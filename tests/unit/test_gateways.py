@@ -228,7 +228,7 @@ def test_healthz_reports_the_client_and_every_limit(
         "executor_threads": 21,
         "requests_pool_maxsize": 7,
         "max_connections": 50,
-        "max_keepalive_connections": 1000,
+        "max_keepalive_connections": 3000,
     }
 
 

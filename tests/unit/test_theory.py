@@ -7,7 +7,7 @@ import pytest
 from bench.theory import TARGETS_BY_NAME, GatewayLimits, caps, cpu_line, fan_out_cost, ideal
 
 DELAYS_S = [0.3, 0.5, 0.8]  # the compose stack's defaults: sum 1.6 s, max 0.8 s
-STACK = GatewayLimits(workers=1, threadpool_tokens=40, executor_threads=120, max_connections=1000)
+STACK = GatewayLimits(workers=1, threadpool_tokens=40, executor_threads=120, max_connections=3000)
 
 
 def limits(**changes: int) -> GatewayLimits:
@@ -25,7 +25,9 @@ def limits(**changes: int) -> GatewayLimits:
         ("async", 100, limits(max_connections=100), 62.5, 1.6, "connection pool"),
         ("async", 100, limits(max_connections=100, workers=2), 100 / 0.8, 0.8, "clients"),
         # 1000 connections: the pool binds past C = 1000 x 0.8 / 1.6 = 500
-        ("async", 1000, STACK, 1000 / 1.6, 1.6, "connection pool"),
+        ("async", 1000, limits(max_connections=1000), 1000 / 1.6, 1.6, "connection pool"),
+        # the stack's 3000: C=1000 still gets C / max(d)
+        ("async", 1000, STACK, 1000 / 0.8, 0.8, "clients"),
         ("async-sequential", 100, limits(max_connections=100), 62.5, 1.6, "clients"),
         # sync: min(C, workers x tokens) / sum(d); latency grows with the queue
         ("sync", 10, STACK, 10 / 1.6, 1.6, "clients"),
