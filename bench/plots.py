@@ -112,7 +112,17 @@ def plot_against_ideal(comparison: Comparison, out_dir: Path) -> list[Path]:
             ax.set_title(f"{workers} gunicorn worker(s) per gateway")
             _log_axes(ax, "concurrent clients (closed loop)")
         axes[0][0].set_ylabel(ylabel)
-        axes[0][-1].legend(title="solid: measured\ndashed: ideal", fontsize=8)
+        # One legend for every series in any panel: the client axis runs on 1 worker only.
+        handles: dict[str, Any] = {}
+        for ax in axes[0]:
+            for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+                handles.setdefault(name, handle)
+        axes[0][0].legend(
+            list(handles.values()),
+            list(handles),
+            title="solid: measured\ndashed: ideal",
+            fontsize=8,
+        )
         fig.suptitle(f"{ylabel} vs concurrency, against the theoretical limit")
         written.append(_save(fig, out_dir / filename))
     return written
@@ -176,6 +186,8 @@ def plot_threadpool(comparison: Comparison, out_dir: Path) -> list[Path]:
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("threadpool tokens (1 worker)")
             ax.set_xscale("log")
+            ax.set_xticks(tokens, [str(t) for t in tokens])
+            ax.minorticks_off()
             ax.grid(True, which="both", alpha=0.3)
         axes[0].plot(tokens, [r.ideal.throughput for r in rows], "--", color=shade, alpha=0.6)
     axes[0].legend(fontsize=8)
