@@ -17,6 +17,10 @@ class ServerSettings(BaseSettings):
     # (httpx: 5 s), or a client reuses a socket the server is closing. gunicorn's own
     # default of 2 s is shorter than that.
     gunicorn_keepalive: int = Field(75, ge=0)
+    # Recycle a worker after this many requests (0: never), give or take the jitter, so
+    # that workers do not all restart at once. A recycled worker finishes what it took.
+    gunicorn_max_requests: int = Field(0, ge=0)
+    gunicorn_max_requests_jitter: int = Field(0, ge=0)
     access_log: bool = True
 
 
@@ -29,6 +33,8 @@ bind = _server.bind
 timeout = _server.gunicorn_timeout
 graceful_timeout = _server.gunicorn_graceful_timeout
 keepalive = _server.gunicorn_keepalive
+max_requests = _server.gunicorn_max_requests
+max_requests_jitter = _server.gunicorn_max_requests_jitter
 accesslog = "-" if _server.access_log else None
 errorlog = "-"
 # The heartbeat file lives in memory: on a container's overlay disk it can stall workers.

@@ -23,9 +23,8 @@ from gateway.clients import (
     fetch_blocking,
 )
 from gateway.config import GatewaySettings
-from gateway.fanout import FanOutClock
 from gateway.models import NewsResponse
-from gateway.web import SelectedSources, create_gateway_app, news_response
+from gateway.web import Plan, create_gateway_app, news_response
 
 AsyncMode = Literal["concurrent", "sequential"]
 
@@ -53,26 +52,25 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.get("/news", response_model=NewsResponse)
     async def news(
-        sources: SelectedSources,
+        plan: Plan,
         state: Annotated[AsyncState, Depends(async_state)],
         mode: Annotated[
             AsyncMode, Query(description="concurrent: asyncio.gather; sequential: one by one.")
         ] = "concurrent",
     ) -> Response:
         """Fan out to every selected source on this worker's event loop."""
-        clock = FanOutClock()
-        client = state["client"]
+        fan_out, client = plan.start(), state["client"]
         if mode == "concurrent":
             outcomes = await asyncio.gather(
-                *(fetch_awaited(client, source, clock, settings) for source in sources)
+                *(fetch_awaited(client, call, fan_out, settings) for call in plan.calls)
             )
         else:
-            outcomes = [await fetch_awaited(client, source, clock, settings) for source in sources]
-        return news_response(clock.assemble("async", mode, outcomes))
+            outcomes = [await fetch_awaited(client, c, fan_out, settings) for c in plan.calls]
+        return news_response(fan_out.assemble("async", mode, outcomes))
 
     @app.get("/news/blocking", response_model=NewsResponse)
     async def news_blocking(
-        sources: SelectedSources, state: Annotated[AsyncState, Depends(async_state)]
+        plan: Plan, state: Annotated[AsyncState, Depends(async_state)]
     ) -> Response:
         """The common mistake: blocking `requests` calls inside an `async def` route.
 
@@ -80,9 +78,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         serves no other request, not even /healthz, until it ends. Under K concurrent
         requests the last one waits about K times as long as one alone.
         """
-        clock = FanOutClock()
-        session = state["blocking_session"]
-        outcomes = [fetch_blocking(session, source, clock, settings) for source in sources]
-        return news_response(clock.assemble("async", "blocking", outcomes))
+        fan_out, session = plan.start(), state["blocking_session"]
+        outcomes = [fetch_blocking(session, call, fan_out, settings) for call in plan.calls]
+        return news_response(fan_out.assemble("async", "blocking", outcomes))
 
     return app

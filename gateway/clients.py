@@ -11,21 +11,25 @@ httpx's API whichever one runs underneath:
 - ``httpx2``: ``httpx2.AsyncClient``, the maintained fork with a rewritten pool.
 """
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypedDict
 
 import aiohttp
 import httpx
 import httpx2
 import requests
+import stamina
+import urllib3
 from httpx_aiohttp import AiohttpTransport
 from requests.adapters import HTTPAdapter
 
 from gateway.config import AsyncClientName, GatewaySettings
-from gateway.fanout import FanOutClock, SourceOutcome
+from gateway.fanout import FanOut, SourceOutcome
+from gateway.models import ErrorKind, UpstreamFault
 from gateway.sources import Source
 
 
@@ -41,7 +45,13 @@ class AsyncHTTPClient(Protocol):
     """The part of httpx's ``AsyncClient`` API the routes use; httpx2's has the same."""
 
     # `url` is the client's own URL type (httpx.URL or httpx2.URL), parsed once per worker.
-    async def get(self, url: Any) -> UpstreamResponse: ...
+    async def get(
+        self,
+        url: Any,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> UpstreamResponse: ...
 
     async def aclose(self) -> None: ...
 
@@ -138,46 +148,149 @@ def build_session(settings: GatewaySettings) -> requests.Session:
     return session
 
 
-async def fetch_awaited(
-    client: AsyncUpstreamClient, source: Source, clock: FanOutClock, settings: GatewaySettings
-) -> SourceOutcome:
-    """One awaited call to one source; never raises, a failure is part of the answer."""
-    started = time.perf_counter()
-    try:
-        response = await client.http.get(client.news_urls[source.name])
-    except client.request_errors as exc:
-        return clock.failed(source, started, describe_failure(exc))
-    return clock.answered(source, started, response.status_code, response.content)
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One source call: the source, a fault to ask it for, and headers to pass on."""
+
+    source: Source
+    fault: UpstreamFault | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {} if self.fault is None else {"fault": self.fault}
 
 
-# aiohttp's timeouts subclass the builtin TimeoutError.
-TIMEOUTS = (httpx.TimeoutException, httpx2.TimeoutException, TimeoutError)
+class DeadlinePassed(Exception):
+    """The fan-out's deadline passed while a blocking call was still reading."""
 
 
-def describe_failure(exc: Exception) -> str:
-    """ "timeout: <class>" or "connection error: <class>", from what really went wrong.
+# aiohttp's timeouts subclass the builtin TimeoutError; requests wraps urllib3's.
+TIMEOUTS = (
+    httpx.TimeoutException,
+    httpx2.TimeoutException,
+    requests.Timeout,
+    urllib3.exceptions.TimeoutError,
+    TimeoutError,
+)
+# The call never reached the source: safe to repeat, even were it not a GET.
+CONNECT_FAILURES = (httpx.ConnectError, httpx2.ConnectError, aiohttp.ClientConnectorError)
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The error that tells what happened.
 
     httpx-aiohttp maps every aiohttp connection error to httpx.ConnectTimeout, a refused
-    connection included, so the aiohttp error it wraps is the one that tells.
+    connection included, so the aiohttp error it wraps is the one that tells. requests
+    wraps urllib3's in its first argument.
     """
-    cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
-    kind = "timeout" if isinstance(cause, TIMEOUTS) else "connection error"
-    return f"{kind}: {type(cause).__name__}"
+    if isinstance(exc.__cause__, aiohttp.ClientError):
+        return exc.__cause__
+    if isinstance(exc, requests.ConnectionError) and exc.args:
+        reason = getattr(exc.args[0], "reason", None)
+        if isinstance(reason, BaseException):
+            return reason
+    return exc
+
+
+def connect_failed(exc: Exception) -> bool:
+    """Whether a call failed before it reached the source (the retry predicate)."""
+    cause = _cause(exc)
+    if isinstance(cause, urllib3.exceptions.NewConnectionError):
+        return True
+    return isinstance(cause, CONNECT_FAILURES) and not isinstance(cause, TIMEOUTS)
+
+
+def describe_failure(exc: Exception) -> tuple[ErrorKind, str]:
+    """("timeout" or "connect", "<kind>: <the class that tells>") for a failed call."""
+    cause = _cause(exc)
+    # urllib3's NewConnectionError subclasses its ConnectTimeoutError: refused is not late.
+    refused = isinstance(cause, urllib3.exceptions.NewConnectionError)
+    if isinstance(cause, TIMEOUTS) and not refused:
+        return "timeout", f"timeout: {type(cause).__name__}"
+    return "connect", f"connection error: {type(cause).__name__}"
+
+
+class RetryPolicy(TypedDict):
+    attempts: int
+    timeout: float
+    wait_initial: float
+    wait_max: float
+    wait_jitter: float
+
+
+def _retry_policy(settings: GatewaySettings, budget_s: float) -> RetryPolicy:
+    """Retry a failed connect `connect_retries` times, with short waits, within the budget:
+    what remains of the fan-out's deadline."""
+    return {
+        "attempts": 1 + settings.connect_retries,
+        "timeout": max(budget_s, 0.001),
+        "wait_initial": 0.05,
+        "wait_max": 0.2,
+        "wait_jitter": 0.05,
+    }
+
+
+async def fetch_awaited(
+    client: AsyncUpstreamClient, call: Call, fan_out: FanOut, settings: GatewaySettings
+) -> SourceOutcome:
+    """One awaited call, cut off at the fan-out's deadline; never raises."""
+    started, source = time.perf_counter(), call.source
+    remaining = fan_out.remaining()
+    if remaining <= 0:
+        return fan_out.timed_out(source, started)
+    url = client.news_urls[source.name]
+    # httpx replaces a URL's whole query when given params, so a call with a fault sends
+    # the full query; the others keep the URL parsed once, query and all.
+    params = {"limit": str(settings.articles_per_source), **call.params} if call.fault else None
+    get = stamina.AsyncRetryingCaller(**_retry_policy(settings, remaining)).on(connect_failed)
+    try:
+        async with asyncio.timeout(remaining):
+            response = await get(client.http.get, url, params=params, headers=call.headers)
+    except TimeoutError:
+        if fan_out.remaining() <= 0:
+            return fan_out.timed_out(source, started)
+        return fan_out.failed(source, started, *describe_failure(TimeoutError()))
+    except client.request_errors as exc:
+        return fan_out.failed(source, started, *describe_failure(exc))
+    return fan_out.answered(source, started, response.status_code, response.content)
 
 
 def fetch_blocking(
-    session: requests.Session, source: Source, clock: FanOutClock, settings: GatewaySettings
+    session: requests.Session, call: Call, fan_out: FanOut, settings: GatewaySettings
 ) -> SourceOutcome:
-    """One blocking call to one source; never raises, a failure is part of the answer."""
-    started = time.perf_counter()
+    """One blocking call within the fan-out's deadline; never raises.
+
+    A blocking read cannot be cancelled, so the deadline bounds it twice: every socket wait
+    is at most what remains, and the body is read in chunks with the deadline checked
+    between them. A body that drips can overrun it by one chunk's wait, no more.
+    """
+    started, source = time.perf_counter(), call.source
+    get = stamina.RetryingCaller(**_retry_policy(settings, fan_out.remaining()))
     try:
-        response = session.get(
-            source.news_url,
-            params={"limit": settings.articles_per_source},
-            timeout=(settings.connect_timeout_s, settings.read_timeout_s),
-        )
-    except requests.Timeout as exc:
-        return clock.failed(source, started, f"timeout: {type(exc).__name__}")
+        status, body = get.on(connect_failed)(_get_within, session, call, fan_out, settings)
+    except DeadlinePassed:
+        return fan_out.timed_out(source, started)
     except requests.RequestException as exc:
-        return clock.failed(source, started, f"connection error: {type(exc).__name__}")
-    return clock.answered(source, started, response.status_code, response.content)
+        if isinstance(exc, requests.Timeout) and fan_out.remaining() <= 0:
+            return fan_out.timed_out(source, started)
+        return fan_out.failed(source, started, *describe_failure(exc))
+    return fan_out.answered(source, started, status, body)
+
+
+def _get_within(
+    session: requests.Session, call: Call, fan_out: FanOut, settings: GatewaySettings
+) -> tuple[int, bytes]:
+    remaining = fan_out.remaining()
+    if remaining <= 0:
+        raise DeadlinePassed
+    timeout = (min(settings.connect_timeout_s, remaining), min(settings.read_timeout_s, remaining))
+    url = call.source.news_url
+    params = {"limit": str(settings.articles_per_source), **call.params}
+    with session.get(url, params=params, headers=call.headers, timeout=timeout, stream=True) as r:
+        chunks = []
+        for chunk in r.iter_content(chunk_size=64 * 1024):
+            chunks.append(chunk)
+            if fan_out.remaining() <= 0:
+                raise DeadlinePassed
+        return r.status_code, b"".join(chunks)

@@ -3,7 +3,7 @@
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.sources import SOURCE_NAME, Source
@@ -42,6 +42,14 @@ class GatewaySettings(BaseSettings):
     # or the client reuses a socket the server is closing: a RemoteProtocolError.
     keepalive_expiry_s: float = Field(5.0, ge=0)
     pool_timeout_s: float = Field(5.0, gt=0)
+    # One fan-out, all its calls included, takes at most this long: a hung source costs the
+    # deadline, never the read timeout. Above every mode's normal fan-out (the sequential
+    # ones take the sum of the delays, 1.6 s). ?deadline_ms= may ask for up to the maximum.
+    deadline_ms: int = Field(2500, ge=1, le=600_000)
+    max_deadline_ms: int = Field(10_000, ge=1, le=600_000)
+    # Retries of a call that could not connect (a GET is safe to repeat), within the
+    # deadline. 0 keeps a down source's cost visible: one failed connect.
+    connect_retries: int = Field(0, ge=0, le=5)
     # gunicorn's worker count, read from the same variable gunicorn.conf.py uses, so that
     # /healthz can tell a benchmark how the gateway is scaled.
     workers: int = Field(1, ge=1, validation_alias="WEB_CONCURRENCY")
@@ -68,6 +76,12 @@ class GatewaySettings(BaseSettings):
             if not re.fullmatch(SOURCE_NAME, name):
                 raise ValueError(f"source name {name!r} must match {SOURCE_NAME}")
         return value
+
+    @model_validator(mode="after")
+    def deadline_within_max(self) -> "GatewaySettings":
+        if self.deadline_ms > self.max_deadline_ms:
+            raise ValueError("deadline_ms must not exceed max_deadline_ms")
+        return self
 
     @property
     def requests_pool_maxsize(self) -> int:

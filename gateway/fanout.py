@@ -1,4 +1,5 @@
-"""Timing and aggregation of one fan-out, the same for every gateway and mode."""
+"""One fan-out, the same for every gateway and mode: its deadline, each source call's timing
+and verdict, and the merged answer with the status it deserves."""
 
 import os
 import time
@@ -7,8 +8,13 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from gateway.models import Article, NewsResponse, SourceResult, UpstreamNews
+from gateway.models import Article, ErrorKind, NewsResponse, SourceResult, UpstreamNews
 from gateway.sources import Source
+
+# Every source failed, so there is nothing to answer with; the body still says why.
+ALL_FAILED = 502
+# Every source ran out of time: the gateway's deadline (or theirs) is what failed.
+ALL_TIMED_OUT = 504
 
 
 def _ms(seconds: float) -> float:
@@ -22,32 +28,55 @@ class SourceOutcome:
 
 
 @dataclass(slots=True)
-class FanOutClock:
-    """Measures one fan-out on a monotonic clock; every offset is from its start."""
+class FanOut:
+    """Times each source call against one deadline, judges each answer, assembles the
+    response. Every offset is from the fan-out's start, on a monotonic clock."""
 
+    deadline_s: float
     start: float = field(default_factory=time.perf_counter)
 
+    @property
+    def deadline(self) -> float:
+        return self.start + self.deadline_s
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline; zero or less once it has passed."""
+        return self.deadline - time.perf_counter()
+
     def answered(self, source: Source, started: float, status: int, body: bytes) -> SourceOutcome:
-        """Record a source that sent an HTTP response, good or bad."""
+        """Judge a source that sent an HTTP response, good or bad."""
         if status != 200:
-            return self.failed(source, started, f"upstream answered HTTP {status}", status)
+            return self.failed(
+                source, started, "status", f"upstream answered HTTP {status}", status
+            )
         try:
             payload = UpstreamNews.model_validate_json(body)
         except ValidationError as exc:
-            return self.failed(
-                source, started, f"invalid payload: {exc.error_count()} error(s)", status
-            )
+            error = f"invalid payload: {exc.error_count()} error(s)"
+            return self.failed(source, started, "invalid_body", error, status)
         result = self._result(
             source, started, ok=True, status=status, articles=len(payload.articles)
         )
         return SourceOutcome(result, payload.articles)
 
     def failed(
-        self, source: Source, started: float, error: str, status: int | None = None
+        self,
+        source: Source,
+        started: float,
+        kind: ErrorKind,
+        error: str,
+        status: int | None = None,
     ) -> SourceOutcome:
-        """Record a source that timed out, refused, or answered with something unusable."""
-        result = self._result(source, started, ok=False, status=status, articles=0, error=error)
+        """Record a source that timed out, could not be reached, or answered unusably."""
+        result = self._result(
+            source, started, ok=False, status=status, articles=0, error_kind=kind, error=error
+        )
         return SourceOutcome(result, [])
+
+    def timed_out(self, source: Source, started: float) -> SourceOutcome:
+        """Record a source the fan-out's deadline cut off."""
+        error = f"timeout: the fan-out's {_ms(self.deadline_s):g} ms deadline passed"
+        return self.failed(source, started, "timeout", error)
 
     def _result(self, source: Source, started: float, **fields: object) -> SourceResult:
         return SourceResult.model_validate(
@@ -65,16 +94,28 @@ class FanOutClock:
         elapsed_ms = _ms(time.perf_counter() - self.start)
         articles = [article for outcome in outcomes for article in outcome.articles]
         articles.sort(key=lambda article: article.published_at, reverse=True)
+        answered = sum(outcome.result.ok for outcome in outcomes)
         return NewsResponse.model_validate(
             {
                 "gateway": gateway,
                 "mode": mode,
                 "worker_pid": os.getpid(),
                 "elapsed_ms": elapsed_ms,
+                "deadline_ms": _ms(self.deadline_s),
+                "partial": 0 < answered < len(outcomes),
                 "sources": [outcome.result for outcome in outcomes],
                 "articles": articles,
             }
         )
+
+
+def status_of(news: NewsResponse) -> int:
+    """200 when any source answered; 504 when every one ran out of time; else 502."""
+    if any(source.ok for source in news.sources):
+        return 200
+    if all(source.error_kind == "timeout" for source in news.sources):
+        return ALL_TIMED_OUT
+    return ALL_FAILED
 
 
 def server_timing(news: NewsResponse) -> str:

@@ -5,6 +5,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+# What went wrong with a source: it ran out of time, could not be reached (or dropped the
+# connection), answered with an error status, or answered with a body that is not news.
+ErrorKind = Literal["timeout", "connect", "status", "invalid_body"]
+# The faults a gateway may ask an upstream to inject (upstream/faults.py), and nothing else.
+UpstreamFault = Literal["error", "hang", "slow-body", "malformed-json", "wrong-shape", "reset"]
+
 
 class Article(BaseModel):
     id: str
@@ -29,7 +35,8 @@ class SourceResult(BaseModel):
     started_ms: float = Field(description="When the call started, from the fan-out start.")
     elapsed_ms: float
     articles: int = Field(description="How many articles this source contributed.")
-    error: str | None = None
+    error_kind: ErrorKind | None = None
+    error: str | None = Field(None, description="What happened, for people.")
 
 
 class NewsResponse(BaseModel):
@@ -37,5 +44,7 @@ class NewsResponse(BaseModel):
     mode: str
     worker_pid: int
     elapsed_ms: float = Field(description="The gateway's own fan-out time.")
+    deadline_ms: float = Field(description="The most the fan-out was allowed to take.")
+    partial: bool = Field(description="Some sources answered and some failed.")
     sources: list[SourceResult]
     articles: list[Article] = Field(description="Every source's articles, newest first.")

@@ -17,9 +17,8 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 
 from gateway.clients import build_session, fetch_blocking
 from gateway.config import GatewaySettings
-from gateway.fanout import FanOutClock
 from gateway.models import NewsResponse
-from gateway.web import SelectedSources, create_gateway_app, news_response
+from gateway.web import Plan, create_gateway_app, news_response
 
 SyncMode = Literal["sequential", "threads"]
 
@@ -52,23 +51,23 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.get("/news", response_model=NewsResponse)
     def news(
-        sources: SelectedSources,
+        plan: Plan,
         state: Annotated[SyncState, Depends(sync_state)],
         mode: Annotated[
             SyncMode, Query(description="sequential: one call after another; threads: a pool.")
         ] = "sequential",
     ) -> Response:
         """Fan out to every selected source from this worker thread."""
-        clock = FanOutClock()
-        session = state["session"]
+        fan_out, session = plan.start(), state["session"]
         if mode == "threads":
+            # Each call keeps to the deadline itself, so every future ends by then.
             futures = [
-                state["executor"].submit(fetch_blocking, session, source, clock, settings)
-                for source in sources
+                state["executor"].submit(fetch_blocking, session, call, fan_out, settings)
+                for call in plan.calls
             ]
             outcomes = [future.result() for future in futures]
         else:
-            outcomes = [fetch_blocking(session, source, clock, settings) for source in sources]
-        return news_response(clock.assemble("sync", mode, outcomes))
+            outcomes = [fetch_blocking(session, call, fan_out, settings) for call in plan.calls]
+        return news_response(fan_out.assemble("sync", mode, outcomes))
 
     return app

@@ -1,21 +1,21 @@
-"""FastAPI pieces both gateways share: the app factory, ``?sources=``, and the response."""
+"""FastAPI pieces both gateways share: the app factory, the fan-out a request asks for
+(``?sources=``, ``?fault=``, ``?deadline_ms=``), and the response."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, cast, get_args
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
+from gateway.clients import Call
 from gateway.config import GatewaySettings
-from gateway.fanout import server_timing
-from gateway.models import NewsResponse
+from gateway.fanout import FanOut, server_timing, status_of
+from gateway.models import NewsResponse, UpstreamFault
 from gateway.sources import Source, UnknownSourcesError, select_sources
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
-
-# Returned when every selected source failed: the body still says what happened to each.
-ALL_SOURCES_FAILED = 502
 
 
 def create_gateway_app(
@@ -38,6 +38,9 @@ def create_gateway_app(
             "requests_pool_maxsize": settings.requests_pool_maxsize,
             "max_connections": settings.max_connections,
             "max_keepalive_connections": settings.max_keepalive_connections,
+            "deadline_ms": settings.deadline_ms,
+            "max_deadline_ms": settings.max_deadline_ms,
+            "connect_retries": settings.connect_retries,
         }
 
     return app
@@ -48,35 +51,84 @@ def settings_of(request: Request) -> GatewaySettings:
     return settings
 
 
+def invalid_query(name: str, message: str, value: object) -> RequestValidationError:
+    """A 422 that names the query parameter, in FastAPI's own error shape."""
+    error = {"type": "value_error", "loc": ("query", name), "msg": message, "input": value}
+    return RequestValidationError([error])
+
+
+def parse_faults(configured: Sequence[Source], requested: str) -> dict[str, UpstreamFault]:
+    """ "wire:hang,gazette:error" as {source: fault}: configured sources, known faults, once."""
+    names = {source.name for source in configured}
+    kinds: tuple[str, ...] = get_args(UpstreamFault)
+    faults: dict[str, UpstreamFault] = {}
+    for item in (part.strip() for part in requested.split(",")):
+        name, _, kind = item.partition(":")
+        if name not in names:
+            raise ValueError(f"{item!r}: unknown source; valid sources: {', '.join(names)}")
+        if kind not in kinds:
+            raise ValueError(f"{item!r}: unknown fault; valid faults: {', '.join(kinds)}")
+        if name in faults:
+            raise ValueError(f"{item!r}: one fault per source")
+        faults[name] = cast(UpstreamFault, kind)
+    return faults
+
+
+@dataclass(frozen=True)
+class FanOutPlan:
+    """What one request asks for: which sources, with which faults, by when."""
+
+    calls: list[Call]
+    deadline_s: float
+
+    def start(self) -> FanOut:
+        return FanOut(self.deadline_s)
+
+
 # An async dependency runs on the event loop; a `def` one would take a threadpool token.
-async def selected_sources(
+async def fan_out_plan(
     request: Request,
     sources: Annotated[
         str | None,
         Query(description="Comma-separated source names; all configured sources by default."),
     ] = None,
-) -> list[Source]:
+    fault: Annotated[
+        str | None,
+        Query(
+            description="Ask sources to misbehave, for the lab: comma-separated source:fault "
+            f"pairs, e.g. wire:hang. Faults: {', '.join(get_args(UpstreamFault))}.",
+            max_length=512,
+        ),
+    ] = None,
+    deadline_ms: Annotated[
+        int | None,
+        Query(ge=1, description="This fan-out's deadline; at most the gateway's maximum."),
+    ] = None,
+) -> FanOutPlan:
+    settings = settings_of(request)
     try:
-        return select_sources(settings_of(request).source_list, sources)
+        selected = select_sources(settings.source_list, sources)
     except UnknownSourcesError as exc:
-        error = {
-            "type": "value_error",
-            "loc": ("query", "sources"),
-            "msg": str(exc),
-            "input": sources,
-        }
-        raise RequestValidationError([error]) from exc
+        raise invalid_query("sources", str(exc), sources) from exc
+    try:
+        faults = parse_faults(selected, fault) if fault is not None else {}
+    except ValueError as exc:
+        raise invalid_query("fault", str(exc), fault) from exc
+    if deadline_ms is not None and deadline_ms > settings.max_deadline_ms:
+        message = f"at most {settings.max_deadline_ms} ms (GATEWAY_MAX_DEADLINE_MS)"
+        raise invalid_query("deadline_ms", message, deadline_ms)
+    calls = [Call(source, faults.get(source.name)) for source in selected]
+    return FanOutPlan(calls, (deadline_ms or settings.deadline_ms) / 1000)
 
 
-SelectedSources = Annotated[list[Source], Depends(selected_sources)]
+Plan = Annotated[FanOutPlan, Depends(fan_out_plan)]
 
 
 def news_response(news: NewsResponse) -> Response:
-    """Serialise once, with the Server-Timing header; 502 only when no source answered."""
-    status = 200 if any(source.ok for source in news.sources) else ALL_SOURCES_FAILED
+    """Serialise once, with the Server-Timing header and the status the outcome deserves."""
     return Response(
         content=news.model_dump_json(),
-        status_code=status,
+        status_code=status_of(news),
         media_type="application/json",
         headers={"Server-Timing": server_timing(news)},
     )

@@ -1,17 +1,36 @@
 """Settings of one upstream news source, read from ``UPSTREAM_*`` environment variables."""
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+FaultKind = Literal["error", "hang", "slow-body", "malformed-json", "wrong-shape", "reset"]
+LatencyModel = Literal["fixed", "lognormal"]
+
 
 class UpstreamSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="UPSTREAM_", frozen=True)
+    # "none" in the environment is None: compose passes UPSTREAM_FAULT=none for no fault.
+    model_config = SettingsConfigDict(
+        env_prefix="UPSTREAM_", frozen=True, env_parse_none_str="none"
+    )
 
     name: str = Field("wire", pattern=r"^[a-z][a-z0-9-]{0,31}$", description="Source name.")
     delay_ms: int = Field(300, ge=0, description="Base delay before each answer.")
     jitter_ms: int = Field(0, ge=0, description="Extra delay drawn uniformly from [0, jitter].")
     max_delay_ms: int = Field(10_000, ge=0, description="Largest delay a request may ask for.")
     article_count: int = Field(20, ge=1, le=1000, description="Articles this source holds.")
+    # The latency model: fixed (delay + jitter), or lognormal with its median at delay_ms.
+    latency: LatencyModel = "fixed"
+    latency_sigma: float = Field(0.5, gt=0, le=3, description="lognormal: spread of log(d).")
+    spike_rate: float = Field(0.0, ge=0, le=1, description="Share of answers that spike.")
+    spike_factor: float = Field(5.0, ge=1, le=100, description="A spike's delay multiplier.")
+    # Faults (upstream/faults.py): this share of answers gets this fault; ?fault= forces one.
+    fault: FaultKind | None = None
+    fault_rate: float = Field(0.0, ge=0, le=1)
+    hang_ms: int = Field(30_000, ge=0, le=600_000, description="How long a hang lasts.")
+    drip_ms: int = Field(3_000, ge=0, le=600_000, description="How long a slow body takes.")
+    seed: int = Field(0, description="With the name, seeds every draw: a run repeats.")
 
     @model_validator(mode="after")
     def base_delay_within_max(self) -> "UpstreamSettings":

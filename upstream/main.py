@@ -1,17 +1,17 @@
-"""The upstream news service: ``GET /news`` answers after the source's delay.
+"""The upstream news service: ``GET /news`` answers after the source's delay, or with a fault.
 
 gunicorn loads it through the factory: ``upstream.main:create_app()``.
 """
 
 import asyncio
-import random
 from typing import Annotated
 
 from fastapi import FastAPI, Query, Response
 from pydantic import BaseModel
 
 from upstream.articles import Article, generate_articles
-from upstream.config import UpstreamSettings
+from upstream.config import FaultKind, UpstreamSettings
+from upstream.faults import Draws, faulty_response
 
 
 class NewsPayload(BaseModel):
@@ -23,6 +23,7 @@ class NewsPayload(BaseModel):
 def create_app(settings: UpstreamSettings | None = None) -> FastAPI:
     settings = settings or UpstreamSettings()
     articles = generate_articles(settings.name, settings.article_count)
+    draws = Draws(settings)
     app = FastAPI(title=f"upstream: {settings.name}", version="1.0.0")
     app.state.settings = settings
 
@@ -33,20 +34,26 @@ def create_app(settings: UpstreamSettings | None = None) -> FastAPI:
             int | None,
             Query(ge=0, le=settings.max_delay_ms, description="Override this request's delay."),
         ] = None,
+        fault: Annotated[
+            FaultKind | None, Query(description="Force this fault on this answer.")
+        ] = None,
     ) -> Response:
         if delay_ms is None:
-            delay_ms = settings.delay_ms + random.randint(0, settings.jitter_ms)
+            delay_ms = draws.delay_ms()
+        injected = draws.fault(fault)
         # asyncio.sleep parks the request on the event loop, so one worker holds
         # thousands of waiting requests: the upstream is slow, never saturated.
         await asyncio.sleep(delay_ms / 1000)
         payload = NewsPayload(source=settings.name, delay_ms=delay_ms, articles=articles[:limit])
         # Serialised here, once: returning the model would have FastAPI validate it again
         # before serialising it. The OpenAPI schema still comes from response_model.
-        return Response(
-            content=payload.model_dump_json(),
-            media_type="application/json",
-            headers={"Server-Timing": f"delay;dur={delay_ms}"},
+        body, headers = (
+            payload.model_dump_json().encode(),
+            {"Server-Timing": f"delay;dur={delay_ms}"},
         )
+        if injected is not None:
+            return await faulty_response(injected, body, headers, draws)
+        return Response(body, media_type="application/json", headers=headers)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

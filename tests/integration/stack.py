@@ -98,6 +98,14 @@ class Stack:
     def down(self) -> None:
         self.script("down.sh", timeout=300, check=False)
 
+    def container(self, service: str) -> str:
+        """The id of one service's container."""
+        (container,) = self.script("compose.sh", "ps", "-q", service).split()
+        return container
+
+    def docker(self, *args: str) -> None:
+        subprocess.run(["docker", *args], check=True, capture_output=True, timeout=60)
+
     def url(self, gateway: str, path: str = "/news") -> str:
         port = self.env["SYNC_PORT" if gateway == "sync" else "ASYNC_PORT"]
         return f"http://127.0.0.1:{port}{path}"

@@ -16,6 +16,8 @@ from upstream.main import create_app as create_upstream
 
 # Short delays keep the suite fast; the assertions are about order and overlap, not speed.
 DELAYS_MS = {"wire": 50, "gazette": 100, "chronicle": 250}
+# An injected hang or dripping body outlasts any deadline the tests set, and still ends.
+HANG_MS, DRIP_MS = 3000, 2000
 
 
 class LiveServer:
@@ -25,7 +27,10 @@ class LiveServer:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False)
+        # A request a fault holds open must not hold the server open at the end.
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, timeout_graceful_shutdown=1
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
@@ -63,7 +68,13 @@ def running_upstreams(delays_ms: dict[str, int]) -> Iterator[Upstreams]:
     with ExitStack() as stack:
         urls = {
             name: stack.enter_context(
-                LiveServer(create_upstream(UpstreamSettings(name=name, delay_ms=delay)))
+                LiveServer(
+                    create_upstream(
+                        UpstreamSettings(
+                            name=name, delay_ms=delay, hang_ms=HANG_MS, drip_ms=DRIP_MS
+                        )
+                    )
+                )
             ).url
             for name, delay in delays_ms.items()
         }

@@ -1,9 +1,11 @@
+"""One fan-out's bookkeeping: offsets, verdicts, the merge, the status, Server-Timing."""
+
 import json
 import os
 import time
 from datetime import UTC, datetime, timedelta
 
-from gateway.fanout import FanOutClock, server_timing
+from gateway.fanout import FanOut, server_timing, status_of
 from gateway.sources import Source
 
 WIRE = Source("wire", "http://w")
@@ -26,7 +28,7 @@ def payload(source: str, minutes_ago: list[int]) -> bytes:
 
 
 def test_offsets_are_measured_from_the_fan_out_start() -> None:
-    clock = FanOutClock(start=time.perf_counter() - 0.050)
+    clock = FanOut(2.5, start=time.perf_counter() - 0.050)
     outcome = clock.answered(WIRE, time.perf_counter() - 0.020, 200, payload("wire", [1]))
     assert 29 <= outcome.result.started_ms <= 31 + 5
     assert 20 <= outcome.result.elapsed_ms <= 20 + 5
@@ -34,7 +36,7 @@ def test_offsets_are_measured_from_the_fan_out_start() -> None:
 
 
 def test_articles_merge_newest_first_across_sources() -> None:
-    clock = FanOutClock()
+    clock = FanOut(2.5)
     wire = clock.answered(WIRE, clock.start, 200, payload("wire", [10, 30]))
     gazette = clock.answered(GAZETTE, clock.start, 200, payload("gazette", [5, 20]))
     news = clock.assemble("async", "concurrent", [wire, gazette])
@@ -44,29 +46,30 @@ def test_articles_merge_newest_first_across_sources() -> None:
 
 
 def test_an_http_error_is_a_failed_source_with_its_status() -> None:
-    clock = FanOutClock()
+    clock = FanOut(2.5)
     outcome = clock.answered(WIRE, clock.start, 503, b"busy")
     assert not outcome.result.ok
-    assert outcome.result.status == 503
+    assert outcome.result.status == 503 and outcome.result.error_kind == "status"
     assert outcome.result.error == "upstream answered HTTP 503"
     assert outcome.articles == []
 
 
 def test_an_unreadable_payload_is_a_failed_source() -> None:
-    clock = FanOutClock()
+    clock = FanOut(2.5)
     outcome = clock.answered(WIRE, clock.start, 200, b'{"articles": "nope"}')
     assert not outcome.result.ok
+    assert outcome.result.error_kind == "invalid_body"
     assert outcome.result.error is not None and outcome.result.error.startswith("invalid payload")
 
 
 def test_server_timing_lists_every_source_then_the_fan_out() -> None:
-    clock = FanOutClock()
+    clock = FanOut(2.5)
     news = clock.assemble(
         "sync",
         "sequential",
         [
             clock.answered(WIRE, clock.start, 200, payload("wire", [1])),
-            clock.failed(GAZETTE, clock.start, "timeout: ReadTimeout"),
+            clock.failed(GAZETTE, clock.start, "timeout", "timeout: ReadTimeout"),
         ],
     )
     header = server_timing(news)
@@ -74,3 +77,32 @@ def test_server_timing_lists_every_source_then_the_fan_out() -> None:
     assert [entry[0] for entry in entries] == ["wire", "gazette", "fanout"]
     assert entries[0][2] == 'desc="ok"' and entries[1][2] == 'desc="failed"'
     assert entries[2][1] == f"dur={news.elapsed_ms}"
+
+
+def test_remaining_counts_down_to_the_deadline() -> None:
+    fan_out = FanOut(0.5, start=time.perf_counter() - 0.2)
+    assert 0.25 <= fan_out.remaining() <= 0.3
+    assert FanOut(0.1, start=time.perf_counter() - 0.2).remaining() < 0
+
+
+def test_a_source_cut_by_the_deadline_says_so() -> None:
+    fan_out = FanOut(0.25)
+    outcome = fan_out.timed_out(WIRE, fan_out.start)
+    assert outcome.result.error_kind == "timeout"
+    assert outcome.result.error == "timeout: the fan-out's 250 ms deadline passed"
+
+
+def test_partial_and_status_follow_what_the_sources_did() -> None:
+    fan_out = FanOut(2.5)
+    good = fan_out.answered(WIRE, fan_out.start, 200, payload("wire", [1]))
+    late = fan_out.timed_out(GAZETTE, fan_out.start)
+    broken = fan_out.failed(GAZETTE, fan_out.start, "connect", "connection error: X")
+    cases = [
+        ([good, late], True, 200),
+        ([good], False, 200),
+        ([late, late], False, 504),
+        ([late, broken], False, 502),
+    ]
+    for outcomes, partial, status in cases:
+        news = fan_out.assemble("async", "concurrent", outcomes)
+        assert (news.partial, status_of(news)) == (partial, status)

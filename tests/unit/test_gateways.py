@@ -1,8 +1,9 @@
 """Both gateways, in process, against real upstream apps listening on loopback."""
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import anyio.to_thread
 import pytest
@@ -11,7 +12,9 @@ from fastapi.testclient import TestClient
 
 from gateway import async_app, sync_app
 from gateway.config import GatewaySettings
-from tests.unit.loopback import DELAYS_MS, Upstreams
+from gateway.models import UpstreamFault
+from tests.unit.loopback import DELAYS_MS, DRIP_MS, Upstreams
+from upstream.config import FaultKind
 
 # Every timing in a response is rounded to 0.1 ms; sums of two can be off by 0.1.
 ROUNDING_MS = 0.1
@@ -229,6 +232,9 @@ def test_healthz_reports_the_client_and_every_limit(
         "requests_pool_maxsize": 7,
         "max_connections": 50,
         "max_keepalive_connections": 3000,
+        "deadline_ms": 2500,
+        "max_deadline_ms": 10_000,
+        "connect_retries": 0,
     }
 
 
@@ -245,3 +251,136 @@ def test_sync_lifespan_sizes_the_threadpool_and_the_requests_pool(
     adapter = client.app_state["session"].get_adapter(upstreams.urls["wire"])
     pool = adapter.poolmanager.connection_from_url(upstreams.urls["wire"])
     assert pool.pool is not None and pool.pool.maxsize == 7
+
+
+# --- faults: the deadline, the error kinds, partial answers ------------------------------
+
+DEADLINE_MS = 600
+# A blocking read can overrun the deadline by one chunk of a dripping body (DRIP_MS / 10).
+OVERRUN_MS = {"sync": DRIP_MS / 10 + 100, "async": 100}
+
+# (gateway, path, mode, overlaps?)
+FAULT_MODES = {
+    "sync": (SYNC, "/news", None, False),
+    "sync-threads": (SYNC, "/news", "threads", True),
+    "async": (ASYNC, "/news", None, True),
+    "async-httpx": (ASYNC_CLIENTS["httpx"], "/news", None, True),
+    "async-httpx2": (ASYNC_CLIENTS["httpx2"], "/news", None, True),
+    "async-sequential": (ASYNC, "/news", "sequential", False),
+    "blocking": (ASYNC, "/news/blocking", None, False),
+}
+# What each fault on gazette must look like in the answer.
+FAULT_KINDS = {
+    "error": "status",
+    "hang": "timeout",
+    "slow-body": "timeout",
+    "malformed-json": "invalid_body",
+    "wrong-shape": "invalid_body",
+    "reset": "connect",
+}
+
+
+@pytest.mark.parametrize("fault", FAULT_KINDS)
+@pytest.mark.parametrize(
+    ("gateway", "path", "mode", "overlaps"), FAULT_MODES.values(), ids=FAULT_MODES
+)
+def test_a_faulty_source_is_contained_within_the_deadline(
+    client_for: Callable[..., TestClient],
+    gateway: Gateway,
+    path: str,
+    mode: str | None,
+    overlaps: bool,
+    fault: str,
+) -> None:
+    client = client_for(gateway)
+    params = {"fault": f"gazette:{fault}", "deadline_ms": str(DEADLINE_MS)}
+    if mode is not None:
+        params["mode"] = mode
+    started = time.perf_counter()
+    response = client.get(path, params=params)
+    took_ms = (time.perf_counter() - started) * 1000
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["partial"] is True and body["deadline_ms"] == DEADLINE_MS
+    by_name = {source["name"]: source for source in body["sources"]}
+    gazette = by_name.pop("gazette")
+    assert not gazette["ok"] and gazette["error_kind"] == FAULT_KINDS[fault], gazette
+    # A hang costs the deadline, never the upstream's 3 s nor the read timeout. Blocking
+    # calls (the sync gateway, and the blocking mistake) may overrun it by one chunk.
+    blocks = gateway is SYNC or path == "/news/blocking"
+    assert took_ms <= DEADLINE_MS + OVERRUN_MS["sync" if blocks else "async"]
+    # wire (50 ms) always answers; chronicle (250 ms) does unless the sequential modes
+    # spent the deadline waiting on gazette first.
+    assert by_name["wire"]["ok"]
+    if FAULT_KINDS[fault] != "timeout" or overlaps:
+        assert by_name["chronicle"]["ok"]
+    else:
+        assert by_name["chronicle"]["error_kind"] == "timeout"
+
+
+@pytest.mark.parametrize("gateway", [SYNC, ASYNC], ids=["sync", "async"])
+def test_every_source_timing_out_is_a_504(
+    client_for: Callable[..., TestClient], gateway: Gateway
+) -> None:
+    faults = "wire:hang,gazette:hang,chronicle:hang"
+    params = {"fault": faults, "deadline_ms": "300", "mode": "threads"}
+    if gateway is ASYNC:
+        params.pop("mode")
+    response = client_for(gateway).get("/news", params=params)
+    assert response.status_code == 504
+    body = response.json()
+    assert body["partial"] is False and body["articles"] == []
+    assert {s["error_kind"] for s in body["sources"]} == {"timeout"}
+
+
+@pytest.mark.parametrize("gateway", [SYNC, ASYNC], ids=["sync", "async"])
+def test_every_source_failing_otherwise_is_a_502(
+    client_for: Callable[..., TestClient], gateway: Gateway
+) -> None:
+    # The hang goes last: the sync gateway's sequential calls spend the deadline on it.
+    faults = "wire:error,gazette:reset,chronicle:hang"
+    response = client_for(gateway).get("/news", params={"fault": faults, "deadline_ms": "300"})
+    assert response.status_code == 502
+    kinds = [s["error_kind"] for s in response.json()["sources"]]
+    assert kinds == ["status", "connect", "timeout"]
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"fault": "reuters:hang"}, "fault"),
+        ({"fault": "wire:explode"}, "fault"),
+        ({"fault": "wire:hang,wire:error"}, "fault"),
+        ({"fault": "http://127.0.0.2/:hang"}, "fault"),
+        ({"fault": "chronicle:hang", "sources": "wire"}, "fault"),
+        ({"deadline_ms": "0"}, "deadline_ms"),
+        ({"deadline_ms": "10001"}, "deadline_ms"),
+        ({"deadline_ms": "soon"}, "deadline_ms"),
+    ],
+)
+@pytest.mark.parametrize("gateway", [SYNC, ASYNC], ids=["sync", "async"])
+def test_a_bad_fault_or_deadline_is_a_422_naming_it(
+    client_for: Callable[..., TestClient], gateway: Gateway, params: dict[str, str], name: str
+) -> None:
+    response = client_for(gateway).get("/news", params=params)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", name]
+
+
+@pytest.mark.parametrize("gateway", [SYNC, ASYNC], ids=["sync", "async"])
+def test_connect_retries_stay_within_the_deadline(
+    client_for: Callable[..., TestClient], unused_url: str, gateway: Gateway
+) -> None:
+    client = client_for(gateway, sources={"dead": unused_url}, connect_retries=5)
+    started = time.perf_counter()
+    response = client.get("/news", params={"deadline_ms": "300"})
+    took = time.perf_counter() - started
+    (dead,) = response.json()["sources"]
+    # Five retries with their waits fit in 300 ms or are cut there; either way it is quick
+    # and it is still a connection error: nothing was ever reached.
+    assert took < 0.3 + 0.15
+    assert dead["error_kind"] in ("connect", "timeout") and response.status_code in (502, 504)
+
+
+def test_the_fault_kinds_are_the_upstreams_own() -> None:
+    assert get_args(UpstreamFault) == get_args(FaultKind)

@@ -11,12 +11,15 @@ def test_gunicorn_conf_reads_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("BIND", "127.0.0.1:9000")
     monkeypatch.setenv("GUNICORN_KEEPALIVE", "30")
     monkeypatch.setenv("ACCESS_LOG", "false")
+    monkeypatch.setenv("GUNICORN_MAX_REQUESTS", "500")
+    monkeypatch.setenv("GUNICORN_MAX_REQUESTS_JITTER", "50")
     conf = runpy.run_path(str(CONF))
     assert conf["workers"] == 4
     assert conf["bind"] == "127.0.0.1:9000"
     assert conf["keepalive"] == 30
     assert conf["accesslog"] is None
     assert conf["worker_class"] == "uvicorn_worker.UvicornWorker"
+    assert (conf["max_requests"], conf["max_requests_jitter"]) == (500, 50)
 
 
 def test_gunicorn_conf_defaults_keep_connections_longer_than_httpx(

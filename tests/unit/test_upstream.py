@@ -1,11 +1,17 @@
+"""One upstream in process: its articles, its query, its latency models and its faults."""
+
+import json
 import time
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from tests.unit.loopback import LiveServer
 from upstream.articles import generate_articles
 from upstream.config import UpstreamSettings
+from upstream.faults import Draws
 from upstream.main import create_app
 
 
@@ -82,3 +88,100 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_healthz_answers_at_once(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "source": "wire"}
+
+
+# --- faults and latency models -----------------------------------------------------------
+
+
+def fault_client(**settings: object) -> TestClient:
+    fields: dict[str, object] = {"name": "wire", "delay_ms": 0, "hang_ms": 60, "drip_ms": 100}
+    return TestClient(create_app(UpstreamSettings.model_validate({**fields, **settings})))
+
+
+def test_forced_error_is_a_500_or_503() -> None:
+    client = fault_client()
+    statuses = {client.get("/news", params={"fault": "error"}).status_code for _ in range(20)}
+    assert statuses == {500, 503}
+
+
+def test_forced_hang_answers_only_after_the_hang() -> None:
+    started = time.perf_counter()
+    response = fault_client().get("/news", params={"fault": "hang"})
+    assert time.perf_counter() - started >= 0.06
+    assert response.status_code == 200 and response.json()["source"] == "wire"
+
+
+def test_a_slow_body_drips_out_in_chunks_over_its_duration() -> None:
+    with fault_client().stream("GET", "/news", params={"fault": "slow-body"}) as response:
+        started = time.perf_counter()
+        chunks = list(response.iter_bytes())
+        took = time.perf_counter() - started
+    assert response.status_code == 200
+    assert len(chunks) > 1 and took >= 0.08
+    assert json.loads(b"".join(chunks))["source"] == "wire"
+
+
+@pytest.mark.parametrize("fault", ["malformed-json", "wrong-shape"])
+def test_a_bad_body_is_200_with_something_that_is_not_news(fault: str) -> None:
+    response = fault_client().get("/news", params={"fault": fault})
+    assert response.status_code == 200
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        assert fault == "malformed-json"
+    else:
+        assert fault == "wrong-shape" and "articles" not in body
+
+
+def test_a_reset_drops_the_connection_mid_body() -> None:
+    settings = UpstreamSettings(name="wire", delay_ms=0)
+    with LiveServer(create_app(settings)) as server:
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(f"{server.url}/news", params={"fault": "reset"})
+        # The server itself is fine: the next request is answered.
+        assert httpx.get(f"{server.url}/news").status_code == 200
+
+
+def test_an_unknown_fault_is_a_422_naming_it() -> None:
+    response = fault_client().get("/news", params={"fault": "explode"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "fault"]
+
+
+def test_a_fault_rate_faults_that_share_of_answers_the_same_way_every_run() -> None:
+    def statuses() -> list[int]:
+        client = fault_client(fault="error", fault_rate=0.3, seed=7)
+        return [client.get("/news").status_code for _ in range(200)]
+
+    first = statuses()
+    assert first == statuses()  # seeded: the same answers in the same order
+    assert 0.2 <= sum(status != 200 for status in first) / 200 <= 0.4
+
+
+def test_lognormal_latency_has_its_median_at_the_delay_and_a_long_tail() -> None:
+    settings = UpstreamSettings(
+        name="wire", delay_ms=100, latency="lognormal", latency_sigma=0.5, seed=1
+    )
+    draws = Draws(settings)
+    delays = sorted(draws.delay_ms() for _ in range(4000))
+    median, p99 = delays[len(delays) // 2], delays[int(len(delays) * 0.99)]
+    assert median == pytest.approx(100, rel=0.05)
+    # exp(2.326 x 0.5) = 3.2: the 99th percentile of a lognormal with sigma 0.5.
+    assert p99 / median == pytest.approx(3.2, rel=0.15)
+
+
+def test_spikes_multiply_their_share_of_delays() -> None:
+    settings = UpstreamSettings(
+        name="wire", delay_ms=100, spike_rate=0.05, spike_factor=5, seed=3, max_delay_ms=1000
+    )
+    draws = Draws(settings)
+    delays = [draws.delay_ms() for _ in range(4000)]
+    assert set(delays) == {100, 500}
+    assert delays.count(500) / len(delays) == pytest.approx(0.05, abs=0.015)
+
+
+def test_a_drawn_delay_never_exceeds_the_maximum() -> None:
+    settings = UpstreamSettings(
+        name="wire", delay_ms=100, spike_rate=1, spike_factor=50, max_delay_ms=300
+    )
+    assert Draws(settings).delay_ms() == 300

@@ -1,0 +1,94 @@
+"""Faults across containers: each one contained by both gateways within the deadline, and an
+upstream paused or killed under load without a single 5xx that does not explain itself."""
+
+import threading
+import time
+
+import pytest
+
+from tests.integration.stack import Sample, Stack, closed_loop, fetch, record
+
+pytestmark = pytest.mark.integration
+
+DEADLINE_S = 2.5  # the stack's default
+# What each fault on gazette must look like in the answer.
+KINDS = {
+    "error": "status",
+    "hang": "timeout",
+    "slow-body": "timeout",
+    "malformed-json": "invalid_body",
+    "wrong-shape": "invalid_body",
+    "reset": "connect",
+}
+# A blocking read can overrun the deadline by one chunk of a dripping body: 3 s / 10.
+MARGIN_S = {"sync": 0.3 + 0.2, "async": 0.2}
+
+
+@pytest.mark.parametrize("fault", KINDS)
+@pytest.mark.parametrize("gateway", ["sync", "async"])
+def test_each_fault_is_contained_within_the_deadline(
+    stack: Stack, gateway: str, fault: str
+) -> None:
+    sample = fetch(stack.url(gateway), fault=f"gazette:{fault}")
+    assert sample.status == 200, sample.body
+    assert sample.body["partial"] is True
+    sources = {source["name"]: source for source in sample.body["sources"]}
+    assert sources["gazette"]["error_kind"] == KINDS[fault]
+    assert sources["wire"]["ok"]
+    worst = sample.latency_s / DEADLINE_S
+    record(f"{gateway} ?fault=gazette:{fault}: client latency / deadline", worst, "≤ 1")
+    assert sample.latency_s <= DEADLINE_S + MARGIN_S[gateway]
+
+
+def well_formed(sample: Sample) -> bool:
+    """A 200 (partial or whole) or a 502/504 that still says what each source did."""
+    if sample.status not in (200, 502, 504):
+        return False
+    sources = sample.body.get("sources", [])
+    return len(sources) == 3 and all(s["ok"] or s["error_kind"] for s in sources)
+
+
+@pytest.mark.parametrize("action", ["pause", "kill"])
+@pytest.mark.parametrize("gateway", ["sync", "async"])
+def test_an_upstream_lost_under_load_costs_only_its_part_then_comes_back(
+    stack: Stack, gateway: str, action: str
+) -> None:
+    """chronicle paused (a hang) or killed (refused) for 4 s under a bounded load."""
+    url, container = stack.url(gateway), stack.container("upstream-chronicle")
+    samples: list[Sample] = []
+    load = threading.Thread(
+        target=lambda: samples.extend(closed_loop(url, clients=8, total=48, deadline_s=60)[1])
+    )
+    load.start()
+    try:
+        time.sleep(1.0)
+        stack.docker(action, container)
+        time.sleep(4.0)
+    finally:
+        if action == "pause":
+            stack.docker("unpause", container)
+        else:
+            stack.script("up.sh", "--no-build", "upstream-chronicle", timeout=300)
+        load.join(timeout=120)
+    assert not load.is_alive() and len(samples) == 48
+    lost = [s for s in samples if not s.body["sources"][2]["ok"]]
+    done = {"pause": "paused", "kill": "killed"}[action]
+    record(f"{gateway}, chronicle {done}: answers without chronicle", len(lost), "> 0")
+    assert lost, "the fault never showed: the test did not test it"
+    assert all(well_formed(s) for s in samples), [s.status for s in samples]
+    # wire and gazette stayed up: every answer is a 200, whole or partial.
+    assert {s.status for s in samples} == {200}
+    worst = max(s.latency_s for s in samples)
+    record(f"{gateway}, chronicle {done}: worst latency / deadline", worst / DEADLINE_S, "≤ 1")
+    assert worst <= DEADLINE_S + MARGIN_S[gateway]
+    # The gateway recovers by itself: no restart, only its own pool and timeouts.
+    assert recovers(url, within_s=30)
+
+
+def recovers(url: str, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if all(source["ok"] for source in fetch(url).body["sources"]):
+            return True
+        time.sleep(0.5)
+    return False
