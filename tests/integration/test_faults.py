@@ -6,34 +6,27 @@ import time
 
 import pytest
 
+from gateway.models import UpstreamFault
+from tests.faults import ERROR_KIND_OF
 from tests.integration.stack import Sample, Stack, closed_loop, fetch, record
 
 pytestmark = pytest.mark.integration
 
 DEADLINE_S = 2.5  # the stack's default
-# What each fault on gazette must look like in the answer.
-KINDS = {
-    "error": "status",
-    "hang": "timeout",
-    "slow-body": "timeout",
-    "malformed-json": "invalid_body",
-    "wrong-shape": "invalid_body",
-    "reset": "connect",
-}
 # A blocking read can overrun the deadline by one chunk of a dripping body: 3 s / 10.
 MARGIN_S = {"sync": 0.3 + 0.2, "async": 0.2}
 
 
-@pytest.mark.parametrize("fault", KINDS)
+@pytest.mark.parametrize("fault", ERROR_KIND_OF)
 @pytest.mark.parametrize("gateway", ["sync", "async"])
 def test_each_fault_is_contained_within_the_deadline(
-    stack: Stack, gateway: str, fault: str
+    stack: Stack, gateway: str, fault: UpstreamFault
 ) -> None:
     sample = fetch(stack.url(gateway), fault=f"gazette:{fault}")
     assert sample.status == 200, sample.body
     assert sample.body["partial"] is True
     sources = {source["name"]: source for source in sample.body["sources"]}
-    assert sources["gazette"]["error_kind"] == KINDS[fault]
+    assert sources["gazette"]["error_kind"] == ERROR_KIND_OF[fault]
     assert sources["wire"]["ok"]
     worst = sample.latency_s / DEADLINE_S
     record(f"{gateway} ?fault=gazette:{fault}: client latency / deadline", worst, "≤ 1")

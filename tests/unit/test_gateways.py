@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from gateway import async_app, sync_app
 from gateway.config import GatewaySettings
 from gateway.models import UpstreamFault
+from tests.faults import ERROR_KIND_OF
 from tests.unit.loopback import DELAYS_MS, DRIP_MS, Upstreams
 from upstream.config import FaultKind
 
@@ -269,18 +270,9 @@ FAULT_MODES = {
     "async-sequential": (ASYNC, "/news", "sequential", False),
     "blocking": (ASYNC, "/news/blocking", None, False),
 }
-# What each fault on gazette must look like in the answer.
-FAULT_KINDS = {
-    "error": "status",
-    "hang": "timeout",
-    "slow-body": "timeout",
-    "malformed-json": "invalid_body",
-    "wrong-shape": "invalid_body",
-    "reset": "connect",
-}
 
 
-@pytest.mark.parametrize("fault", FAULT_KINDS)
+@pytest.mark.parametrize("fault", ERROR_KIND_OF)
 @pytest.mark.parametrize(
     ("gateway", "path", "mode", "overlaps"), FAULT_MODES.values(), ids=FAULT_MODES
 )
@@ -290,7 +282,7 @@ def test_a_faulty_source_is_contained_within_the_deadline(
     path: str,
     mode: str | None,
     overlaps: bool,
-    fault: str,
+    fault: UpstreamFault,
 ) -> None:
     client = client_for(gateway)
     params = {"fault": f"gazette:{fault}", "deadline_ms": str(DEADLINE_MS)}
@@ -304,7 +296,7 @@ def test_a_faulty_source_is_contained_within_the_deadline(
     assert body["partial"] is True and body["deadline_ms"] == DEADLINE_MS
     by_name = {source["name"]: source for source in body["sources"]}
     gazette = by_name.pop("gazette")
-    assert not gazette["ok"] and gazette["error_kind"] == FAULT_KINDS[fault], gazette
+    assert not gazette["ok"] and gazette["error_kind"] == ERROR_KIND_OF[fault], gazette
     # A hang costs the deadline, never the upstream's 3 s nor the read timeout. Blocking
     # calls (the sync gateway, and the blocking mistake) may overrun it by one chunk.
     blocks = gateway is SYNC or path == "/news/blocking"
@@ -312,7 +304,7 @@ def test_a_faulty_source_is_contained_within_the_deadline(
     # wire (50 ms) always answers; chronicle (250 ms) does unless the sequential modes
     # spent the deadline waiting on gazette first.
     assert by_name["wire"]["ok"]
-    if FAULT_KINDS[fault] != "timeout" or overlaps:
+    if ERROR_KIND_OF[fault] != "timeout" or overlaps:
         assert by_name["chronicle"]["ok"]
     else:
         assert by_name["chronicle"]["error_kind"] == "timeout"
