@@ -407,7 +407,7 @@ def run_matrix(
             series = label(point, as_started["sync"].threadpool_tokens)
             on_point(f"{series} workers={point.config.workers} C={point.concurrency}")
             following = points[index + 1] if index + 1 < len(points) else None
-            drain = following is not None and following.config == point.config
+            drain = needs_drain(point, following)
             limits = limits_of(info[gateway])
             best = ideal(point.target, point.concurrency, limits, delays)
             spec = LoadSpec(
@@ -433,6 +433,20 @@ def run_matrix(
                 on_point(f"restoring the {gateway} gateway: {describe(config)}")
                 restart_gateway(config)
     return comparison
+
+
+def needs_drain(point: Point, following: Point | None) -> bool:
+    """Whether to wait for this point's last answers before the next point starts.
+
+    Both gateways share the machine's cores: a queue left on one would slow the other's
+    next point. Only a restart of this same gateway ends that work sooner.
+    """
+    if following is None:
+        return False
+    restarts_this_gateway = (
+        following.target.gateway == point.target.gateway and following.config != point.config
+    )
+    return not restarts_this_gateway
 
 
 def measure(spec: LoadSpec, probe: StackProbe | None) -> tuple[LoadResult, WindowCost | None]:

@@ -1,13 +1,23 @@
 """The matrix's plan, its windows, and how it restarts and restores the gateways."""
 
 from dataclasses import replace
+from itertools import pairwise
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from bench import compare
-from bench.compare import PRESETS, GatewayConfig, Healthz, Point, label, plan, whole_cycles
+from bench.compare import (
+    PRESETS,
+    GatewayConfig,
+    Healthz,
+    Point,
+    label,
+    needs_drain,
+    plan,
+    whole_cycles,
+)
 from bench.load import LoadResult, LoadSpec
 from bench.probe import WindowCost
 from bench.theory import TARGETS_BY_NAME
@@ -194,3 +204,14 @@ def test_healthz_without_a_limit_the_matrix_needs_is_refused(
     monkeypatch.setattr(compare, "get_json", lambda url: partial)
     with pytest.raises(ValidationError, match="max_connections"):
         compare.healthz("http://async")
+
+
+def test_a_queue_left_on_either_gateway_drains_before_the_next_point() -> None:
+    points = plan(PRESETS["quick"], SYNC, ASYNC)
+    drains = {(label(p, 40), p.concurrency): needs_drain(p, n) for p, n in pairwise(points)}
+    # sync-threads at C=200 leaves 200 requests in flight: the async points share the cores.
+    assert drains["sync-threads", 200] is True
+    assert drains["async · httpx-aiohttp", 10] is True
+    # The blocking queue ends with the restart onto httpx2: no need to wait for it.
+    assert drains["blocking", 10] is False
+    assert needs_drain(points[-1], None) is False
