@@ -69,23 +69,42 @@ class AsyncUpstreamClient:
     news_urls: Mapping[str, Any]
 
 
-def _httpx_config(settings: GatewaySettings) -> tuple[httpx.Timeout, httpx.Limits]:
-    timeout = httpx.Timeout(
-        connect=settings.connect_timeout_s,
-        read=settings.read_timeout_s,
-        write=settings.connect_timeout_s,
+class TimeoutConfig(TypedDict):
+    connect: float
+    read: float
+    write: float
+    pool: float
+
+
+class LimitsConfig(TypedDict):
+    max_connections: int
+    max_keepalive_connections: int
+    keepalive_expiry: float
+
+
+def _timeout(settings: GatewaySettings) -> TimeoutConfig:
+    """httpx's and httpx2's Timeout take the same keywords."""
+    return {
+        "connect": settings.connect_timeout_s,
+        "read": settings.read_timeout_s,
+        "write": settings.connect_timeout_s,
         # Waiting for a free pooled connection counts too, so a full pool cannot hang us.
-        pool=settings.pool_timeout_s,
-    )
-    # max_connections caps sockets across all sources for this worker: a fan-out of N at
-    # concurrency C wants N x C of them, and each fan-out holds its connections for
-    # sum(delays) in all, so one worker serves at most max_connections / sum(d) req/s.
-    limits = httpx.Limits(
-        max_connections=settings.max_connections,
-        max_keepalive_connections=settings.max_keepalive_connections,
-        keepalive_expiry=settings.keepalive_expiry_s,
-    )
-    return timeout, limits
+        "pool": settings.pool_timeout_s,
+    }
+
+
+def _limits(settings: GatewaySettings) -> LimitsConfig:
+    """httpx's and httpx2's Limits take the same keywords.
+
+    max_connections caps sockets across all sources for this worker: a fan-out of N at
+    concurrency C wants N x C of them, and each fan-out holds its connections for
+    sum(delays) in all, so one worker serves at most max_connections / sum(d) req/s.
+    """
+    return {
+        "max_connections": settings.max_connections,
+        "max_keepalive_connections": settings.max_keepalive_connections,
+        "keepalive_expiry": settings.keepalive_expiry_s,
+    }
 
 
 def build_async_client(settings: GatewaySettings) -> AsyncUpstreamClient:
@@ -94,31 +113,25 @@ def build_async_client(settings: GatewaySettings) -> AsyncUpstreamClient:
     trust_env is off everywhere: the gateway calls only its configured sources, and a
     proxy variable in its environment must never reroute them.
     """
-    timeout, limits = _httpx_config(settings)
-    query = {"limit": settings.articles_per_source}
+    timeout, limits = _timeout(settings), _limits(settings)
+    sources = settings.source_list
     if settings.http_client == "httpx2":
         client2 = httpx2.AsyncClient(
-            timeout=httpx2.Timeout(
-                connect=timeout.connect,
-                read=timeout.read,
-                write=timeout.write,
-                pool=timeout.pool,
-            ),
-            limits=httpx2.Limits(
-                max_connections=limits.max_connections,
-                max_keepalive_connections=limits.max_keepalive_connections,
-                keepalive_expiry=limits.keepalive_expiry,
-            ),
-            trust_env=False,
+            timeout=httpx2.Timeout(**timeout), limits=httpx2.Limits(**limits), trust_env=False
         )
-        urls2 = {s.name: httpx2.URL(s.news_url, params=query) for s in settings.source_list}
+        urls2 = {s.name: httpx2.URL(s.news_url, params=Call(s).query(settings)) for s in sources}
         return AsyncUpstreamClient("httpx2", client2, (httpx2.HTTPError,), urls2)
     # AiohttpTransport gives aiohttp's connector limit=max_connections (no per-host cap)
     # and keepalive_timeout=keepalive_expiry; aiohttp keeps every idle connection, so
     # max_keepalive_connections does not apply. httpx maps aiohttp's errors to its own.
-    transport = AiohttpTransport(limits=limits) if settings.http_client == "httpx-aiohttp" else None
-    client = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=False)
-    urls = {s.name: httpx.URL(s.news_url, params=query) for s in settings.source_list}
+    httpx_limits = httpx.Limits(**limits)
+    transport = None
+    if settings.http_client == "httpx-aiohttp":
+        transport = AiohttpTransport(limits=httpx_limits)
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(**timeout), limits=httpx_limits, transport=transport, trust_env=False
+    )
+    urls = {s.name: httpx.URL(s.news_url, params=Call(s).query(settings)) for s in sources}
     return AsyncUpstreamClient(settings.http_client, client, (httpx.HTTPError,), urls)
 
 
@@ -156,9 +169,10 @@ class Call:
     fault: UpstreamFault | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def params(self) -> dict[str, str]:
-        return {} if self.fault is None else {"fault": self.fault}
+    def query(self, settings: GatewaySettings) -> dict[str, str]:
+        """The whole query string this call sends."""
+        query = {"limit": str(settings.articles_per_source)}
+        return query if self.fault is None else {**query, "fault": self.fault}
 
 
 class DeadlinePassed(Exception):
@@ -242,7 +256,7 @@ async def fetch_awaited(
     url = client.news_urls[source.name]
     # httpx replaces a URL's whole query when given params, so a call with a fault sends
     # the full query; the others keep the URL parsed once, query and all.
-    params = {"limit": str(settings.articles_per_source), **call.params} if call.fault else None
+    params = call.query(settings) if call.fault else None
     get = stamina.AsyncRetryingCaller(**_retry_policy(settings, remaining)).on(connect_failed)
     try:
         async with asyncio.timeout(remaining):
@@ -286,8 +300,9 @@ def _get_within(
         raise DeadlinePassed
     timeout = (min(settings.connect_timeout_s, remaining), min(settings.read_timeout_s, remaining))
     url = call.source.news_url
-    params = {"limit": str(settings.articles_per_source), **call.params}
-    with session.get(url, params=params, headers=call.headers, timeout=timeout, stream=True) as r:
+    with session.get(
+        url, params=call.query(settings), headers=call.headers, timeout=timeout, stream=True
+    ) as r:
         chunks = []
         for chunk in r.iter_content(chunk_size=64 * 1024):
             chunks.append(chunk)
