@@ -14,7 +14,7 @@ from gateway import async_app, sync_app
 from gateway.config import GatewaySettings
 from gateway.models import UpstreamFault
 from tests.faults import ERROR_KIND_OF
-from tests.unit.loopback import DELAYS_MS, DRIP_MS, Upstreams
+from tests.unit.loopback import DELAYS_MS, DRIP_MS, HANG_MS, Upstreams
 from upstream.config import FaultKind
 
 # Every timing in a response is rounded to 0.1 ms; sums of two can be off by 0.1.
@@ -257,8 +257,10 @@ def test_sync_lifespan_sizes_the_threadpool_and_the_requests_pool(
 # --- faults: the deadline, the error kinds, partial answers ------------------------------
 
 DEADLINE_MS = 600
-# A blocking read can overrun the deadline by one chunk of a dripping body (DRIP_MS / 10).
-OVERRUN_MS = {"sync": DRIP_MS / 10 + 100, "async": 100}
+# In process the servers share this test's GIL, so timing is loose here; the integration
+# tests measure answer / deadline across containers. What must hold: the deadline, not the
+# 3 s hang (HANG_MS) or the 2 s drip (DRIP_MS), ended the call.
+CUT_BY_DEADLINE_MS = DEADLINE_MS + 500
 
 # (gateway, path, mode, overlaps?)
 FAULT_MODES = {
@@ -297,10 +299,7 @@ def test_a_faulty_source_is_contained_within_the_deadline(
     by_name = {source["name"]: source for source in body["sources"]}
     gazette = by_name.pop("gazette")
     assert not gazette["ok"] and gazette["error_kind"] == ERROR_KIND_OF[fault], gazette
-    # A hang costs the deadline, never the upstream's 3 s nor the read timeout. Blocking
-    # calls (the sync gateway, and the blocking mistake) may overrun it by one chunk.
-    blocks = gateway is SYNC or path == "/news/blocking"
-    assert took_ms <= DEADLINE_MS + OVERRUN_MS["sync" if blocks else "async"]
+    assert took_ms < CUT_BY_DEADLINE_MS < min(HANG_MS, DRIP_MS)
     # wire (50 ms) always answers; chronicle (250 ms) does unless the sequential modes
     # spent the deadline waiting on gazette first.
     assert by_name["wire"]["ok"]
