@@ -57,6 +57,7 @@ class Healthz(TypedDict):
     requests_pool_maxsize: int
     max_connections: int
     max_keepalive_connections: int
+    max_in_flight: int
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class GatewayConfig:
     http_client: str
     max_connections: int
     max_keepalive_connections: int
+    max_in_flight: int = 0  # the overload bound per worker; 0: none
 
     @classmethod
     def running(cls, info: Healthz) -> "GatewayConfig":
@@ -79,6 +81,7 @@ class GatewayConfig:
             info["http_client"],
             info["max_connections"],
             info["max_keepalive_connections"],
+            info["max_in_flight"],
         )
 
     def env(self) -> dict[str, str]:
@@ -87,12 +90,14 @@ class GatewayConfig:
             return {
                 "SYNC_WORKERS": str(self.workers),
                 "SYNC_THREADPOOL_TOKENS": str(self.threadpool_tokens),
+                "SYNC_MAX_IN_FLIGHT": str(self.max_in_flight),
             }
         return {
             "ASYNC_WORKERS": str(self.workers),
             "ASYNC_HTTP_CLIENT": self.http_client,
             "ASYNC_MAX_CONNECTIONS": str(self.max_connections),
             "ASYNC_MAX_KEEPALIVE_CONNECTIONS": str(self.max_keepalive_connections),
+            "ASYNC_MAX_IN_FLIGHT": str(self.max_in_flight),
         }
 
 
@@ -112,11 +117,20 @@ class Preset:
     # The sync target with each threadpool size, one worker, at these concurrencies.
     threadpool_tokens: tuple[int, ...] = ()
     token_concurrency: tuple[int, ...] = ()
+    # The overload pair: the sync target, one worker, in an open loop at this multiple of
+    # its capacity, without a bound and with one (max_in_flight = its tokens). 0: none.
+    overload: float = 0.0
 
+
+# An overload point's client never caps what is in flight: the gateway's queue is the point.
+OPEN_LOOP_IN_FLIGHT = 5000
 
 # A server keeps working on requests the client stopped waiting for. Before the next point
 # on the same gateway, the client waits for its last answers, up to this long.
 MAX_DRAIN_S = 30.0
+
+# Arrivals at 4x what the sync gateway can serve: a queue that only grows, without a bound.
+OVERLOAD = 4.0
 
 PRESETS = {
     # About 3 minutes on 2 cores: every target at the three concurrencies the lesson turns
@@ -140,6 +154,16 @@ PRESETS = {
         client_concurrency=(10, 100, 200, 400, 1000),
         threadpool_tokens=(40, 100, 200, 400),
         token_concurrency=(200, 400),
+        overload=OVERLOAD,
+    ),
+    # Only the overload pair, about a minute: what a bound changes past capacity.
+    "overload": Preset(
+        concurrency=(),
+        workers=(1,),
+        duration_s=10,
+        warmup_s=3,
+        blocking_max_concurrency=0,
+        overload=OVERLOAD,
     ),
 }
 
@@ -147,15 +171,17 @@ PRESETS = {
 @dataclass(frozen=True)
 class Point:
     target: Target
-    concurrency: int
+    concurrency: int  # closed loop: clients; open loop: the most in flight at once
     config: GatewayConfig  # of the target's gateway
+    # Open loop at this multiple of the target's capacity (an overload point); 0: closed.
+    overload: float = 0.0
 
 
 def plan(preset: Preset, sync: GatewayConfig, async_: GatewayConfig) -> list[Point]:
     """Every point, grouped so that each gateway restarts as rarely as possible.
 
-    One worker first: every target, then the client axis, then the threadpool axis; then
-    every target again with each further worker count.
+    One worker first: every target, then the client axis, then the threadpool axis between
+    the two overload points; then every target again with each further worker count.
     """
     base = {"sync": sync, "async": async_}
 
@@ -179,10 +205,21 @@ def plan(preset: Preset, sync: GatewayConfig, async_: GatewayConfig) -> list[Poi
             for concurrency in preset.token_concurrency:
                 yield Point(TARGETS_BY_NAME["sync"], concurrency, config)
 
+    def overload(bounded: bool) -> Iterator[Point]:
+        if preset.overload <= 0:
+            return
+        bound = sync.threadpool_tokens if bounded else 0
+        config = replace(sync, workers=1, max_in_flight=bound)
+        yield Point(TARGETS_BY_NAME["sync"], OPEN_LOOP_IN_FLIGHT, config, preset.overload)
+
     ordered = [
         *(targets_at(1) if 1 in preset.workers else ()),
         *clients(),
+        # Unbounded while the sync gateway still runs as the stack does, bounded after the
+        # threadpool sweep: one restart for the pair.
+        *overload(bounded=False),
         *threadpools(),
+        *overload(bounded=True),
         *(p for workers in preset.workers if workers != 1 for p in targets_at(workers)),
     ]
     return list(dict.fromkeys(ordered))  # a point two axes share runs once
@@ -215,6 +252,11 @@ class Row:
         return self.point.config.http_client if self.target.gateway == "async" else "requests"
 
     @property
+    def sent(self) -> int:
+        """Requests that ended in the window, answered or not."""
+        return self.result.ok + sum(self.result.errors.values())
+
+    @property
     def cpu_ms_per_request(self) -> float | None:
         if self.cost is None or self.result.ok == 0:
             return None
@@ -236,10 +278,16 @@ class Row:
         return {
             "target": self.target.name,
             "series": self.series,
+            # A closed loop's clients, or an open loop's arrival rate.
+            "load": f"{self.result.spec.rate:.0f}/s"
+            if self.point.overload
+            else str(self.concurrency),
             "client": self.client,
             "workers": self.workers,
             "threadpool_tokens": self.point.config.threadpool_tokens,
             "max_connections": self.point.config.max_connections,
+            "max_in_flight": self.point.config.max_in_flight,
+            "refused_share": round(summary["refused"] / max(1, self.sent), 3),
             **summary,
             "ideal_throughput": round(self.ideal.throughput, 2),
             "ideal_latency_ms": round(self.ideal.latency_s * 1000, 1),
@@ -366,6 +414,43 @@ def limits_of(info: Healthz) -> GatewayLimits:
         threadpool_tokens=info["threadpool_tokens"],
         executor_threads=info["executor_threads"],
         max_connections=info["max_connections"],
+        max_in_flight=info["max_in_flight"],
+    )
+
+
+def overload_ideal(target: Target, limits: GatewayLimits, delays_s: list[float]) -> Ideal:
+    """What an open loop past capacity can get at best: the capacity, each admitted request
+    served in one fan-out. The capacity is the lowest cap with every client admitted."""
+    unlimited = ideal(target, OPEN_LOOP_IN_FLIGHT, limits, delays_s)
+    return Ideal(unlimited.throughput, fan_out_cost(delays_s, target.overlapped), unlimited.binding)
+
+
+def load_spec(
+    point: Point, url: str, best: Ideal, preset: Preset, delays: list[float], drain: bool
+) -> LoadSpec:
+    """A closed loop of C clients, or an overload point's open loop at its multiple of
+    the capacity."""
+    drain_s = MAX_DRAIN_S if drain else 0.0
+    params = dict(point.target.params)
+    if point.overload > 0:
+        return LoadSpec(
+            url=url,
+            params=params,
+            loop="open",
+            concurrency=point.concurrency,
+            rate=point.overload * best.throughput,
+            duration_s=preset.duration_s,
+            warmup_s=preset.warmup_s,
+            drain_s=drain_s,
+        )
+    return LoadSpec(
+        url=url,
+        params=params,
+        concurrency=point.concurrency,
+        duration_s=whole_cycles(preset.duration_s, point.target, delays),
+        # Long enough for a queue to fill, where there is one (up to a window).
+        warmup_s=min(max(preset.warmup_s, best.latency_s), preset.duration_s),
+        drain_s=drain_s,
     )
 
 
@@ -409,23 +494,19 @@ def run_matrix(
             following = points[index + 1] if index + 1 < len(points) else None
             drain = needs_drain(point, following)
             limits = limits_of(info[gateway])
-            best = ideal(point.target, point.concurrency, limits, delays)
-            spec = LoadSpec(
-                url=bases[gateway] + point.target.path,
-                params=dict(point.target.params),
-                concurrency=point.concurrency,
-                duration_s=whole_cycles(preset.duration_s, point.target, delays),
-                # Long enough for a queue to fill, where there is one (up to a window).
-                warmup_s=min(max(preset.warmup_s, best.latency_s), preset.duration_s),
-                drain_s=MAX_DRAIN_S if drain else 0.0,
-            )
+            if point.overload > 0:
+                best = overload_ideal(point.target, limits, delays)
+            else:
+                best = ideal(point.target, point.concurrency, limits, delays)
+            spec = load_spec(point, bases[gateway] + point.target.path, best, preset, delays, drain)
             result, cost = measure(spec, probes[gateway])
             if probes[gateway] is None:
                 comparison.probe_note = "unavailable: this host cannot read the containers' cgroups"
             row = Row(point, series, limits, result, best, cost, os.cpu_count() or 1)
             comparison.rows.append(row)
             # The waterfall: one answer from the lightest load, untouched by queueing.
-            if point.concurrency == min(preset.concurrency) and result.sample is not None:
+            lightest = min(preset.concurrency, default=None)
+            if point.concurrency == lightest and result.sample is not None:
                 comparison.samples.setdefault(point.target.name, result.sample)
     finally:
         for gateway, config in as_started.items():
@@ -458,9 +539,11 @@ def measure(spec: LoadSpec, probe: StackProbe | None) -> tuple[LoadResult, Windo
 
 
 def describe(config: GatewayConfig) -> str:
+    bound = f", at most {config.max_in_flight} in flight" if config.max_in_flight else ""
     if config.gateway == "sync":
-        return f"{config.workers} worker(s), {config.threadpool_tokens} threadpool tokens"
-    return f"{config.workers} worker(s), {config.http_client}"
+        tokens = f"{config.workers} worker(s), {config.threadpool_tokens} threadpool tokens"
+        return tokens + bound
+    return f"{config.workers} worker(s), {config.http_client}{bound}"
 
 
 def label(point: Point, stack_tokens: int) -> str:
@@ -468,6 +551,10 @@ def label(point: Point, stack_tokens: int) -> str:
     threadpool size of a sync point that runs another one than the stack."""
     if point.target.name == "async":
         return f"async · {point.config.http_client}"
+    if point.overload > 0:
+        bound = point.config.max_in_flight
+        capacity = f"sync · {point.overload:g}x capacity"
+        return f"{capacity}, bound {bound}" if bound else f"{capacity}, no bound"
     if point.target.name == "sync" and point.config.threadpool_tokens != stack_tokens:
         return f"sync · {point.config.threadpool_tokens} tokens"
     return point.target.name

@@ -19,6 +19,8 @@ import uvloop
 from hdrh.histogram import HdrHistogram
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+# What an overloaded gateway answers when its bound refuses a request.
+REFUSED = "status 503"
 # The client is "near saturation" past this share of one core: it is single-threaded.
 CLIENT_CPU_WARNING = 0.7
 
@@ -83,6 +85,9 @@ class LoadResult:
     oldest_unfinished_ms: float = 0.0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     gateway_elapsed: LatencyHistogram = field(default_factory=LatencyHistogram)
+    # 503s: the gateway refused the request (its overload bound). How fast they came back
+    # is the point of a bound, so they have a histogram of their own.
+    refused: LatencyHistogram = field(default_factory=LatencyHistogram)
     client_cpu: float = 0.0  # share of one core the client used in the window
     max_schedule_lag_ms: float = 0.0  # open loop: how late the client sent
     worker_pids: Counter[int] = field(default_factory=Counter)
@@ -121,6 +126,10 @@ class LoadResult:
             "oldest_unfinished_ms": round(self.oldest_unfinished_ms, 1),
             "errors": sum(self.errors.values()),
             "errors_by_kind": dict(self.errors),
+            "refused": self.refused.count,
+            "refused_p99_ms": round(self.refused.percentile_ms(99.0), 2)
+            if self.refused.count
+            else None,
             "client_cpu": round(self.client_cpu, 3),
             "max_schedule_lag_ms": round(self.max_schedule_lag_ms, 1),
             "workers_seen": len(self.worker_pids),
@@ -184,6 +193,8 @@ class _Recorder:
             return
         if kind is not None:
             result.errors[kind] += 1
+            if kind == REFUSED:
+                result.refused.record_seconds(done - intended)
             return
         result.ok += 1
         result.latency.record_seconds(done - intended)

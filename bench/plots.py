@@ -42,8 +42,11 @@ def colour(series: str) -> str:
 
 
 def main_rows(comparison: Comparison) -> list[Row]:
-    """Every row but the threadpool sweep's, which has a figure of its own."""
-    return [row for row in comparison.rows if " tokens" not in row.series]
+    """Every row but the threadpool sweep's, which has a figure of its own, and the
+    overload pair's, an open loop with no concurrency to plot against."""
+    return [
+        row for row in comparison.rows if " tokens" not in row.series and not row.point.overload
+    ]
 
 
 def series_of(rows: Iterable[Row]) -> dict[str, list[Row]]:
@@ -70,8 +73,10 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def plot_against_ideal(comparison: Comparison, out_dir: Path) -> list[Path]:
-    plt = _pyplot()
     rows = main_rows(comparison)
+    if not rows:
+        return []
+    plt = _pyplot()
     workers_counts = sorted({row.workers for row in rows})
     figures: dict[str, tuple[str, Callable[[Row], float], Callable[[Any], float]]] = {
         "throughput.png": (
@@ -160,7 +165,11 @@ def plot_cpu_per_request(comparison: Comparison, out_dir: Path) -> list[Path]:
 
 def plot_threadpool(comparison: Comparison, out_dir: Path) -> list[Path]:
     """The sync gateway with more threads: throughput, p99, CPU and memory per size."""
-    sweep = [r for r in comparison.rows if r.target.name == "sync" and r.workers == 1]
+    sweep = [
+        r
+        for r in comparison.rows
+        if r.target.name == "sync" and r.workers == 1 and not r.point.overload
+    ]
     by_c: dict[int, list[Row]] = {}
     for row in sweep:
         by_c.setdefault(row.concurrency, []).append(row)

@@ -13,10 +13,10 @@ from bench.tables import markdown_table
 HOW_TO_READ = """\
 ## How to read it
 
-Every row is one closed-loop run: C clients, each sending its next request as soon as the
-last one answers, for the measured window after a warm-up. A row's series is the target,
-with the HTTP client for the async gateway's `/news`, and the threadpool size for a sync
-row that runs another one than the stack.
+Every row but the overload pair is one closed-loop run: C clients, each sending its next
+request as soon as the last one answers, for the measured window after a warm-up. A row's
+series is the target, with the HTTP client for the async gateway's `/news`, and the
+threadpool size for a sync row that runs another one than the stack.
 
 `ideal` is the lowest of every cap that applies to that row, from the source delays
 calibrated at the start and the limits each gateway's `/healthz` reported (see
@@ -36,6 +36,13 @@ columns: the gateway workers' **CPU ms per answered request**, their **CPU line*
 cores they can use, one per worker, over that CPU time: the throughput the CPU allows),
 the peak **RSS** of a worker, and the upstreams' and the load client's CPU, which say who
 else was busy. A row is marked `*` when its CPU line is below its ideal: CPU-bound.
+
+The **overload pair** (`sync · 4x capacity`) is an open loop instead: requests arrive at
+4x what one sync worker can serve (its threadpool cap), whether or not earlier ones were
+answered, and each latency counts from its scheduled send. Without a bound the queue only
+grows, and so does every answer's wait. With one (`GATEWAY_MAX_IN_FLIGHT` = the tokens),
+the requests past it get a fast **503** with `Retry-After`: the `503 share` and `503 p99`
+columns; the admitted ones keep the normal fan-out time.
 
 Each window holds a whole number of fan-out rounds, so a closed loop's rounds are never
 cut in two. Percentiles cover only answers that arrived in the window. When a request still

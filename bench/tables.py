@@ -51,7 +51,7 @@ def censored(record: Record, percentile: str) -> bool:
 COMPARISON = (
     Column("series", "series", left=True),
     Column("workers", "workers"),
-    Column("C", "concurrency"),
+    Column("C", "load"),
     Column("req/s", "throughput", number()),
     Column("ideal", "ideal_throughput", number(), terminal=False),
     Column("meas/ideal", "throughput_vs_ideal", number(2)),
@@ -60,6 +60,8 @@ COMPARISON = (
     Column("ideal ms", "ideal_latency_ms", number(0), terminal=False),
     Column("p99 ms", "latency_p99_ms", number(0), censored_by="latency_p99_ms"),
     Column("errors", "errors"),
+    Column("503 share", "refused_share", share, terminal=False),
+    Column("503 p99 ms", "refused_p99_ms", number(0), terminal=False),
     Column("CPU ms/req", "gateway_cpu_ms_per_request", number(2)),
     Column("CPU line", "cpu_line_throughput", number(0), terminal=False),
     Column("gw cores", "gateway_cpu_cores", number(2), terminal=False),

@@ -10,7 +10,8 @@ for), Little's law. The ideal is the lowest of every cap that applies:
 - sync threads mode: also one executor thread per call, for d_i each:
   workers x executor threads / sum(d);
 - async: one pooled connection per call, for d_i each: workers x max_connections / sum(d);
-- blocking: the event loop itself, for the whole fan-out: workers / sum(d).
+- blocking: the event loop itself, for the whole fan-out: workers / sum(d);
+- admission, when the overload bound is on: workers x max_in_flight / cost.
 
 requests' pool is no cap: it does not block (pool_block=False); past pool_maxsize it opens
 a connection and drops it afterwards, which costs CPU but queues nothing.
@@ -62,6 +63,7 @@ class GatewayLimits:
     threadpool_tokens: int
     executor_threads: int
     max_connections: int
+    max_in_flight: int = 0  # the overload bound; 0: none
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ def caps(
         found.append(Cap("event loop", limits.workers / total))
     else:
         found.append(Cap("connection pool", limits.workers * limits.max_connections / total))
+    if limits.max_in_flight > 0:
+        found.append(Cap("admission", limits.workers * limits.max_in_flight / cost))
     return found
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.admission import AdmissionPolicy
 from gateway.sources import SOURCE_NAME, Source
 
 AsyncClientName = Literal["httpx", "httpx-aiohttp", "httpx2"]
@@ -50,6 +51,12 @@ class GatewaySettings(BaseSettings):
     # Retries of a call that could not connect (a GET is safe to repeat), within the
     # deadline. 0 keeps a down source's cost visible: one failed connect.
     connect_retries: int = Field(0, ge=0, le=5)
+    # Overload, per worker (gateway/admission.py): at most this many fan-outs in flight,
+    # 0 for no bound (the default: today's queueing stays visible). A request that finds
+    # no slot within the queue timeout gets a 503 with Retry-After at once.
+    max_in_flight: int = Field(0, ge=0, le=100_000)
+    queue_timeout_ms: int = Field(100, ge=0, le=60_000)
+    retry_after_s: int = Field(1, ge=0, le=3600)
     # gunicorn's worker count, read from the same variable gunicorn.conf.py uses, so that
     # /healthz can tell a benchmark how the gateway is scaled.
     workers: int = Field(1, ge=1, validation_alias="WEB_CONCURRENCY")
@@ -82,6 +89,10 @@ class GatewaySettings(BaseSettings):
         if self.deadline_ms > self.max_deadline_ms:
             raise ValueError("deadline_ms must not exceed max_deadline_ms")
         return self
+
+    @property
+    def admission(self) -> AdmissionPolicy:
+        return AdmissionPolicy(self.max_in_flight, self.queue_timeout_ms / 1000, self.retry_after_s)
 
     @property
     def requests_pool_maxsize(self) -> int:

@@ -13,6 +13,11 @@ if [ -f "$ROOT/.env" ]; then
   done <"$ROOT/.env"
 fi
 export PYTHON_IMAGE=${PYTHON_IMAGE:-python:3.12-slim}
+# Docker refuses a CPU limit above the host's cores: on a 1-core host the gateways' default
+# of 2 becomes 1.
+if [ -z "${GATEWAY_CPUS:-}" ] && [ "$(nproc)" -lt 2 ]; then
+  export GATEWAY_CPUS=$(nproc)
+fi
 
 log() { printf '%s\n' "$*" >&2; }
 

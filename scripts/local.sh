@@ -57,11 +57,13 @@ up() {
   done
   wait_local_healthy "${ports[@]}"
   start sync-gateway "${SYNC_PORT:-8001}" "gateway.sync_app:create_app()" GATEWAY_SOURCES="$gateway_sources" \
-    WEB_CONCURRENCY="${SYNC_WORKERS:-1}" GATEWAY_THREADPOOL_TOKENS="${SYNC_THREADPOOL_TOKENS:-40}"
+    WEB_CONCURRENCY="${SYNC_WORKERS:-1}" GATEWAY_THREADPOOL_TOKENS="${SYNC_THREADPOOL_TOKENS:-40}" \
+    GATEWAY_MAX_IN_FLIGHT="${SYNC_MAX_IN_FLIGHT:-0}"
   start async-gateway "${ASYNC_PORT:-8002}" "gateway.async_app:create_app()" GATEWAY_SOURCES="$gateway_sources" \
     WEB_CONCURRENCY="${ASYNC_WORKERS:-1}" GATEWAY_HTTP_CLIENT="${ASYNC_HTTP_CLIENT:-httpx-aiohttp}" \
     GATEWAY_MAX_CONNECTIONS="${ASYNC_MAX_CONNECTIONS:-3000}" \
-    GATEWAY_MAX_KEEPALIVE_CONNECTIONS="${ASYNC_MAX_KEEPALIVE_CONNECTIONS:-3000}"
+    GATEWAY_MAX_KEEPALIVE_CONNECTIONS="${ASYNC_MAX_KEEPALIVE_CONNECTIONS:-3000}" \
+    GATEWAY_MAX_IN_FLIGHT="${ASYNC_MAX_IN_FLIGHT:-0}"
   wait_local_healthy "${SYNC_PORT:-8001}" "${ASYNC_PORT:-8002}"
   log "local stack up; logs in $RUN_DIR/*.log; stop it with: scripts/local.sh down"
 }

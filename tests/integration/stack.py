@@ -5,6 +5,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,19 @@ class Stack:
 
     def docker(self, *args: str) -> None:
         subprocess.run(["docker", *args], check=True, capture_output=True, timeout=60)
+
+    def bench(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        """`python -m bench ...` as a user runs it, pointed at this compose project."""
+        env = {**os.environ, "COMPOSE_PROJECT_NAME": self.project, **self.env, "COLUMNS": "200"}
+        return subprocess.run(
+            [sys.executable, "-m", "bench", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def url(self, gateway: str, path: str = "/news") -> str:
         port = self.env["SYNC_PORT" if gateway == "sync" else "ASYNC_PORT"]

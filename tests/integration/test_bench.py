@@ -3,8 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +10,9 @@ import pytest
 
 from bench.compare import GatewayConfig, healthz
 from bench.crosscheck import AGREEMENT, crosscheck
-from tests.integration.stack import REQUIRE_DOCKER, ROOT, Stack, record
+from tests.integration.stack import REQUIRE_DOCKER, Stack, record
 
 pytestmark = pytest.mark.integration
-
-
-def bench(stack: Stack, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    """`python -m bench ...` as a user runs it, pointed at this test's compose project."""
-    env = {**os.environ, "COMPOSE_PROJECT_NAME": stack.project, **stack.env, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "bench", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +36,7 @@ def test_bench_agrees_with_hey(stack: Stack, gateway: str) -> None:
 
 def test_bench_run_writes_json_and_csv(stack: Stack, tmp_path: Path) -> None:
     out = tmp_path / "run.json"
-    result = bench(
-        stack,
+    result = stack.bench(
         "run",
         "--url",
         stack.url("async"),
@@ -86,7 +69,7 @@ def test_quick_compare_shows_the_lesson_at_c100_and_restores_the_stack(
     """The README's benchmark command, on this stack: report folder, ratios, restore."""
     before = {g: GatewayConfig.running(healthz(stack.url(g, ""))) for g in ("sync", "async")}
     out = tmp_path / "quick"
-    result = bench(stack, "compare", "--preset", "quick", "--out", str(out), timeout=600)
+    result = stack.bench("compare", "--preset", "quick", "--out", str(out), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ("summary.md", "results.json", "results.csv", "throughput.png"):
         assert (out / name).stat().st_size > 0, name
@@ -101,11 +84,12 @@ def test_quick_compare_shows_the_lesson_at_c100_and_restores_the_stack(
     assert default == "async · httpx-aiohttp"
     assert {r["errors"] for r in report["runs"] if r["series"] == default} == {0}
 
-    # 1. The default client reaches its ideal at C=100: 1.00, 0.98, 0.95 and 0.875 measured
-    # here in 3 s windows (the 0.875 before each point drained the other gateway's queue).
+    # 1. The default client reaches its ideal at C=100, in 3 s windows: 0.875 to 1.00
+    # measured at 3.3 ms of gateway CPU per fan-out; 0.95 and 0.99 at 2.1 to 2.7 ms, once
+    # FastAPI's OpenTelemetry probe and idle retry machinery left the hot path.
     of_ideal = runs[default, 100]["throughput_vs_ideal"]
-    record("bench quick, async C=100: measured / ideal", of_ideal, "≥ 0.85")
-    assert of_ideal >= 0.85
+    record("bench quick, async C=100: measured / ideal", of_ideal, "≥ 0.9")
+    assert of_ideal >= 0.9
     # 2. The lesson at C=100: async holds 100 fan-outs, sync 40 (ideal 5x): 5.0 measured.
     speedup = runs[default, 100]["throughput"] / runs["sync", 100]["throughput"]
     record("bench quick, C=100: async / sync throughput", speedup, "≥ 3.5 (ideal 5)")

@@ -66,9 +66,9 @@ def test_full_plan_restarts_each_gateway_as_rarely_as_it_can() -> None:
         if point.config != running[gateway]:
             restarts[gateway] += 1
             running[gateway] = point.config
-    # sync: 3 more threadpool sizes, then 2 and 4 workers; async: 2 more clients, then 2
-    # and 4 workers (back on the stack's own client).
-    assert restarts == {"sync": 5, "async": 4}
+    # sync: 3 more threadpool sizes, the overload bound, then 2 and 4 workers; async: 2
+    # more clients, then 2 and 4 workers (back on the stack's own client).
+    assert restarts == {"sync": 6, "async": 4}
     sweep = {p.config.threadpool_tokens for p in points if p.target.name == "sync"}
     assert sweep == {40, 100, 200, 400}
     assert max(p.concurrency for p in points if label(p, 40) == "async · httpx") == 1000
@@ -94,13 +94,16 @@ def test_config_env_is_what_compose_reads() -> None:
     assert replace(SYNC, workers=4, threadpool_tokens=100).env() == {
         "SYNC_WORKERS": "4",
         "SYNC_THREADPOOL_TOKENS": "100",
+        "SYNC_MAX_IN_FLIGHT": "0",
     }
     assert replace(ASYNC, http_client="httpx", max_connections=50).env() == {
         "ASYNC_WORKERS": "1",
         "ASYNC_HTTP_CLIENT": "httpx",
         "ASYNC_MAX_CONNECTIONS": "50",
         "ASYNC_MAX_KEEPALIVE_CONNECTIONS": "1000",
+        "ASYNC_MAX_IN_FLIGHT": "0",
     }
+    assert replace(SYNC, max_in_flight=40).env()["SYNC_MAX_IN_FLIGHT"] == "40"
 
 
 def _healthz(config: GatewayConfig) -> Healthz:
@@ -115,6 +118,7 @@ def _healthz(config: GatewayConfig) -> Healthz:
         "requests_pool_maxsize": config.threadpool_tokens,
         "max_connections": config.max_connections,
         "max_keepalive_connections": config.max_keepalive_connections,
+        "max_in_flight": config.max_in_flight,
     }
 
 
@@ -215,3 +219,31 @@ def test_a_queue_left_on_either_gateway_drains_before_the_next_point() -> None:
     # The blocking queue ends with the restart onto httpx2: no need to wait for it.
     assert drains["blocking", 10] is False
     assert needs_drain(points[-1], None) is False
+
+
+def test_the_overload_pair_runs_past_capacity_without_and_with_a_bound(
+    user_stack: FakeStack,
+) -> None:
+    started = dict(user_stack.running)
+    comparison = compare.run_matrix("overload", "http://sync", "http://async")
+    unbounded, bounded = comparison.rows
+    assert [unbounded.series, bounded.series] == [
+        "sync · 4x capacity, no bound",
+        "sync · 4x capacity, bound 40",
+    ]
+    assert [unbounded.point.config.max_in_flight, bounded.point.config.max_in_flight] == [0, 40]
+    assert {row.workers for row in comparison.rows} == {1}
+    # One worker, 40 tokens, 1.6 s a fan-out: 25 req/s; arrivals at 4x that, open loop.
+    for row in comparison.rows:
+        assert row.ideal.throughput == pytest.approx(25)
+        assert row.ideal.latency_s == pytest.approx(1.6)
+        assert row.result.spec.loop == "open"
+        assert row.result.spec.rate == pytest.approx(100)
+    assert user_stack.running == started
+
+
+def test_the_full_preset_holds_the_overload_pair() -> None:
+    points = plan(PRESETS["full"], SYNC, ASYNC)
+    overload = [p for p in points if p.overload]
+    assert [p.config.max_in_flight for p in overload] == [0, 40]
+    assert all(p.target.name == "sync" and p.config.workers == 1 for p in overload)

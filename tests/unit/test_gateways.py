@@ -236,6 +236,9 @@ def test_healthz_reports_the_client_and_every_limit(
         "deadline_ms": 2500,
         "max_deadline_ms": 10_000,
         "connect_retries": 0,
+        "max_in_flight": 0,
+        "queue_timeout_ms": 100,
+        "retry_after_s": 1,
     }
 
 

@@ -40,6 +40,9 @@ def limits(**changes: int) -> GatewayLimits:
         ("blocking", 1, STACK, 1 / 1.6, 1.6, "clients"),
         ("blocking", 10, STACK, 1 / 1.6, 16.0, "event loop"),
         ("blocking", 10, limits(workers=4), 4 / 1.6, 4.0, "event loop"),
+        # the overload bound: 2 workers x 10 fan-outs, 1.6 s each, below 2 x 40 tokens
+        ("sync", 100, limits(workers=2, max_in_flight=10), 20 / 1.6, 100 / 12.5, "admission"),
+        ("async", 100, limits(max_in_flight=50), 50 / 0.8, 100 / 62.5, "admission"),
     ],
 )
 def test_ideal_is_the_lowest_cap(

@@ -1,0 +1,93 @@
+"""The overload bound, on both gateways served over loopback sockets: concurrent requests,
+real slots, real 503s."""
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from fastapi import FastAPI
+
+from gateway import async_app, sync_app
+from gateway.config import GatewaySettings
+from tests.unit.loopback import LiveServer, Upstreams
+
+GATEWAYS: dict[str, Callable[[GatewaySettings], FastAPI]] = {
+    "sync": sync_app.create_app,
+    "async": async_app.create_app,
+}
+# A fan-out that holds its slot for its whole deadline: the one source hangs.
+HOLD_S = 1.5
+HELD = {"sources": "chronicle", "fault": "chronicle:hang", "deadline_ms": str(int(HOLD_S * 1000))}
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    seconds: float
+    retry_after: str | None
+    body: dict[str, Any]
+
+
+def get(url: str, params: dict[str, str]) -> Answer:
+    started = time.perf_counter()
+    response = requests.get(url, params=params, timeout=30)
+    return Answer(
+        response.status_code,
+        time.perf_counter() - started,
+        response.headers.get("Retry-After"),
+        response.json(),
+    )
+
+
+def burst(url: str, params: dict[str, str], count: int) -> list[Answer]:
+    """`count` requests at once, each from its own thread."""
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(lambda _: get(url, params), range(count)))
+
+
+@pytest.mark.parametrize("name", GATEWAYS)
+def test_past_the_bound_a_fast_503_with_retry_after(upstreams: Upstreams, name: str) -> None:
+    settings = upstreams.settings(max_in_flight=2, queue_timeout_ms=0, retry_after_s=3)
+    with LiveServer(GATEWAYS[name](settings)) as gateway, ThreadPoolExecutor(1) as side:
+        pending = side.submit(burst, f"{gateway.url}/news", HELD, 6)
+        time.sleep(HOLD_S / 3)
+        # Full of fan-outs, the gateway still says it is alive.
+        assert requests.get(f"{gateway.url}/healthz", timeout=5).status_code == 200
+        answers = pending.result(timeout=30)
+
+    admitted = [a for a in answers if a.status != 503]
+    refused = [a for a in answers if a.status == 503]
+    assert len(admitted) == 2, answers
+    assert {a.status for a in admitted} == {504}  # the hang ran into the deadline
+    assert len(refused) == 4
+    assert {a.retry_after for a in refused} == {"3"}
+    assert all("overloaded: 2 fan-outs in flight" in str(a.body["detail"]) for a in refused)
+    # Refused at once: every 503 came back before any admitted fan-out could end.
+    assert max(a.seconds for a in refused) < min(a.seconds for a in admitted)
+
+
+@pytest.mark.parametrize("name", GATEWAYS)
+def test_a_request_waits_for_a_slot_within_the_queue_timeout(
+    upstreams: Upstreams, name: str
+) -> None:
+    settings = upstreams.settings(max_in_flight=1, queue_timeout_ms=10_000)
+    with LiveServer(GATEWAYS[name](settings)) as gateway:
+        answers = burst(f"{gateway.url}/news", {"sources": "wire"}, 3)
+    assert [a.status for a in answers] == [200, 200, 200]
+    # One slot: the three fan-outs ran one after another, so the last waited for two.
+    elapsed = sorted(a.seconds for a in answers)
+    served = sorted(a.body["elapsed_ms"] / 1000 for a in answers)
+    assert elapsed[-1] >= sum(served) - 0.01
+
+
+@pytest.mark.parametrize("name", GATEWAYS)
+def test_no_bound_by_default(upstreams: Upstreams, name: str) -> None:
+    settings = upstreams.settings()
+    assert settings.max_in_flight == 0
+    with LiveServer(GATEWAYS[name](settings)) as gateway:
+        answers = burst(f"{gateway.url}/news", {"sources": "wire"}, 8)
+    assert [a.status for a in answers] == [200] * 8
