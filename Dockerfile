@@ -26,6 +26,7 @@ RUN pip install -r requirements.txt
 COPY gunicorn.conf.py ./
 COPY upstream ./upstream
 COPY gateway ./gateway
+COPY observability ./observability
 
 USER app
 EXPOSE 8000

@@ -1,7 +1,15 @@
 """gunicorn settings for every service, driven by environment variables."""
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from observability.logs import log_config
 
 
 class ServerSettings(BaseSettings):
@@ -22,6 +30,9 @@ class ServerSettings(BaseSettings):
     gunicorn_max_requests: int = Field(0, ge=0)
     gunicorn_max_requests_jitter: int = Field(0, ge=0)
     access_log: bool = True
+    # Where the workers' metrics files live (observability/metrics.py); a fresh temporary
+    # directory when unset. Compose puts it on a tmpfs.
+    prometheus_multiproc_dir: str | None = None
 
 
 _server = ServerSettings()
@@ -39,3 +50,29 @@ accesslog = "-" if _server.access_log else None
 errorlog = "-"
 # The heartbeat file lives in memory: on a container's overlay disk it can stall workers.
 worker_tmp_dir = "/dev/shm"
+# One JSON object per log line, each with its request id (observability/logs.py).
+logconfig_dict = log_config(_server.access_log)
+
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def on_starting(server: Any) -> None:
+    """In the master, before any worker: an empty metrics directory for this run."""
+    directory = _server.prometheus_multiproc_dir or tempfile.mkdtemp(prefix="fanout-metrics-")
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for stale in Path(directory).glob("*.db"):  # a previous run's workers
+        stale.unlink()
+    # Workers inherit it, before they import prometheus_client.
+    os.environ[METRICS_ENV] = directory
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker ended (recycled, or killed): its live gauges must stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    if _server.prometheus_multiproc_dir is None:
+        shutil.rmtree(os.environ.get(METRICS_ENV, ""), ignore_errors=True)

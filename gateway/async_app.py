@@ -24,7 +24,7 @@ from gateway.clients import (
 )
 from gateway.config import GatewaySettings
 from gateway.models import NewsResponse
-from gateway.web import Plan, create_gateway_app, news_response
+from gateway.web import Plan, create_gateway_app
 
 AsyncMode = Literal["concurrent", "sequential"]
 
@@ -66,7 +66,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             )
         else:
             outcomes = [await fetch_awaited(client, c, fan_out, settings) for c in plan.calls]
-        return news_response(fan_out.assemble("async", mode, outcomes))
+        return plan.respond(fan_out.assemble("async", mode, outcomes))
 
     @app.get("/news/blocking", response_model=NewsResponse)
     async def news_blocking(
@@ -80,6 +80,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         """
         fan_out, session = plan.start(), state["blocking_session"]
         outcomes = [fetch_blocking(session, call, fan_out, settings) for call in plan.calls]
-        return news_response(fan_out.assemble("async", "blocking", outcomes))
+        return plan.respond(fan_out.assemble("async", "blocking", outcomes))
 
     return app

@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from gateway.clients import build_session, fetch_blocking
 from gateway.config import GatewaySettings
 from gateway.models import NewsResponse
-from gateway.web import Plan, create_gateway_app, news_response
+from gateway.web import Plan, create_gateway_app
 
 SyncMode = Literal["sequential", "threads"]
 
@@ -68,6 +68,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             outcomes = [future.result() for future in futures]
         else:
             outcomes = [fetch_blocking(session, call, fan_out, settings) for call in plan.calls]
-        return news_response(fan_out.assemble("sync", mode, outcomes))
+        return plan.respond(fan_out.assemble("sync", mode, outcomes))
 
     return app

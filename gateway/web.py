@@ -1,10 +1,9 @@
 """FastAPI pieces both gateways share: the app factory, the fan-out a request asks for
 (``?sources=``, ``?fault=``, ``?deadline_ms=``), and the response."""
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, cast, get_args
+from typing import Annotated, cast, get_args
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -14,10 +13,11 @@ from gateway.admission import AdmissionLimit
 from gateway.clients import Call
 from gateway.config import GatewaySettings
 from gateway.fanout import FanOut, server_timing, status_of
+from gateway.metrics import FanOutMetrics
 from gateway.models import NewsResponse, UpstreamFault
 from gateway.sources import Source, UnknownSourcesError, select_sources
-
-Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+from observability.metrics import Lifespan, instrument, monitored, service_metrics
+from observability.requestid import REQUEST_ID_HEADER, add_request_ids, current_request_id
 
 # FastAPI's native OpenTelemetry asks the global providers on every request whether any is
 # configured; the lab configures none, and that question alone was 7% of a worker's CPU.
@@ -27,14 +27,20 @@ NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs":
 def create_gateway_app(
     gateway: str, settings: GatewaySettings, lifespan: Lifespan, http_client: str
 ) -> FastAPI:
+    service = service_metrics()
     app = FastAPI(
         title=f"fanout-lab {gateway} gateway",
         version="1.0.0",
-        lifespan=lifespan,
+        lifespan=monitored(lifespan, service),
         telemetry=NO_OPENTELEMETRY,
     )
     app.state.settings = settings
+    app.state.fan_out_metrics = FanOutMetrics.registered(service.registry)
+    # Each layer wraps the ones added before it: the request id sees everything, the
+    # metrics count the 503s the admission limit answers.
     app.add_middleware(AdmissionLimit, policy=settings.admission)
+    instrument(app, service)
+    add_request_ids(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
@@ -95,9 +101,15 @@ class FanOutPlan:
 
     calls: list[Call]
     deadline_s: float
+    metrics: FanOutMetrics
 
     def start(self) -> FanOut:
         return FanOut(self.deadline_s)
+
+    def respond(self, news: NewsResponse) -> Response:
+        """Count each source's outcome, then answer (see `news_response`)."""
+        self.metrics.observe(news)
+        return news_response(news)
 
 
 # An async dependency runs on the event loop; a `def` one would take a threadpool token.
@@ -132,8 +144,12 @@ async def fan_out_plan(
     if deadline_ms is not None and deadline_ms > settings.max_deadline_ms:
         message = f"at most {settings.max_deadline_ms} ms (GATEWAY_MAX_DEADLINE_MS)"
         raise invalid_query("deadline_ms", message, deadline_ms)
-    calls = [Call(source, faults.get(source.name)) for source in selected]
-    return FanOutPlan(calls, (deadline_ms or settings.deadline_ms) / 1000)
+    # The request's id goes to every source, so their logs join the gateway's.
+    request_id = current_request_id()
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
+    calls = [Call(source, faults.get(source.name), headers) for source in selected]
+    metrics: FanOutMetrics = request.app.state.fan_out_metrics
+    return FanOutPlan(calls, (deadline_ms or settings.deadline_ms) / 1000, metrics)
 
 
 Plan = Annotated[FanOutPlan, Depends(fan_out_plan)]

@@ -9,6 +9,8 @@ from typing import Annotated
 from fastapi import FastAPI, Query, Response
 from pydantic import BaseModel
 
+from observability.metrics import instrument, monitored, no_state, service_metrics
+from observability.requestid import add_request_ids
 from upstream.articles import Article, generate_articles
 from upstream.config import FaultKind, UpstreamSettings
 from upstream.faults import Draws, faulty_response
@@ -24,13 +26,17 @@ def create_app(settings: UpstreamSettings | None = None) -> FastAPI:
     settings = settings or UpstreamSettings()
     articles = generate_articles(settings.name, settings.article_count)
     draws = Draws(settings)
+    service = service_metrics()
     # No native OpenTelemetry: asking the providers on every request cost 7% of the CPU.
     app = FastAPI(
         title=f"upstream: {settings.name}",
         version="1.0.0",
+        lifespan=monitored(no_state, service),
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
+    instrument(app, service)
+    add_request_ids(app)
 
     @app.get("/news", response_model=NewsPayload)
     async def news(

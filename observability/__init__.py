@@ -1,0 +1,1 @@
+"""What every service of the lab shares to be observed: request ids, JSON logs, metrics."""

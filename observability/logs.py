@@ -1,0 +1,66 @@
+"""JSON log lines for gunicorn and the uvicorn workers, each with its request id.
+
+gunicorn.conf.py hands ``log_config`` to gunicorn's ``logconfig_dict``; the uvicorn worker
+reuses gunicorn's handlers for its own ``uvicorn.access`` and ``uvicorn.error`` loggers.
+"""
+
+import logging
+from typing import Any
+
+# uvicorn's access line: '%s - "%s %s HTTP/%s" %d', with these arguments.
+_ACCESS_ARGS = ("client", "method", "path", "http_version", "status")
+
+
+class AccessFields(logging.Filter):
+    """uvicorn's access record carries its fields as format arguments: name them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+            if len(record.args) == len(_ACCESS_ARGS):
+                for name, value in zip(_ACCESS_ARGS, record.args, strict=True):
+                    setattr(record, name, value)
+        return True
+
+
+def log_config(access_log: bool) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for gunicorn: one JSON object per line."""
+    filters = ["request_id", "access_fields"]
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "filters": filters}
+    access: dict[str, Any] = {"level": "INFO", "propagate": False, "handlers": []}
+    if access_log:
+        access["handlers"] = ["access"]
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {
+            # Sets record.correlation_id from the request's context; "-" outside one.
+            "request_id": {
+                "()": "asgi_correlation_id.CorrelationIdFilter",
+                "default_value": "-",
+            },
+            "access_fields": {"()": AccessFields},
+        },
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+                "rename_fields": {
+                    "asctime": "time",
+                    "levelname": "level",
+                    "name": "logger",
+                    "process": "pid",
+                    "correlation_id": "request_id",
+                },
+            }
+        },
+        "handlers": {
+            "access": {**handler, "stream": "ext://sys.stdout"},
+            "error": {**handler, "stream": "ext://sys.stderr"},
+        },
+        # Libraries speak up only when something is wrong: httpx logs every request at INFO.
+        "root": {"level": "WARNING", "handlers": ["error"]},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "propagate": False, "handlers": ["error"]},
+            "gunicorn.access": access,
+        },
+    }
