@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.models import Overloaded
+
 # Only the fan-outs are admitted: /healthz must answer while the gateway is full.
 ADMITTED_PREFIX = "/news"
 
@@ -64,7 +66,7 @@ class AdmissionLimit:
             f"retry after {policy.retry_after_s} s"
         )
         response = JSONResponse(
-            {"detail": detail, "worker_pid": os.getpid()},
+            Overloaded(detail=detail, worker_pid=os.getpid()).model_dump(),
             status_code=503,
             headers={"Retry-After": str(policy.retry_after_s)},
         )

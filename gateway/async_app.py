@@ -23,7 +23,7 @@ from gateway.clients import (
     fetch_blocking,
 )
 from gateway.config import GatewaySettings
-from gateway.models import NewsResponse
+from gateway.models import FAN_OUT_RESPONSES, NewsResponse
 from gateway.web import Plan, create_gateway_app
 
 AsyncMode = Literal["concurrent", "sequential"]
@@ -50,7 +50,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     app = create_gateway_app("async", settings, lifespan, http_client=settings.http_client)
 
-    @app.get("/news", response_model=NewsResponse)
+    @app.get("/news", response_model=NewsResponse, responses=FAN_OUT_RESPONSES)
     async def news(
         plan: Plan,
         state: Annotated[AsyncState, Depends(async_state)],
@@ -68,7 +68,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             outcomes = [await fetch_awaited(client, c, fan_out, settings) for c in plan.calls]
         return plan.respond(fan_out.assemble("async", mode, outcomes))
 
-    @app.get("/news/blocking", response_model=NewsResponse)
+    @app.get("/news/blocking", response_model=NewsResponse, responses=FAN_OUT_RESPONSES)
     async def news_blocking(
         plan: Plan, state: Annotated[AsyncState, Depends(async_state)]
     ) -> Response:

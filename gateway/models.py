@@ -48,3 +48,18 @@ class NewsResponse(BaseModel):
     partial: bool = Field(description="Some sources answered and some failed.")
     sources: list[SourceResult]
     articles: list[Article] = Field(description="Every source's articles, newest first.")
+
+
+class Overloaded(BaseModel):
+    """The 503 a worker answers past its overload bound (gateway/admission.py)."""
+
+    detail: str
+    worker_pid: int
+
+
+# What a fan-out route may answer besides 200 and 422, for the OpenAPI schema.
+FAN_OUT_RESPONSES: dict[int | str, dict[str, object]] = {
+    502: {"model": NewsResponse, "description": "Every source failed; the body says how."},
+    503: {"model": Overloaded, "description": "Past the overload bound: see Retry-After."},
+    504: {"model": NewsResponse, "description": "Every source ran out of time."},
+}

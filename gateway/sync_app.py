@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 
 from gateway.clients import build_session, fetch_blocking
 from gateway.config import GatewaySettings
-from gateway.models import NewsResponse
+from gateway.models import FAN_OUT_RESPONSES, NewsResponse
 from gateway.web import Plan, create_gateway_app
 
 SyncMode = Literal["sequential", "threads"]
@@ -49,7 +49,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     app = create_gateway_app("sync", settings, lifespan, http_client="requests")
 
-    @app.get("/news", response_model=NewsResponse)
+    @app.get("/news", response_model=NewsResponse, responses=FAN_OUT_RESPONSES)
     def news(
         plan: Plan,
         state: Annotated[SyncState, Depends(sync_state)],

@@ -41,11 +41,17 @@ ensure_debian_package() {
 }
 
 # Compose v2 is a docker plugin; v1 is its own binary. Use whichever is here.
+# COMPOSE_OVERLAYS: more compose files (space-separated, relative to the repo) merged over
+# docker-compose.yml, e.g. docker-compose.upstream-ports.yml.
 compose() {
+  local files=(-f "$ROOT/docker-compose.yml") overlay
+  for overlay in ${COMPOSE_OVERLAYS:-}; do
+    files+=(-f "$ROOT/$overlay")
+  done
   if docker compose version >/dev/null 2>&1; then
-    run docker compose --project-directory "$ROOT" -f "$ROOT/docker-compose.yml" -p "$COMPOSE_PROJECT_NAME" "$@"
+    run docker compose --project-directory "$ROOT" "${files[@]}" -p "$COMPOSE_PROJECT_NAME" "$@"
   elif command -v docker-compose >/dev/null 2>&1; then
-    run docker-compose --project-directory "$ROOT" -f "$ROOT/docker-compose.yml" -p "$COMPOSE_PROJECT_NAME" "$@"
+    run docker-compose --project-directory "$ROOT" "${files[@]}" -p "$COMPOSE_PROJECT_NAME" "$@"
   else
     log "error: neither 'docker compose' nor 'docker-compose' is installed"
     return 127

@@ -11,6 +11,7 @@ import pytest
 from tests.integration.stack import (
     MEASURED,
     REQUIRE_DOCKER,
+    UPSTREAMS,
     Stack,
     docker_unavailable,
     free_port,
@@ -40,6 +41,9 @@ def stack() -> Iterator[Stack]:
             "SYNC_WORKERS": "1",
             "ASYNC_WORKERS": "1",
             "ACCESS_LOG": "false",
+            # The upstreams on loopback too, for the schemathesis run.
+            "COMPOSE_OVERLAYS": "docker-compose.upstream-ports.yml",
+            **{f"{name.upper()}_PORT": str(free_port()) for name in UPSTREAMS},
         },
     )
     try:

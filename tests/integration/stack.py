@@ -17,6 +17,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_DOCKER = "FANOUT_REQUIRE_DOCKER"
+UPSTREAMS = ("wire", "gazette", "chronicle")
 
 # Ratios measured in this run, printed at the end so the numbers can be quoted.
 MEASURED: list[tuple[str, float, str]] = []
@@ -123,6 +124,10 @@ class Stack:
     def url(self, gateway: str, path: str = "/news") -> str:
         port = self.env["SYNC_PORT" if gateway == "sync" else "ASYNC_PORT"]
         return f"http://127.0.0.1:{port}{path}"
+
+    def upstream_url(self, name: str) -> str:
+        """An upstream on loopback, published by docker-compose.upstream-ports.yml."""
+        return f"http://127.0.0.1:{self.env[f'{name.upper()}_PORT']}"
 
 
 @dataclass(frozen=True)
