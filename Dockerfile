@@ -18,9 +18,10 @@ RUN python3 -m venv /opt/venv \
 
 WORKDIR /app
 
-# Dependencies first, in their own layer: editing code does not reinstall them.
+# Dependencies first, in their own layer: editing code does not reinstall them. The lock
+# pins every transitive dependency with its hashes, and pip checks each one.
 COPY requirements.txt ./
-RUN pip install -r requirements.txt
+RUN pip install --require-hashes -r requirements.txt
 
 # The code stays owned by root, so the service user can read it but not change it.
 COPY gunicorn.conf.py ./

@@ -1,12 +1,12 @@
 # Every target runs a script in scripts/, which echoes the commands it runs.
 .DEFAULT_GOAL := help
 PRESET ?= quick
-.PHONY: help install up down ps logs test lint format local-up local-down base-image bench
+.PHONY: help install up down ps logs test lint lock format local-up local-down base-image bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: ## create .venv with the pinned host tools
+install: ## create .venv from the lock (nothing to do when it is up to date)
 	scripts/install.sh
 
 up: ## build and start the stack, wait until healthy (SYNC_WORKERS=4 make up scales)
@@ -30,8 +30,11 @@ bench: ## compare sync and async on the running stack (PRESET=full for the long 
 lint: ## ruff and strict mypy
 	scripts/lint.sh
 
+lock: ## resolve pyproject.toml into the hashed lock files (requirements*.txt)
+	scripts/lock.sh
+
 format: ## format the code with ruff
-	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+	scripts/format.sh
 
 local-up: ## the same services as local processes, no Docker
 	scripts/local.sh up
@@ -41,3 +44,4 @@ local-down: ## stop local mode
 
 base-image: ## build the offline Debian base image (no registry needed)
 	scripts/base-image.sh
+

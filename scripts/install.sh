@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Create .venv with the pinned host dependencies (tests, lint, benchmark), and install hey,
-# the independent load tool the benchmark is cross-checked against.
+# Create .venv from the lock (requirements-dev.txt, hashes checked), and install hey, the
+# independent load tool the benchmark is cross-checked against. Does nothing that is
+# already done: a venv installed from this very lock is not touched again.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 PYTHON=${PYTHON:-python3}
+STAMP=.venv/.installed-from
+lock=$(sha256sum requirements-dev.txt | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ]; then
   run "$PYTHON" -m venv .venv
 fi
-run .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$lock" ]; then
+  run .venv/bin/pip install --quiet --disable-pip-version-check --require-hashes \
+    -r requirements-dev.txt
+  echo "$lock" >"$STAMP"
+fi
 ensure_debian_package hey || log "warning: could not install hey; the load cross-check test will skip"
