@@ -1,6 +1,5 @@
 """The command line: ``python -m bench run | compare | crosscheck | client-check | pool-cost``."""
 
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -15,13 +14,17 @@ from bench.crosscheck import client_check, crosscheck
 from bench.load import LoadSpec, run_load
 from bench.poolcost import pool_cost
 from bench.report import write_records, write_report
-from bench.tables import comparison_table, run_table
+from bench.tables import (
+    client_cost_table,
+    comparison_table,
+    crosscheck_table,
+    pool_cost_table,
+    run_table,
+)
+from bench.topology import Topology
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
-
-DEFAULT_SYNC = f"http://127.0.0.1:{os.environ.get('SYNC_PORT', '8001')}"
-DEFAULT_ASYNC = f"http://127.0.0.1:{os.environ.get('ASYNC_PORT', '8002')}"
 
 
 def _warn(messages: list[str]) -> None:
@@ -81,8 +84,12 @@ def run(
 def compare_command(
     preset: Annotated[str, typer.Option(help=f"One of: {', '.join(matrix.PRESETS)}.")] = "quick",
     out: Annotated[Path, typer.Option(help="The report folder.")] = Path("reports/latest"),
-    sync_url: Annotated[str, typer.Option(help="Sync gateway base URL.")] = DEFAULT_SYNC,
-    async_url: Annotated[str, typer.Option(help="Async gateway base URL.")] = DEFAULT_ASYNC,
+    sync_url: Annotated[
+        str | None, typer.Option(help="Sync gateway base URL; SYNC_PORT on loopback by default.")
+    ] = None,
+    async_url: Annotated[
+        str | None, typer.Option(help="Async gateway base URL; ASYNC_PORT on loopback by default.")
+    ] = None,
     restart: Annotated[
         bool, typer.Option(help="Restart gateways for other workers, clients, threadpools.")
     ] = True,
@@ -93,6 +100,9 @@ def compare_command(
         raise typer.BadParameter(
             f"choose one of {', '.join(matrix.PRESETS)}", param_hint="--preset"
         )
+    topology = Topology()
+    sync_url = sync_url or f"http://127.0.0.1:{topology.sync_port}"
+    async_url = async_url or f"http://127.0.0.1:{topology.async_port}"
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -129,7 +139,7 @@ def crosscheck_command(
 ) -> None:
     """Measure one closed-loop point with hey and with this tool; they should agree."""
     check = crosscheck(url, concurrency, rounds)
-    console.print(check.table())
+    console.print(crosscheck_table(check))
     if not check.agrees:
         raise typer.Exit(1)
 
@@ -141,7 +151,7 @@ def client_check_command(
     requests: Annotated[int, typer.Option(min=100, max=100_000)] = 3000,
 ) -> None:
     """Which Python client costs the least CPU per request: why the bench uses aiohttp."""
-    console.print(client_check(url, concurrency, requests))
+    console.print(client_cost_table(client_check(url, concurrency, requests), url, concurrency))
 
 
 @app.command(name="pool-cost")
@@ -155,5 +165,4 @@ def pool_cost_command(
     ] = 9201,
 ) -> None:
     """CPU per fan-out in each async client, outside the gateway: which pool scales."""
-    table, _ = pool_cost(tuple(concurrency), fan_outs, port)
-    console.print(table)
+    console.print(pool_cost_table(pool_cost(tuple(concurrency), fan_outs, port)))

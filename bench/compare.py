@@ -16,7 +16,6 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import TypeAdapter
@@ -24,7 +23,7 @@ from pydantic import TypeAdapter
 # pydantic validates a TypedDict from typing only on Python 3.12 and later.
 from typing_extensions import TypedDict
 
-from bench.load import LoadResult, LoadSpec, run_load
+from bench.load import LoadResult, LoadSpec, LoadSummary, run_load
 from bench.probe import StackProbe, WindowCost, compose_probe
 from bench.theory import (
     TARGETS,
@@ -36,8 +35,8 @@ from bench.theory import (
     fan_out_cost,
     ideal,
 )
+from bench.topology import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 GatewayName = Literal["sync", "async"]
 GATEWAY_SERVICES: dict[GatewayName, str] = {"sync": "sync-gateway", "async": "async-gateway"}
 UPSTREAM_SERVICES = ("upstream-wire", "upstream-gazette", "upstream-chronicle")
@@ -272,7 +271,7 @@ class Row:
     def cpu_bound(self) -> bool:
         return self.cpu_line < self.ideal.throughput
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> "RowRecord":
         summary = self.result.summary()
         per_request, cost = self.cpu_ms_per_request, self.cost
         return {
@@ -287,8 +286,8 @@ class Row:
             "threadpool_tokens": self.point.config.threadpool_tokens,
             "max_connections": self.point.config.max_connections,
             "max_in_flight": self.point.config.max_in_flight,
-            "refused_share": round(summary["refused"] / max(1, self.sent), 3),
             **summary,
+            "refused_share": round(summary["refused"] / max(1, self.sent), 3),
             "ideal_throughput": round(self.ideal.throughput, 2),
             "ideal_latency_ms": round(self.ideal.latency_s * 1000, 1),
             "ideal_cap": self.ideal.binding,
@@ -308,6 +307,32 @@ class Row:
         }
 
 
+class RowRecord(LoadSummary):
+    """One matrix row, flat: its load run, the point, the ideal, and the cost."""
+
+    target: str
+    series: str
+    load: str
+    client: str
+    workers: int
+    threadpool_tokens: int
+    max_connections: int
+    max_in_flight: int
+    refused_share: float
+    ideal_throughput: float
+    ideal_latency_ms: float
+    ideal_cap: str
+    throughput_vs_ideal: float
+    p50_vs_ideal: float
+    gateway_cpu_ms_per_request: float | None
+    gateway_cpu_cores: float | None
+    peak_worker_rss_mib: float | None
+    upstream_cpu_cores: float | None
+    busiest_upstream_cores: float | None
+    cpu_line_throughput: float | None
+    cpu_bound: bool
+
+
 @dataclass
 class Comparison:
     preset_name: str
@@ -319,9 +344,10 @@ class Comparison:
     commit: str = field(default_factory=lambda: git_commit())
     probe_note: str | None = None  # why costs are missing, when they are
 
-    def meta(self) -> dict[str, Any]:
+    def meta(self, command: str) -> "ReportMeta":
         sync, async_ = self.stack["sync"], self.stack["async"]
         return {
+            "command": command,
             "preset": self.preset_name,
             "started_at": self.started_at,
             "commit": self.commit,
@@ -334,6 +360,23 @@ class Comparison:
             "async_max_connections": async_.max_connections,
             "probe": self.probe_note or "gateway workers' CPU and RSS, upstream containers' CPU",
         }
+
+
+class ReportMeta(TypedDict):
+    """What a report says about its run: the command, when, where, and the stack as found."""
+
+    command: str
+    preset: str
+    started_at: str
+    commit: str
+    machine: str
+    source_delays_ms: dict[str, float]
+    sync_workers: int
+    threadpool_tokens: int
+    async_workers: int
+    async_http_client: str
+    async_max_connections: int
+    probe: str
 
 
 def machine_description() -> str:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import aiohttp
 import httpx
 import uvloop
-from rich.table import Table
 
 from bench.load import LoadSpec, run_load
 
@@ -44,24 +43,6 @@ class CrossCheck:
     @property
     def agrees(self) -> bool:
         return max(self.difference("throughput"), self.difference("p50_ms")) <= AGREEMENT
-
-    def table(self) -> Table:
-        table = Table(title=f"cross-check at C={self.concurrency}: {self.url}")
-        for column in ("tool", "requests", "req/s", "p50 ms"):
-            table.add_column(column, justify="right")
-        for point in (self.hey, self.bench):
-            table.add_row(
-                point.tool, str(point.requests), f"{point.throughput:.2f}", f"{point.p50_ms:.1f}"
-            )
-        table.add_row(
-            "difference",
-            "",
-            f"{self.difference('throughput'):.1%}",
-            f"{self.difference('p50_ms'):.1%}",
-        )
-        verdict = "agree" if self.agrees else "DISAGREE"
-        table.caption = f"{verdict} within {AGREEMENT:.0%}"
-        return table
 
 
 def parse_hey(output: str) -> tuple[float, float, int]:
@@ -121,17 +102,21 @@ async def _httpx_batch(url: str, concurrency: int, requests: int) -> None:
         await asyncio.gather(*(one_client() for _ in range(concurrency)))
 
 
-def client_check(url: str, concurrency: int = 50, requests: int = 3000) -> Table:
+@dataclass(frozen=True)
+class ClientCost:
+    client: str
+    requests: int
+    wall_s: float
+    cpu_s: float
+
+
+def client_check(url: str, concurrency: int = 50, requests: int = 3000) -> list[ClientCost]:
     """CPU per request of each candidate client, on a URL that answers at once."""
-    table = Table(title=f"load client cost: {requests} requests, C={concurrency}, {url}")
-    for column in ("client", "req/s", "CPU us/request", "CPU share of a core"):
-        table.add_column(column, justify="right")
+    costs = []
     for name, batch in (("aiohttp", _aiohttp_batch), ("httpx", _httpx_batch)):
         uvloop.run(batch(url, concurrency, min(requests, 200)))  # warm-up
         cpu, wall = time.process_time(), time.perf_counter()
         uvloop.run(batch(url, concurrency, requests))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        table.add_row(
-            name, f"{requests / wall:,.0f}", f"{cpu / requests * 1e6:,.0f}", f"{cpu / wall:.0%}"
-        )
-    return table
+        costs.append(ClientCost(name, requests, wall, cpu))
+    return costs

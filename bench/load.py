@@ -12,7 +12,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import aiohttp
 import uvloop
@@ -111,9 +111,10 @@ class LoadResult:
             warnings.append("no request completed in the measured window")
         return warnings
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> "LoadSummary":
         """A flat record for tables, JSON and CSV."""
-        row: dict[str, Any] = {
+        client, gateway = self.latency.summary_ms(), self.gateway_elapsed.summary_ms()
+        return {
             "url": self.spec.url,
             "params": "&".join(f"{k}={v}" for k, v in self.spec.params.items()),
             "loop": self.spec.loop,
@@ -133,12 +134,57 @@ class LoadResult:
             "client_cpu": round(self.client_cpu, 3),
             "max_schedule_lag_ms": round(self.max_schedule_lag_ms, 1),
             "workers_seen": len(self.worker_pids),
+            "latency_p50_ms": round(client["p50"], 2),
+            "latency_p90_ms": round(client["p90"], 2),
+            "latency_p99_ms": round(client["p99"], 2),
+            "latency_p99.9_ms": round(client["p99.9"], 2),
+            "latency_max_ms": round(client["max"], 2),
+            "latency_mean_ms": round(client["mean"], 2),
+            "gateway_p50_ms": round(gateway["p50"], 2),
+            "gateway_p90_ms": round(gateway["p90"], 2),
+            "gateway_p99_ms": round(gateway["p99"], 2),
+            "gateway_p99.9_ms": round(gateway["p99.9"], 2),
+            "gateway_max_ms": round(gateway["max"], 2),
+            "gateway_mean_ms": round(gateway["mean"], 2),
         }
-        for name, value in self.latency.summary_ms().items():
-            row[f"latency_{name}_ms"] = round(value, 2)
-        for name, value in self.gateway_elapsed.summary_ms().items():
-            row[f"gateway_{name}_ms"] = round(value, 2)
-        return row
+
+
+# One load run, flat: the JSON and CSV row of `bench run`, and the start of a matrix row.
+# Functional syntax: some keys hold a dot (p99.9).
+LoadSummary = TypedDict(
+    "LoadSummary",
+    {
+        "url": str,
+        "params": str,
+        "loop": str,
+        "concurrency": int,
+        "rate": float,
+        "window_s": float,
+        "ok": int,
+        "throughput": float,
+        "unfinished": int,
+        "oldest_unfinished_ms": float,
+        "errors": int,
+        "errors_by_kind": dict[str, int],
+        "refused": int,
+        "refused_p99_ms": float | None,
+        "client_cpu": float,
+        "max_schedule_lag_ms": float,
+        "workers_seen": int,
+        "latency_p50_ms": float,
+        "latency_p90_ms": float,
+        "latency_p99_ms": float,
+        "latency_p99.9_ms": float,
+        "latency_max_ms": float,
+        "latency_mean_ms": float,
+        "gateway_p50_ms": float,
+        "gateway_p90_ms": float,
+        "gateway_p99_ms": float,
+        "gateway_p99.9_ms": float,
+        "gateway_max_ms": float,
+        "gateway_mean_ms": float,
+    },
+)
 
 
 def open_loop_schedule(rate: float, duration_s: float) -> list[float]:

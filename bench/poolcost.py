@@ -9,24 +9,18 @@ process's CPU is counted; the upstreams run in processes of their own.
 
 import asyncio
 import os
-import subprocess
-import sys
+import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import uvloop
-from rich.table import Table
 
+from bench.topology import SOURCE_NAMES, Topology, local_mode
 from gateway.clients import async_upstream_client
 from gateway.config import AsyncClientName, GatewaySettings
 
-ROOT = Path(__file__).resolve().parents[1]
-# The compose stack's delays, so the pool holds what it holds in the gateway.
-DELAYS_MS = {"wire": 300, "gazette": 500, "chronicle": 800}
 CLIENTS: tuple[AsyncClientName, ...] = ("httpx-aiohttp", "httpx2", "httpx")
 
 
@@ -45,33 +39,23 @@ class PoolCost:
 
 @contextmanager
 def local_upstreams(first_port: int) -> Iterator[list[str]]:
-    """One uvicorn process per source on loopback, stopped on exit whatever happens."""
-    processes, urls = [], []
-    try:
-        for offset, (name, delay) in enumerate(DELAYS_MS.items()):
-            port = first_port + offset
-            env = {**os.environ, "UPSTREAM_NAME": name, "UPSTREAM_DELAY_MS": str(delay)}
-            command = [sys.executable, "-m", "uvicorn", "--factory", "upstream.main:create_app"]
-            command += ["--port", str(port)]
-            command += ["--log-level", "warning", "--no-access-log", "--backlog", "4096"]
-            processes.append(subprocess.Popen(command, cwd=ROOT, env=env))
-            urls.append(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 30
-        for url in urls:
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/healthz", timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"{url} did not start in 30 s") from None
-                    time.sleep(0.1)
-        yield urls
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)
+    """The three sources as local mode runs them (`scripts/local.sh upstreams`: the stack's
+    delays and keep-alive), on first_port and the next two; stopped on exit whatever
+    happens."""
+    with tempfile.TemporaryDirectory(prefix="fanout-pool-cost-") as run_dir:
+        env = {
+            **os.environ,
+            "LOCAL_RUN_DIR": run_dir,
+            "LOCAL_UPSTREAM_PORT": str(first_port),
+            "ACCESS_LOG": "false",
+        }
+        try:
+            started = local_mode("upstreams", env)
+            if started.returncode != 0:
+                raise RuntimeError(f"local upstreams did not start:\n{started.stderr[-2000:]}")
+            yield [f"http://127.0.0.1:{first_port + offset}" for offset in range(3)]
+        finally:
+            local_mode("down", env)
 
 
 async def _fan_outs(settings: GatewaySettings, concurrency: int, total: int) -> None:
@@ -89,12 +73,15 @@ async def _fan_outs(settings: GatewaySettings, concurrency: int, total: int) -> 
 
 
 def measure(client: AsyncClientName, urls: list[str], concurrency: int, fan_outs: int) -> PoolCost:
-    # The gateway's client and pool limits, from the environment as the gateway reads them.
-    # Only the timeouts differ: this measures CPU, not errors, and httpx's own pool, busy
-    # scanning, misses a 1 s connect or a 5 s pool timeout at C=100.
+    # The gateway's client and the stack's pool limits (.env). Only the timeouts differ: this
+    # measures CPU, not errors, and httpx's own pool, busy scanning, misses a 1 s connect or
+    # a 5 s pool timeout at C=100.
+    topology = Topology()
     settings = GatewaySettings(
-        sources=",".join(f"{name}={url}" for name, url in zip(DELAYS_MS, urls, strict=True)),
+        sources=",".join(f"{name}={url}" for name, url in zip(SOURCE_NAMES, urls, strict=True)),
         http_client=client,
+        max_connections=topology.async_max_connections,
+        max_keepalive_connections=topology.async_max_keepalive_connections,
         connect_timeout_s=60,
         read_timeout_s=60,
         pool_timeout_s=60,
@@ -108,21 +95,11 @@ def measure(client: AsyncClientName, urls: list[str], concurrency: int, fan_outs
 
 def pool_cost(
     concurrencies: tuple[int, ...], fan_outs: int, first_port: int = 9201
-) -> tuple[Table, list[PoolCost]]:
-    table = Table(title=f"client CPU per fan-out (3 sources, {fan_outs} fan-outs per row)")
-    for column in ("client", "C", "fan-outs/s", "CPU ms per fan-out", "CPU share of a core"):
-        table.add_column(column, justify="right")
-    costs = []
+) -> list[PoolCost]:
+    """Each client at each concurrency, against the same three local upstreams."""
     with local_upstreams(first_port) as urls:
-        for concurrency in concurrencies:
-            for name in CLIENTS:
-                cost = measure(name, urls, concurrency, fan_outs)
-                costs.append(cost)
-                table.add_row(
-                    name,
-                    str(concurrency),
-                    f"{fan_outs / cost.wall_s:,.0f}",
-                    f"{cost.cpu_ms_per_fan_out:.2f}",
-                    f"{cost.cpu_s / cost.wall_s:.0%}",
-                )
-    return table, costs
+        return [
+            measure(name, urls, concurrency, fan_outs)
+            for concurrency in concurrencies
+            for name in CLIENTS
+        ]

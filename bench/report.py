@@ -2,9 +2,8 @@
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from bench.compare import Comparison
 from bench.plots import plot_against_ideal, plot_cpu_per_request, plot_threadpool, plot_waterfalls
@@ -52,10 +51,10 @@ percentile is marked `≥`: the real value is at least that.
 
 
 def write_records(
-    records: Sequence[dict[str, Any]],
+    records: Sequence[Mapping[str, object]],
     json_path: Path | None,
     csv_path: Path | None,
-    meta: dict[str, Any] | None = None,
+    meta: Mapping[str, object] | None = None,
 ) -> None:
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +74,7 @@ def write_report(comparison: Comparison, out_dir: Path, command: str) -> list[Pa
     """The report folder: summary.md, results.json, results.csv and the PNG plots."""
     out_dir.mkdir(parents=True, exist_ok=True)
     records = [row.record() for row in comparison.rows]
-    meta = {**comparison.meta(), "command": command}
+    meta = comparison.meta(command)
     write_records(records, out_dir / "results.json", out_dir / "results.csv", meta)
     plots = [
         *plot_against_ideal(comparison, out_dir),

@@ -3,11 +3,15 @@
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
+from bench.crosscheck import AGREEMENT, ClientCost, CrossCheck
 from bench.load import LoadResult
+
+if TYPE_CHECKING:  # the pool-cost module builds the gateway's clients: import it only there
+    from bench.poolcost import PoolCost
 
 Record = Mapping[str, Any]
 
@@ -120,4 +124,54 @@ def run_table(result: LoadResult) -> Table:
         f" (oldest waited {result.oldest_unfinished_ms:,.0f} ms) · "
         f"client CPU {result.client_cpu:.0%} of a core · workers seen {len(result.worker_pids)}"
     )
+    return table
+
+
+def crosscheck_table(check: CrossCheck) -> Table:
+    table = Table(title=f"cross-check at C={check.concurrency}: {check.url}")
+    for column in ("tool", "requests", "req/s", "p50 ms"):
+        table.add_column(column, justify="right")
+    for point in (check.hey, check.bench):
+        table.add_row(
+            point.tool, str(point.requests), f"{point.throughput:.2f}", f"{point.p50_ms:.1f}"
+        )
+    table.add_row(
+        "difference",
+        "",
+        f"{check.difference('throughput'):.1%}",
+        f"{check.difference('p50_ms'):.1%}",
+    )
+    verdict = "agree" if check.agrees else "DISAGREE"
+    table.caption = f"{verdict} within {AGREEMENT:.0%}"
+    return table
+
+
+def client_cost_table(costs: Sequence[ClientCost], url: str, concurrency: int) -> Table:
+    requests = costs[0].requests if costs else 0
+    table = Table(title=f"load client cost: {requests} requests, C={concurrency}, {url}")
+    for column in ("client", "req/s", "CPU us/request", "CPU share of a core"):
+        table.add_column(column, justify="right")
+    for cost in costs:
+        table.add_row(
+            cost.client,
+            f"{cost.requests / cost.wall_s:,.0f}",
+            f"{cost.cpu_s / cost.requests * 1e6:,.0f}",
+            f"{cost.cpu_s / cost.wall_s:.0%}",
+        )
+    return table
+
+
+def pool_cost_table(costs: Sequence["PoolCost"]) -> Table:
+    fan_outs = costs[0].fan_outs if costs else 0
+    table = Table(title=f"client CPU per fan-out (3 sources, {fan_outs} fan-outs per row)")
+    for column in ("client", "C", "fan-outs/s", "CPU ms per fan-out", "CPU share of a core"):
+        table.add_column(column, justify="right")
+    for cost in costs:
+        table.add_row(
+            cost.client,
+            str(cost.concurrency),
+            f"{cost.fan_outs / cost.wall_s:,.0f}",
+            f"{cost.cpu_ms_per_fan_out:.2f}",
+            f"{cost.cpu_s / cost.wall_s:.0%}",
+        )
     return table

@@ -5,7 +5,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-fanout-lab}
 OFFLINE_BASE_IMAGE=fanout-lab/python-base:bookworm
 
-# Values in .env count here as they do for compose: the shell's environment wins.
+# .env holds the lab's defaults; they count here as they do for compose: the shell's
+# environment wins.
 if [ -f "$ROOT/.env" ]; then
   while IFS='=' read -r key value; do
     case "$key" in '' | \#*) continue ;; esac
@@ -13,11 +14,12 @@ if [ -f "$ROOT/.env" ]; then
   done <"$ROOT/.env"
 fi
 export PYTHON_IMAGE=${PYTHON_IMAGE:-python:3.12-slim}
-# Docker refuses a CPU limit above the host's cores: on a 1-core host the gateways' default
-# of 2 becomes 1.
-if [ -z "${GATEWAY_CPUS:-}" ] && [ "$(nproc)" -lt 2 ]; then
-  export GATEWAY_CPUS=$(nproc)
-fi
+# Docker refuses a CPU limit above the host's cores: on a 1-core host a limit of 2 becomes 1.
+for limit in GATEWAY_CPUS UPSTREAM_CPUS; do
+  if [ -n "${!limit:-}" ] && awk -v want="${!limit}" -v have="$(nproc)" 'BEGIN { exit !(want > have) }'; then
+    export "$limit=$(nproc)"
+  fi
+done
 
 log() { printf '%s\n' "$*" >&2; }
 

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # Local mode: the same five services as gunicorn processes on loopback, no Docker needed.
-#   scripts/local.sh up | down | status
-# Ports: upstreams on 127.0.0.1:9101-9103 (LOCAL_UPSTREAM_PORT moves the first), gateways on
-# SYNC_PORT/ASYNC_PORT (8001/8002). The same env vars as compose apply (delays, worker counts,
-# threadpool, pool limits). Pid files and logs go to LOCAL_RUN_DIR (.local).
+#   scripts/local.sh up | upstreams | down | status
+# Ports: upstreams on WIRE_PORT, GAZETTE_PORT, CHRONICLE_PORT (LOCAL_UPSTREAM_PORT moves all
+# three), gateways on SYNC_PORT/ASYNC_PORT. The same .env as compose applies (delays, worker
+# counts, threadpool, pool limits). `upstreams` starts only the three sources (bench
+# pool-cost runs them so). Pid files and logs go to LOCAL_RUN_DIR (.local).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 RUN_DIR=${LOCAL_RUN_DIR:-$ROOT/.local}
 PY="$ROOT/.venv/bin"
-first=${LOCAL_UPSTREAM_PORT:-9101}
+# The sources' ports come from .env; LOCAL_UPSTREAM_PORT moves all three (first, +1, +2).
+if [ -n "${LOCAL_UPSTREAM_PORT:-}" ]; then
+  WIRE_PORT=$LOCAL_UPSTREAM_PORT
+  GAZETTE_PORT=$((LOCAL_UPSTREAM_PORT + 1))
+  CHRONICLE_PORT=$((LOCAL_UPSTREAM_PORT + 2))
+fi
 SOURCES=(
-  wire:$first:"${WIRE_DELAY_MS:-300}"
-  gazette:$((first + 1)):"${GAZETTE_DELAY_MS:-500}"
-  chronicle:$((first + 2)):"${CHRONICLE_DELAY_MS:-800}"
+  wire:"$WIRE_PORT":"$WIRE_DELAY_MS"
+  gazette:"$GAZETTE_PORT":"$GAZETTE_DELAY_MS"
+  chronicle:"$CHRONICLE_PORT":"$CHRONICLE_DELAY_MS"
 )
 
 # start NAME PORT APP [ENV=VALUE ...]: one gunicorn master in the background, pid in .local/.
@@ -22,7 +28,7 @@ start() {
   shift 3
   log "+ gunicorn $app on 127.0.0.1:$port ($name)"
   # Every stream goes to the log, so nothing holds this script's output open after it ends.
-  (cd "$ROOT" && exec env BIND="127.0.0.1:$port" ACCESS_LOG="${ACCESS_LOG:-true}" "$@" \
+  (cd "$ROOT" && exec env BIND="127.0.0.1:$port" ACCESS_LOG="$ACCESS_LOG" "$@" \
     "$PY/gunicorn" --config gunicorn.conf.py --pid "$RUN_DIR/$name.pid" "$app") \
     >"$RUN_DIR/$name.log" 2>&1 </dev/null &
 }
@@ -43,28 +49,36 @@ for port in sys.argv[1:]:
 PY
 }
 
-up() {
+# The three sources, as the stack runs them (keep-alive included), until `down`.
+upstreams() {
   [ -x "$PY/gunicorn" ] || "$ROOT/scripts/install.sh"
   mkdir -p "$RUN_DIR"
-  local gateway_sources="" entry name port delay ports=()
+  local entry name port delay ports=()
   for entry in "${SOURCES[@]}"; do
     IFS=: read -r name port delay <<<"$entry"
-    start "upstream-$name" "$port" "upstream.main:create_app()" WEB_CONCURRENCY="${UPSTREAM_WORKERS:-1}" \
-      UPSTREAM_NAME="$name" UPSTREAM_DELAY_MS="$delay" GUNICORN_KEEPALIVE="${UPSTREAM_KEEPALIVE_S:-75}" \
-      UPSTREAM_JITTER_MS="${UPSTREAM_JITTER_MS:-0}" UPSTREAM_MAX_DELAY_MS="${UPSTREAM_MAX_DELAY_MS:-10000}"
-    gateway_sources+="${gateway_sources:+,}$name=http://127.0.0.1:$port"
+    start "upstream-$name" "$port" "upstream.main:create_app()" WEB_CONCURRENCY="$UPSTREAM_WORKERS" \
+      UPSTREAM_NAME="$name" UPSTREAM_DELAY_MS="$delay" GUNICORN_KEEPALIVE="$UPSTREAM_KEEPALIVE_S"
     ports+=("$port")
   done
   wait_local_healthy "${ports[@]}"
-  start sync-gateway "${SYNC_PORT:-8001}" "gateway.sync_app:create_app()" GATEWAY_SOURCES="$gateway_sources" \
-    WEB_CONCURRENCY="${SYNC_WORKERS:-1}" GATEWAY_THREADPOOL_TOKENS="${SYNC_THREADPOOL_TOKENS:-40}" \
-    GATEWAY_MAX_IN_FLIGHT="${SYNC_MAX_IN_FLIGHT:-0}"
-  start async-gateway "${ASYNC_PORT:-8002}" "gateway.async_app:create_app()" GATEWAY_SOURCES="$gateway_sources" \
-    WEB_CONCURRENCY="${ASYNC_WORKERS:-1}" GATEWAY_HTTP_CLIENT="${ASYNC_HTTP_CLIENT:-httpx-aiohttp}" \
-    GATEWAY_MAX_CONNECTIONS="${ASYNC_MAX_CONNECTIONS:-3000}" \
-    GATEWAY_MAX_KEEPALIVE_CONNECTIONS="${ASYNC_MAX_KEEPALIVE_CONNECTIONS:-3000}" \
-    GATEWAY_MAX_IN_FLIGHT="${ASYNC_MAX_IN_FLIGHT:-0}"
-  wait_local_healthy "${SYNC_PORT:-8001}" "${ASYNC_PORT:-8002}"
+}
+
+up() {
+  upstreams
+  local gateway_sources="" entry name port delay
+  for entry in "${SOURCES[@]}"; do
+    IFS=: read -r name port delay <<<"$entry"
+    gateway_sources+="${gateway_sources:+,}$name=http://127.0.0.1:$port"
+  done
+  start sync-gateway "$SYNC_PORT" "gateway.sync_app:create_app()" GATEWAY_SOURCES="$gateway_sources" \
+    WEB_CONCURRENCY="$SYNC_WORKERS" GATEWAY_THREADPOOL_TOKENS="$SYNC_THREADPOOL_TOKENS" \
+    GATEWAY_MAX_IN_FLIGHT="$SYNC_MAX_IN_FLIGHT"
+  start async-gateway "$ASYNC_PORT" "gateway.async_app:create_app()" GATEWAY_SOURCES="$gateway_sources" \
+    WEB_CONCURRENCY="$ASYNC_WORKERS" GATEWAY_HTTP_CLIENT="$ASYNC_HTTP_CLIENT" \
+    GATEWAY_MAX_CONNECTIONS="$ASYNC_MAX_CONNECTIONS" \
+    GATEWAY_MAX_KEEPALIVE_CONNECTIONS="$ASYNC_MAX_KEEPALIVE_CONNECTIONS" \
+    GATEWAY_MAX_IN_FLIGHT="$ASYNC_MAX_IN_FLIGHT"
+  wait_local_healthy "$SYNC_PORT" "$ASYNC_PORT"
   log "local stack up; logs in $RUN_DIR/*.log; stop it with: scripts/local.sh down"
 }
 
@@ -95,7 +109,8 @@ status() {
 
 case "${1:-}" in
   up) up ;;
+  upstreams) upstreams ;;
   down) down ;;
   status) status ;;
-  *) log "usage: scripts/local.sh up|down|status"; exit 2 ;;
+  *) log "usage: scripts/local.sh up|upstreams|down|status"; exit 2 ;;
 esac

@@ -17,5 +17,5 @@ fi
 compose up -d "$@"
 wait_healthy "${UP_TIMEOUT_S:-180}"
 log ""
-log "sync gateway:  http://127.0.0.1:${SYNC_PORT:-8001}/news   (${SYNC_WORKERS:-1} worker(s))"
-log "async gateway: http://127.0.0.1:${ASYNC_PORT:-8002}/news   (${ASYNC_WORKERS:-1} worker(s))"
+log "sync gateway:  http://127.0.0.1:${SYNC_PORT}/news   (${SYNC_WORKERS} worker(s))"
+log "async gateway: http://127.0.0.1:${ASYNC_PORT}/news   (${ASYNC_WORKERS} worker(s))"

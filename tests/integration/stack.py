@@ -8,7 +8,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,22 @@ class Stack:
         """Recreate one service with changed settings, and wait until it is healthy."""
         self.env.update(env)
         self.script("up.sh", "--no-build", service, timeout=300)
+
+    @contextmanager
+    def reconfigured(self, service: str, **env: str) -> Iterator[None]:
+        """One service runs with these settings inside the block; afterwards it runs again
+        with the values it had before (set or unset), whatever the block did."""
+        before = {name: self.env.get(name) for name in env}
+        self.restart(service, **env)
+        try:
+            yield
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    self.env.pop(name, None)
+                else:
+                    self.env[name] = value
+            self.restart(service)
 
     def down(self) -> None:
         self.script("down.sh", timeout=300, check=False)

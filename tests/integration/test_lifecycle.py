@@ -35,11 +35,8 @@ def test_a_stop_finishes_every_accepted_request(stack: Stack, gateway: str) -> N
 def test_recycled_workers_lose_no_request(stack: Stack, gateway: str) -> None:
     """gunicorn's max_requests (with jitter) restarts the worker again and again under load."""
     service = f"{gateway}-gateway"
-    stack.restart(service, GUNICORN_MAX_REQUESTS="20", GUNICORN_MAX_REQUESTS_JITTER="5")
-    try:
+    with stack.reconfigured(service, GUNICORN_MAX_REQUESTS="20", GUNICORN_MAX_REQUESTS_JITTER="5"):
         _, samples = closed_loop(stack.url(gateway), 8, total=120, deadline_s=90, sources="wire")
-    finally:
-        stack.restart(service, GUNICORN_MAX_REQUESTS="0", GUNICORN_MAX_REQUESTS_JITTER="0")
     assert len(samples) == 120  # every request was sent within the time bound ...
     assert [s.status for s in samples] == [200] * 120  # ... and answered
     # One worker, recycled every 20 to 25 requests (uvicorn checks its count between

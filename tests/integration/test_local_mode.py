@@ -1,13 +1,13 @@
 """Local mode: the same services as gunicorn processes on loopback ports, no Docker."""
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.stack import ROOT, fetch, free_port, free_port_run, record
+from bench.topology import local_mode
+from tests.integration.stack import fetch, free_port, free_port_run, record
 
 pytestmark = pytest.mark.integration
 
@@ -23,24 +23,13 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         "ASYNC_PORT": str(free_port()),
         "ACCESS_LOG": "false",
     }
-
-    def local(command: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(ROOT / "scripts" / "local.sh"), command],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
     try:
-        started = local("up")
+        started = local_mode("up", env)
         logs = "".join(f"\n--- {p.name}\n{p.read_text()[-2000:]}" for p in run_dir.glob("*.log"))
         assert started.returncode == 0, started.stderr + logs
         yield env
     finally:
-        stopped = local("down")
+        stopped = local_mode("down", env)
         assert stopped.returncode == 0, stopped.stderr
     assert not list(run_dir.glob("*.pid")), "local.sh down left processes behind"
 

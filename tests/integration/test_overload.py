@@ -48,12 +48,9 @@ def test_past_capacity_a_bound_turns_a_growing_queue_into_fast_503s(
 
 
 def test_the_async_gateway_bound_refuses_past_it_and_reports_it(stack: Stack) -> None:
-    stack.restart("async-gateway", ASYNC_MAX_IN_FLIGHT="10")
-    try:
+    with stack.reconfigured("async-gateway", ASYNC_MAX_IN_FLIGHT="10"):
         assert healthz(stack.url("async", ""))["max_in_flight"] == 10
         _, samples = burst(stack.url("async"), 30)
-    finally:
-        stack.restart("async-gateway", ASYNC_MAX_IN_FLIGHT="0")
     statuses = sorted(sample.status for sample in samples)
     # A burst of 30 at 10 slots, each held 0.8 s, and 100 ms to wait: 10 in, 20 refused.
     assert statuses == [200] * 10 + [503] * 20

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_only_httpxs_own_pool_costs_more_per_fan_out_as_concurrency_grows() -> None:
-    _, costs = pool_cost((10, 100), fan_outs=200, first_port=free_port_run(3))
+    costs = pool_cost((10, 100), fan_outs=200, first_port=free_port_run(3))
     cpu = {(c.client, c.concurrency): c.cpu_ms_per_fan_out for c in costs}
     httpcore_growth = cpu["httpx", 100] / cpu["httpx", 10]
     aiohttp_growth = cpu["httpx-aiohttp", 100] / cpu["httpx-aiohttp", 10]

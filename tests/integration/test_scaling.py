@@ -1,7 +1,5 @@
 """Scaling gunicorn workers: the sync gateway's throughput is workers x threads / sum(delays)."""
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.integration.stack import Stack, closed_loop, fetch, record
@@ -20,22 +18,18 @@ SOURCES = "wire"
 REQUESTS = 240
 
 
-@pytest.fixture
-def sync_gateway(stack: Stack) -> Iterator[Stack]:
-    yield stack
-    stack.restart("sync-gateway", SYNC_WORKERS="1", SYNC_THREADPOOL_TOKENS="40")
-
-
-def test_sync_throughput_grows_with_a_second_worker(sync_gateway: Stack) -> None:
-    stack, url = sync_gateway, sync_gateway.url("sync")
+def test_sync_throughput_grows_with_a_second_worker(stack: Stack) -> None:
+    url = stack.url("sync")
     throughput = {}
     pids = {}
     for workers in (1, 2):
-        stack.restart("sync-gateway", SYNC_WORKERS=str(workers), SYNC_THREADPOOL_TOKENS=str(TOKENS))
-        fetch(url, sources=SOURCES)
-        wall, samples = closed_loop(
-            url, clients=CLIENTS, total=REQUESTS, deadline_s=120, sources=SOURCES
-        )
+        with stack.reconfigured(
+            "sync-gateway", SYNC_WORKERS=str(workers), SYNC_THREADPOOL_TOKENS=str(TOKENS)
+        ):
+            fetch(url, sources=SOURCES)
+            wall, samples = closed_loop(
+                url, clients=CLIENTS, total=REQUESTS, deadline_s=120, sources=SOURCES
+            )
         assert len(samples) == REQUESTS and {s.status for s in samples} == {200}
         throughput[workers] = len(samples) / wall
         pids[workers] = {s.body["worker_pid"] for s in samples}

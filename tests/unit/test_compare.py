@@ -2,7 +2,6 @@
 
 from dataclasses import replace
 from itertools import pairwise
-from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -178,7 +177,7 @@ def test_without_restarts_it_measures_only_what_runs(user_stack: FakeStack) -> N
 
 def test_a_row_is_cpu_bound_when_its_cpu_line_is_below_its_ideal(user_stack: FakeStack) -> None:
     comparison = compare.run_matrix("quick", "http://sync", "http://async")
-    record: dict[str, Any] = next(
+    record = next(
         r.record() for r in comparison.rows if r.series == "async · httpx2" and r.concurrency == 200
     )
     # 0.03 s of CPU for 10 answers: 3 ms each, so one worker's core allows 333 req/s,
