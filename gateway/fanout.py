@@ -55,7 +55,12 @@ class FanOut:
             error = f"invalid payload: {exc.error_count()} error(s)"
             return self.failed(source, started, "invalid_body", error, status)
         result = self._result(
-            source, started, ok=True, status=status, articles=len(payload.articles)
+            source,
+            started,
+            ok=True,
+            status=status,
+            articles=len(payload.articles),
+            instance=payload.instance,
         )
         return SourceOutcome(result, payload.articles)
 

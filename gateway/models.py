@@ -24,6 +24,7 @@ class UpstreamNews(BaseModel):
     """What an upstream's ``GET /news`` returns; anything else is a failed source."""
 
     source: str
+    instance: str = Field(description="The replica that answered: its hostname.")
     delay_ms: int
     articles: list[Article]
 
@@ -35,6 +36,9 @@ class SourceResult(BaseModel):
     started_ms: float = Field(description="When the call started, from the fan-out start.")
     elapsed_ms: float
     articles: int = Field(description="How many articles this source contributed.")
+    instance: str | None = Field(
+        None, description="The replica of the source that answered; null when none did."
+    )
     error_kind: ErrorKind | None = None
     error: str | None = Field(None, description="What happened, for people.")
 

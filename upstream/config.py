@@ -1,5 +1,6 @@
 """Settings of one upstream news source, read from ``UPSTREAM_*`` environment variables."""
 
+import socket
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -31,6 +32,8 @@ class UpstreamSettings(BaseSettings):
     hang_ms: int = Field(30_000, ge=0, le=600_000, description="How long a hang lasts.")
     drip_ms: int = Field(3_000, ge=0, le=600_000, description="How long a slow body takes.")
     seed: int = Field(0, description="With the name, seeds every draw: a run repeats.")
+    # Which replica of the source this is, in every answer: the container's hostname.
+    instance: str = Field(default_factory=socket.gethostname, max_length=64)
 
     @model_validator(mode="after")
     def base_delay_within_max(self) -> "UpstreamSettings":

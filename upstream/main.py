@@ -18,6 +18,7 @@ from upstream.faults import Draws, faulty_response
 
 class NewsPayload(BaseModel):
     source: str
+    instance: str
     delay_ms: int
     articles: list[Article]
 
@@ -55,7 +56,12 @@ def create_app(settings: UpstreamSettings | None = None) -> FastAPI:
         # asyncio.sleep parks the request on the event loop, so one worker holds
         # thousands of waiting requests: the upstream is slow, never saturated.
         await asyncio.sleep(delay_ms / 1000)
-        payload = NewsPayload(source=settings.name, delay_ms=delay_ms, articles=articles[:limit])
+        payload = NewsPayload(
+            source=settings.name,
+            instance=settings.instance,
+            delay_ms=delay_ms,
+            articles=articles[:limit],
+        )
         # Serialised here, once: returning the model would have FastAPI validate it again
         # before serialising it. The OpenAPI schema still comes from response_model.
         body, headers = (

@@ -24,7 +24,9 @@ def payload(source: str, minutes_ago: list[int]) -> bytes:
         }
         for i, m in enumerate(minutes_ago)
     ]
-    return json.dumps({"source": source, "delay_ms": 0, "articles": articles}).encode()
+    return json.dumps(
+        {"source": source, "instance": f"{source}-1", "delay_ms": 0, "articles": articles}
+    ).encode()
 
 
 def test_offsets_are_measured_from_the_fan_out_start() -> None:

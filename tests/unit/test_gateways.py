@@ -1,5 +1,6 @@
 """Both gateways, in process, against real upstream apps listening on loopback."""
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -96,6 +97,8 @@ def test_response_contract(client_for: Callable[..., TestClient], fan_out: FanOu
     for source in body["sources"]:
         assert source["ok"] and source["status"] == 200 and source["error"] is None
         assert source["articles"] == 5
+        # Which replica answered: the upstream's hostname, here this machine's.
+        assert source["instance"] == socket.gethostname()
         # A source cannot answer faster than its configured delay.
         assert source["elapsed_ms"] >= DELAYS_MS[source["name"]]
     dates = [article["published_at"] for article in body["articles"]]
@@ -302,6 +305,7 @@ def test_a_faulty_source_is_contained_within_the_deadline(
     by_name = {source["name"]: source for source in body["sources"]}
     gazette = by_name.pop("gazette")
     assert not gazette["ok"] and gazette["error_kind"] == ERROR_KIND_OF[fault], gazette
+    assert gazette["instance"] is None
     assert took_ms < CUT_BY_DEADLINE_MS < min(HANG_MS, DRIP_MS)
     # wire (50 ms) always answers; chronicle (250 ms) does unless the sequential modes
     # spent the deadline waiting on gazette first.
