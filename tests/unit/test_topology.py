@@ -36,9 +36,8 @@ def test_compose_runs_one_upstream_per_source_and_the_gateways_call_them_in_orde
 
 
 def test_every_compose_variable_has_its_value_in_dotenv() -> None:
-    text = (ROOT / "docker-compose.yml").read_text() + (
-        ROOT / "docker-compose.upstream-ports.yml"
-    ).read_text()
+    files = ("docker-compose.yml", "docker-compose.upstream-ports.yml", "docker-compose.swarm.yml")
+    text = "".join((ROOT / name).read_text() for name in files)
     needed = {part.split(":?")[0] for part in text.split("${")[1:] if ":?" in part.split("}")[0]}
     defined = {
         line.partition("=")[0]
