@@ -28,6 +28,7 @@ COPY gunicorn.conf.py ./
 COPY upstream ./upstream
 COPY gateway ./gateway
 COPY observability ./observability
+COPY serving ./serving
 
 USER app
 EXPOSE 8000

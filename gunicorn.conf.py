@@ -78,7 +78,8 @@ _server = ServerSettings()
 
 
 workers = _server.web_concurrency if _server.web_concurrency != "auto" else auto_workers()
-worker_class = "uvicorn_worker.UvicornWorker"
+# uvicorn-worker's worker, minus a race that dropped a request per recycle (serving/worker.py).
+worker_class = "serving.worker.UvicornWorker"
 bind = _server.bind
 timeout = _server.gunicorn_timeout
 graceful_timeout = _server.gunicorn_graceful_timeout

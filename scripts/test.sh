@@ -11,6 +11,6 @@ run .venv/bin/pytest --cov --cov-report=term "$@"
 if [ $# -eq 0 ]; then
   # The services' code runs in process under the unit tests: 90%. The benchmark's matrix and
   # CLI run partly in `python -m bench` subprocesses the integration tests start: 80%.
-  run .venv/bin/coverage report --include='gateway/*,upstream/*,observability/*' --fail-under=90
+  run .venv/bin/coverage report --include='gateway/*,upstream/*,observability/*,serving/*' --fail-under=90
   run .venv/bin/coverage report --include='bench/*' --fail-under=80
 fi

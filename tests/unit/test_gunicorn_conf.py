@@ -18,7 +18,7 @@ def test_gunicorn_conf_reads_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert conf["bind"] == "127.0.0.1:9000"
     assert conf["keepalive"] == 30
     assert conf["accesslog"] is None
-    assert conf["worker_class"] == "uvicorn_worker.UvicornWorker"
+    assert conf["worker_class"] == "serving.worker.UvicornWorker"
     assert (conf["max_requests"], conf["max_requests_jitter"]) == (500, 50)
 
 
