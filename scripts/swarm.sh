@@ -76,21 +76,25 @@ scale() {
   wait_converged "${UP_TIMEOUT_S:-240}"
 }
 
+stack_left() {
+  [ -n "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK")" ] ||
+    [ -n "$(docker network ls -q --filter "label=com.docker.stack.namespace=$STACK")" ]
+}
+
 down() {
   if docker stack ls --format '{{.Name}}' 2>/dev/null | grep -qx "$STACK"; then
-    run docker stack rm "$STACK"
-    # Its containers and network go away in the background: wait, bounded.
-    local deadline=$((SECONDS + 60))
-    while [ $SECONDS -lt $deadline ]; do
-      if [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK")" ] &&
-        [ -z "$(docker network ls -q --filter "label=com.docker.stack.namespace=$STACK")" ]; then
-        break
-      fi
-      sleep 1
+    # The engine removes a stack's tasks, then its network; removing the network while a
+    # task still stops fails, so ask again until everything is gone (bounded).
+    run docker stack rm "$STACK" || log "the stack is still going; asking again"
+    local deadline=$((SECONDS + 90))
+    while stack_left && [ $SECONDS -lt $deadline ]; do
+      sleep 2
+      docker stack rm "$STACK" >/dev/null 2>&1 || true
     done
   fi
   if [ -e "$CREATED" ]; then
-    # Right after a stack goes, the engine may still be tearing its network down: retry.
+    # Leaving removes whatever is left of the stack too. Right after a stack goes, the
+    # engine may still be busy with its network: retry.
     local attempt
     for attempt in 1 2 3 4 5; do
       if run docker swarm leave --force >/dev/null; then
@@ -101,6 +105,10 @@ down() {
       sleep 3
     done
     log "error: could not leave the swarm this script created; run: docker swarm leave --force"
+    return 1
+  fi
+  if stack_left; then
+    log "error: stack $STACK still has containers or networks after 90 s"
     return 1
   fi
 }
