@@ -233,7 +233,7 @@ class RetryPolicy(TypedDict):
     wait_jitter: float
 
 
-def _retry_policy(settings: GatewaySettings, budget_s: float) -> RetryPolicy:
+def retry_policy(settings: GatewaySettings, budget_s: float) -> RetryPolicy:
     """Retry a failed connect `connect_retries` times, with short waits, within the budget:
     what remains of the fan-out's deadline."""
     return {
@@ -260,7 +260,7 @@ async def fetch_awaited(
     try:
         async with asyncio.timeout(remaining):
             if settings.connect_retries:
-                policy = _retry_policy(settings, remaining)
+                policy = retry_policy(settings, remaining)
                 get = stamina.AsyncRetryingCaller(**policy).on(connect_failed)
                 response = await get(client.http.get, url, params=params, headers=call.headers)
             else:
@@ -287,7 +287,7 @@ def fetch_blocking(
     started, source = time.perf_counter(), call.source
     try:
         if settings.connect_retries:
-            get = stamina.RetryingCaller(**_retry_policy(settings, fan_out.remaining()))
+            get = stamina.RetryingCaller(**retry_policy(settings, fan_out.remaining()))
             status, body = get.on(connect_failed)(_get_within, session, call, fan_out, settings)
         else:
             status, body = _get_within(session, call, fan_out, settings)
