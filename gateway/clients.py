@@ -25,8 +25,8 @@ import requests
 import stamina
 import urllib3
 from httpx_aiohttp import AiohttpTransport
-from requests.adapters import HTTPAdapter
 
+from gateway.balancing import RoundRobinAdapter
 from gateway.config import AsyncClientName, GatewaySettings
 from gateway.fanout import FanOut, SourceOutcome
 from gateway.models import ErrorKind, UpstreamFault
@@ -153,7 +153,8 @@ def build_session(settings: GatewaySettings) -> requests.Session:
     # connection per source, so the pool keeps tokens connections per source host:
     # tokens x fan-out in all. requests' default (pool_maxsize=10) would make every
     # thread past the tenth open and drop a fresh connection per call.
-    adapter = HTTPAdapter(
+    # Each new connection to a source takes the next of its replicas' addresses.
+    adapter = RoundRobinAdapter(
         pool_connections=len(settings.sources), pool_maxsize=settings.requests_pool_maxsize
     )
     session.mount("http://", adapter)

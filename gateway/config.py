@@ -1,6 +1,7 @@
 """Settings shared by both gateways, read from ``GATEWAY_*`` environment variables."""
 
 import re
+import socket
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, HttpUrl, field_validator, model_validator
@@ -60,6 +61,8 @@ class GatewaySettings(BaseSettings):
     # gunicorn's worker count, read from the same variable gunicorn.conf.py uses, so that
     # /healthz can tell a benchmark how the gateway is scaled.
     workers: int = Field(1, ge=1, validation_alias="WEB_CONCURRENCY")
+    # Which replica this is, in every answer: the container's hostname by default.
+    instance: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
 
     @field_validator("sources", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 and verdict, and the merged answer with the status it deserves."""
 
 import os
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ class FanOut:
 
     deadline_s: float
     start: float = field(default_factory=time.perf_counter)
+    # The gateway replica that answers: its hostname (GATEWAY_INSTANCE).
+    instance: str = field(default_factory=socket.gethostname)
 
     @property
     def deadline(self) -> float:
@@ -104,6 +107,7 @@ class FanOut:
             {
                 "gateway": gateway,
                 "mode": mode,
+                "instance": self.instance,
                 "worker_pid": os.getpid(),
                 "elapsed_ms": elapsed_ms,
                 "deadline_ms": _ms(self.deadline_s),

@@ -46,6 +46,7 @@ class SourceResult(BaseModel):
 class NewsResponse(BaseModel):
     gateway: Literal["sync", "async"]
     mode: str
+    instance: str = Field(description="The gateway replica that answered: its hostname.")
     worker_pid: int
     elapsed_ms: float = Field(description="The gateway's own fan-out time.")
     deadline_ms: float = Field(description="The most the fan-out was allowed to take.")

@@ -49,6 +49,7 @@ def create_gateway_app(
         return {
             "status": "ok",
             "gateway": gateway,
+            "instance": settings.instance,
             "sources": [source.name for source in settings.source_list],
             "http_client": http_client,
             "workers": settings.workers,
@@ -103,9 +104,10 @@ class FanOutPlan:
     calls: list[Call]
     deadline_s: float
     metrics: FanOutMetrics
+    instance: str
 
     def start(self) -> FanOut:
-        return FanOut(self.deadline_s)
+        return FanOut(self.deadline_s, instance=self.instance)
 
     def respond(self, news: NewsResponse) -> Response:
         """Count each source's outcome, then answer (see `news_response`)."""
@@ -150,7 +152,8 @@ async def fan_out_plan(
     headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
     calls = [Call(source, faults.get(source.name), headers) for source in selected]
     metrics: FanOutMetrics = request.app.state.fan_out_metrics
-    return FanOutPlan(calls, (deadline_ms or settings.deadline_ms) / 1000, metrics)
+    deadline_s = (deadline_ms or settings.deadline_ms) / 1000
+    return FanOutPlan(calls, deadline_s, metrics, settings.instance)
 
 
 Plan = Annotated[FanOutPlan, Depends(fan_out_plan)]

@@ -94,6 +94,8 @@ def test_response_contract(client_for: Callable[..., TestClient], fan_out: FanOu
     body = response.json()
     assert (body["gateway"], body["mode"]) == (fan_out.gateway.name, fan_out.reported_mode)
     assert isinstance(body["worker_pid"], int)
+    # Which gateway replica answered: its hostname, unless GATEWAY_INSTANCE names it.
+    assert body["instance"] == socket.gethostname()
     assert [s["name"] for s in body["sources"]] == list(DELAYS_MS)
     for source in body["sources"]:
         assert source["ok"] and source["status"] == 200 and source["error"] is None
@@ -224,10 +226,11 @@ def test_every_source_failing_is_a_502_that_still_explains(
 def test_healthz_reports_the_client_and_every_limit(
     client_for: Callable[..., TestClient], gateway: Gateway, http_client: str
 ) -> None:
-    client = client_for(gateway, threadpool_tokens=7, max_connections=50)
+    client = client_for(gateway, threadpool_tokens=7, max_connections=50, instance="gw-7")
     assert client.get("/healthz").json() == {
         "status": "ok",
         "gateway": gateway.name,
+        "instance": "gw-7",
         "sources": list(DELAYS_MS),
         "http_client": http_client,
         "workers": 1,
