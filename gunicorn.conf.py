@@ -88,6 +88,9 @@ max_requests = _server.gunicorn_max_requests
 max_requests_jitter = _server.gunicorn_max_requests_jitter
 accesslog = "-" if _server.access_log else None
 errorlog = "-"
+# gunicorn's control socket (gunicornc) is unused here, and its default path is on the
+# read-only root filesystem: off, not an error line at every start.
+control_socket_disable = True
 # The heartbeat file lives in memory: on a container's overlay disk it can stall workers.
 worker_tmp_dir = "/dev/shm"
 # One JSON object per log line, each with its request id (observability/logs.py).

@@ -88,6 +88,11 @@ def test_log_lines_are_json(stack: Stack) -> None:
     entries = [json.loads(line) for line in lines]
     assert all({"time", "level", "logger", "message", "request_id"} <= set(e) for e in entries)
     assert any("Booting worker" in e["message"] for e in entries)
+    # Its start is clean: no error from gunicorn's arbiter until the app is up (gunicorn 27's
+    # control socket, on the read-only root filesystem, logged one at every start).
+    messages = [e["message"] for e in entries]
+    started = messages.index("Application startup complete.")
+    assert [e for e in entries[:started] if e["level"] == "ERROR"] == []
 
 
 def test_the_request_id_comes_back(stack: Stack) -> None:
