@@ -1,7 +1,7 @@
 # Every target runs a script in scripts/, which echoes the commands it runs.
 .DEFAULT_GOAL := help
 PRESET ?= quick
-.PHONY: help install up down ps logs test lint lock format local-up local-down base-image bench swarm-up swarm-scale swarm-down
+.PHONY: help install up down ps logs test lint lock format local-up local-down base-image bench swarm-up swarm-scale swarm-bench swarm-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ swarm-up: ## the stack on Docker Swarm (a one-node swarm if none), wait until he
 
 swarm-scale: ## replicas per service: make swarm-scale SCALE="upstream-wire=5 upstream-gazette=5"
 	scripts/swarm.sh scale $(SCALE)
+
+swarm-bench: ## replicas against workers on the swarm stack (PRESET=full for 1, 2 and 4)
+	scripts/bench.sh compare --target swarm --preset $(PRESET) --out reports/swarm-$(PRESET)
 
 swarm-down: ## remove the swarm stack; leave the swarm only if swarm-up created it
 	scripts/swarm.sh down

@@ -2,6 +2,7 @@
 
 import shlex
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,8 +14,10 @@ from bench import compare as matrix
 from bench.crosscheck import client_check, crosscheck
 from bench.load import LoadSpec, run_load
 from bench.poolcost import pool_cost
-from bench.report import write_records, write_report
+from bench.report import write_records, write_report, write_scale_out_report
+from bench.scaleout import SCALE_OUT_PRESETS, run_scale_out
 from bench.tables import (
+    SCALE_OUT,
     client_cost_table,
     comparison_table,
     crosscheck_table,
@@ -80,10 +83,41 @@ def run(
         write_records([result.summary()], json_out, csv_out)
 
 
+class DeployTarget(StrEnum):
+    compose = "compose"
+    swarm = "swarm"
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
 @app.command(name="compare")
 def compare_command(
-    preset: Annotated[str, typer.Option(help=f"One of: {', '.join(matrix.PRESETS)}.")] = "quick",
+    preset: Annotated[
+        str,
+        typer.Option(
+            help=f"compose: one of {', '.join(matrix.PRESETS)}; "
+            f"swarm: one of {', '.join(SCALE_OUT_PRESETS)}."
+        ),
+    ] = "quick",
     out: Annotated[Path, typer.Option(help="The report folder.")] = Path("reports/latest"),
+    target: Annotated[
+        DeployTarget,
+        typer.Option(
+            help="compose: the matrix on `make up`'s stack. swarm: replicas against workers on"
+            " `make swarm-up`'s stack."
+        ),
+    ] = DeployTarget.compose,
+    stack: Annotated[
+        str, typer.Option(envvar="SWARM_STACK", help="--target swarm: the stack's name.")
+    ] = "fanout",
     sync_url: Annotated[
         str | None, typer.Option(help="Sync gateway base URL; SYNC_PORT on loopback by default.")
     ] = None,
@@ -95,7 +129,12 @@ def compare_command(
     ] = True,
 ) -> None:
     """The matrix: every gateway and mode x concurrency x workers, the async clients and the
-    sync threadpool as axes, each point priced in CPU and memory, with a report folder."""
+    sync threadpool as axes, each point priced in CPU and memory, with a report folder.
+    With --target swarm: each gateway as N replicas of 1 worker against 1 replica of N."""
+    command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    if target is DeployTarget.swarm:
+        _compare_swarm(preset, out, stack, command)
+        return
     if preset not in matrix.PRESETS:
         raise typer.BadParameter(
             f"choose one of {', '.join(matrix.PRESETS)}", param_hint="--preset"
@@ -103,13 +142,7 @@ def compare_command(
     topology = Topology()
     sync_url = sync_url or f"http://127.0.0.1:{topology.sync_port}"
     async_url = async_url or f"http://127.0.0.1:{topology.async_port}"
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with _progress() as progress:
         task = progress.add_task("calibrating", total=None)
 
         def on_point(description: str) -> None:
@@ -126,8 +159,30 @@ def compare_command(
             on_plan=lambda total: progress.update(task, total=total),
         )
     console.print(comparison_table([row.record() for row in comparison.rows]))
-    command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     for path in write_report(comparison, out, command):
+        console.print(f"wrote {path}")
+
+
+def _compare_swarm(preset: str, out: Path, stack: str, command: str) -> None:
+    if preset not in SCALE_OUT_PRESETS:
+        raise typer.BadParameter(
+            f"with --target swarm, choose one of {', '.join(SCALE_OUT_PRESETS)}",
+            param_hint="--preset",
+        )
+    with _progress() as progress:
+        task = progress.add_task("calibrating", total=None)
+
+        def on_point(description: str) -> None:
+            if "C=" in description:
+                progress.advance(task)
+            progress.update(task, description=description)
+
+        comparison = run_scale_out(
+            preset, stack, on_point, on_plan=lambda total: progress.update(task, total=total)
+        )
+    records = [row.record() for row in comparison.rows]
+    console.print(comparison_table(records, SCALE_OUT, "replicas against workers"))
+    for path in write_scale_out_report(comparison, out, command):
         console.print(f"wrote {path}")
 
 

@@ -70,6 +70,7 @@ class GatewayConfig:
     max_connections: int
     max_keepalive_connections: int
     max_in_flight: int = 0  # the overload bound per worker; 0: none
+    replicas: int = 1  # on a swarm: the gateway's replicas, each of `workers` workers
 
     @classmethod
     def running(cls, info: Healthz) -> "GatewayConfig":
@@ -243,6 +244,11 @@ class Row:
         return self.point.config.workers
 
     @property
+    def processes(self) -> int:
+        """Worker processes serving the gateway: replicas x workers."""
+        return self.point.config.replicas * self.workers
+
+    @property
     def concurrency(self) -> int:
         return self.point.concurrency
 
@@ -265,7 +271,7 @@ class Row:
     def cpu_line(self) -> float:
         per_request = self.cpu_ms_per_request
         seconds = None if per_request is None else per_request / 1000
-        return cpu_line(self.workers, self.host_cores, seconds)
+        return cpu_line(self.processes, self.host_cores, seconds)
 
     @property
     def cpu_bound(self) -> bool:
@@ -282,6 +288,7 @@ class Row:
             if self.point.overload
             else str(self.concurrency),
             "client": self.client,
+            "replicas": self.point.config.replicas,
             "workers": self.workers,
             "threadpool_tokens": self.point.config.threadpool_tokens,
             "max_connections": self.point.config.max_connections,
@@ -298,6 +305,7 @@ class Row:
             if cost is None
             else round(cost.gateway_cpu_s / self.result.window_s, 3),
             "peak_worker_rss_mib": None if cost is None else round(cost.peak_worker_rss_mib, 1),
+            "peak_gateway_rss_mib": None if cost is None else round(cost.peak_gateway_rss_mib, 1),
             "upstream_cpu_cores": None if cost is None else round(cost.upstream_cpu_cores, 3),
             "busiest_upstream_cores": None
             if cost is None
@@ -314,6 +322,7 @@ class RowRecord(LoadSummary):
     series: str
     load: str
     client: str
+    replicas: int
     workers: int
     threadpool_tokens: int
     max_connections: int
@@ -327,6 +336,7 @@ class RowRecord(LoadSummary):
     gateway_cpu_ms_per_request: float | None
     gateway_cpu_cores: float | None
     peak_worker_rss_mib: float | None
+    peak_gateway_rss_mib: float | None
     upstream_cpu_cores: float | None
     busiest_upstream_cores: float | None
     cpu_line_throughput: float | None
@@ -469,15 +479,22 @@ def overload_ideal(target: Target, limits: GatewayLimits, delays_s: list[float])
 
 
 def load_spec(
-    point: Point, url: str, best: Ideal, preset: Preset, delays: list[float], drain: bool
+    point: Point,
+    urls: list[str],
+    best: Ideal,
+    preset: Preset,
+    delays: list[float],
+    drain: bool,
 ) -> LoadSpec:
     """A closed loop of C clients, or an overload point's open loop at its multiple of
-    the capacity."""
+    the capacity, against the target on every URL given (a gateway's replicas)."""
+    url, *replica_urls = (base + point.target.path for base in urls)
     drain_s = MAX_DRAIN_S if drain else 0.0
     params = dict(point.target.params)
     if point.overload > 0:
         return LoadSpec(
             url=url,
+            replica_urls=tuple(replica_urls),
             params=params,
             loop="open",
             concurrency=point.concurrency,
@@ -488,6 +505,7 @@ def load_spec(
         )
     return LoadSpec(
         url=url,
+        replica_urls=tuple(replica_urls),
         params=params,
         concurrency=point.concurrency,
         duration_s=whole_cycles(preset.duration_s, point.target, delays),
@@ -541,7 +559,7 @@ def run_matrix(
                 best = overload_ideal(point.target, limits, delays)
             else:
                 best = ideal(point.target, point.concurrency, limits, delays)
-            spec = load_spec(point, bases[gateway] + point.target.path, best, preset, delays, drain)
+            spec = load_spec(point, [bases[gateway]], best, preset, delays, drain)
             result, cost = measure(spec, probes[gateway])
             if probes[gateway] is None:
                 comparison.probe_note = "unavailable: this host cannot read the containers' cgroups"

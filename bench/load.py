@@ -1,4 +1,5 @@
-"""The load generator: a closed or open loop against one URL, recorded in HDR histograms.
+"""The load generator: a closed or open loop against one URL (or the same endpoint on each
+of a gateway's replicas), recorded in HDR histograms.
 
 Closed loop: C clients, each sending its next request when the last one answers.
 Open loop: requests are *scheduled* at a constant rate, and each latency is measured from
@@ -68,6 +69,13 @@ class LoadSpec:
     # After the window, wait up to this long for requests still in flight (not counted),
     # so the server is idle again before whatever runs next.
     drain_s: float = 0.0
+    # The same endpoint on the gateway's other replicas (a swarm's, on their own ports):
+    # closed-loop client i keeps the i-th of `urls` in turn, open-loop requests take turns.
+    replica_urls: tuple[str, ...] = ()
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return (self.url, *self.replica_urls)
 
 
 @dataclass
@@ -90,7 +98,9 @@ class LoadResult:
     refused: LatencyHistogram = field(default_factory=LatencyHistogram)
     client_cpu: float = 0.0  # share of one core the client used in the window
     max_schedule_lag_ms: float = 0.0  # open loop: how late the client sent
-    worker_pids: Counter[int] = field(default_factory=Counter)
+    # Answers per gateway replica (its hostname), and per worker ("hostname/pid").
+    instances: Counter[str] = field(default_factory=Counter)
+    workers: Counter[str] = field(default_factory=Counter)
     sample: dict[str, Any] | None = None  # one answer, for the waterfall plot
 
     @property
@@ -133,7 +143,8 @@ class LoadResult:
             else None,
             "client_cpu": round(self.client_cpu, 3),
             "max_schedule_lag_ms": round(self.max_schedule_lag_ms, 1),
-            "workers_seen": len(self.worker_pids),
+            "workers_seen": len(self.workers),
+            "instances_seen": len(self.instances),
             "latency_p50_ms": round(client["p50"], 2),
             "latency_p90_ms": round(client["p90"], 2),
             "latency_p99_ms": round(client["p99"], 2),
@@ -171,6 +182,7 @@ LoadSummary = TypedDict(
         "client_cpu": float,
         "max_schedule_lag_ms": float,
         "workers_seen": int,
+        "instances_seen": int,
         "latency_p50_ms": float,
         "latency_p90_ms": float,
         "latency_p99_ms": float,
@@ -215,14 +227,18 @@ class _Recorder:
         return self.window_start <= now <= self.window_end
 
     async def send(
-        self, session: aiohttp.ClientSession, intended: float, ticket: int | None = None
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        intended: float,
+        ticket: int | None = None,
     ) -> None:
         spec, result = self.result.spec, self.result
         kind: str | None = None
         body: bytes = b""
         ticket = self.register(intended) if ticket is None else ticket
         try:
-            async with session.get(spec.url, params=spec.params) as response:
+            async with session.get(url, params=spec.params) as response:
                 body = await response.read()
                 if response.status >= 400:
                     kind = f"status {response.status}"
@@ -255,7 +271,9 @@ class _Recorder:
         if not isinstance(payload, dict) or "elapsed_ms" not in payload:
             return
         self.result.gateway_elapsed.record_seconds(payload["elapsed_ms"] / 1000)
-        self.result.worker_pids[payload.get("worker_pid", 0)] += 1
+        instance = str(payload.get("instance", "?"))
+        self.result.instances[instance] += 1
+        self.result.workers[f"{instance}/{payload.get('worker_pid', 0)}"] += 1
         if self.result.sample is None:
             self.result.sample = payload
 
@@ -264,12 +282,13 @@ async def _closed_loop(session: aiohttp.ClientSession, recorder: _Recorder, star
     spec = recorder.result.spec
 
     async def client(index: int) -> None:
+        url = spec.urls[index % len(spec.urls)]
         # Clients join one by one across the warm-up, so they do not move in lockstep.
         await asyncio.sleep(index * spec.warmup_s / spec.concurrency)
         while time.perf_counter() < recorder.window_end:
             if spec.max_requests is not None and recorder.result.ok >= spec.max_requests:
                 return
-            await recorder.send(session, time.perf_counter())
+            await recorder.send(session, url, time.perf_counter())
 
     await asyncio.gather(*(client(index) for index in range(spec.concurrency)))
 
@@ -278,8 +297,9 @@ async def _open_loop(session: aiohttp.ClientSession, recorder: _Recorder, start:
     spec, result = recorder.result.spec, recorder.result
     slots = asyncio.Semaphore(spec.concurrency)
     tasks: set[asyncio.Task[None]] = set()
+    urls = itertools.cycle(spec.urls)
 
-    async def scheduled(intended: float) -> None:
+    async def scheduled(url: str, intended: float) -> None:
         # Waiting here for a free slot still counts: latency runs from `intended`.
         ticket = recorder.register(intended)
         try:
@@ -288,7 +308,7 @@ async def _open_loop(session: aiohttp.ClientSession, recorder: _Recorder, start:
             del recorder.pending[ticket]
             raise
         try:
-            await recorder.send(session, intended, ticket)
+            await recorder.send(session, url, intended, ticket)
         finally:
             slots.release()
 
@@ -300,7 +320,7 @@ async def _open_loop(session: aiohttp.ClientSession, recorder: _Recorder, start:
                 await asyncio.sleep(delay)
             elif recorder.in_window(intended):
                 result.max_schedule_lag_ms = max(result.max_schedule_lag_ms, -delay * 1000)
-            task = asyncio.create_task(scheduled(intended))
+            task = asyncio.create_task(scheduled(next(urls), intended))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:

@@ -243,3 +243,41 @@ def plot_waterfalls(samples: dict[str, dict[str, Any]], out_dir: Path) -> list[P
         fig.suptitle(f"{gateway} gateway: one request's fan-out")
         written.append(_save(fig, out_dir / f"waterfall_{gateway}.png"))
     return written
+
+
+def plot_scale_out(comparison: Comparison, out_dir: Path) -> list[Path]:
+    """Replicas against workers: throughput, and the memory it took, per process count."""
+    gateways = list(dict.fromkeys(row.target.gateway for row in comparison.rows))
+    if not gateways:
+        return []
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, len(gateways), figsize=(6 * len(gateways), 8), squeeze=False)
+    lines: dict[str, tuple[str, Callable[[Row], bool]]] = {
+        "1 replica, N workers": ("tab:blue", lambda r: r.point.config.replicas == 1),
+        "N replicas, 1 worker each": ("tab:orange", lambda r: r.workers == 1),
+    }
+    for column, gateway in enumerate(gateways):
+        rows = sorted(
+            (r for r in comparison.rows if r.target.gateway == gateway), key=lambda r: r.processes
+        )
+        top, bottom = axes[0][column], axes[1][column]
+        for name, (hue, belongs) in lines.items():
+            series = [r for r in rows if belongs(r)]
+            xs = [r.processes for r in series]
+            top.plot(xs, [r.result.throughput for r in series], "o-", color=hue, label=name)
+            memory = [(r.processes, r.cost.peak_gateway_rss_mib) for r in series if r.cost]
+            if memory:
+                bottom.plot(*zip(*memory, strict=True), "o-", color=hue, label=name)
+        ideal_points = sorted({(r.processes, r.ideal.throughput) for r in rows})
+        top.plot(*zip(*ideal_points, strict=True), "--", color="gray", label="ideal")
+        top.set_title(f"{gateway} gateway, C={rows[0].concurrency}")
+        top.set_ylabel("throughput (req/s)")
+        bottom.set_ylabel("gateway memory, every process (MiB)")
+        for ax in (top, bottom):
+            ax.set_xlabel("gunicorn worker processes (replicas x workers)")
+            ax.set_xticks(sorted({r.processes for r in rows}))
+            ax.set_ylim(bottom=0)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.suptitle("replicas against workers, on one machine, in one run")
+    return [_save(fig, out_dir / "scale_out.png")]

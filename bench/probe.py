@@ -2,9 +2,11 @@
 
 Read from the host while a load runs, without touching the services: each container's
 processes from its cgroup, each process's CPU from /proc/PID/task/*/schedstat (nanoseconds,
-every thread), and its resident memory from /proc/PID/status. The gateway's cost counts
+every thread), and its resident memory from /proc/PID/status. The gateway's CPU counts
 only its gunicorn workers, so the healthcheck Docker runs inside the container every few
-seconds does not inflate "CPU per request" at low load. The upstreams are counted whole.
+seconds does not inflate "CPU per request" at low load; its memory counts every gunicorn
+process, arbiters too, of every replica: what a replica costs beside a worker. The
+upstreams are counted whole.
 
 It needs a Linux host that runs the containers (not Docker Desktop's VM); elsewhere every
 cost is None and the report says so.
@@ -15,9 +17,10 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -37,6 +40,7 @@ class Sample:
     at: float  # time.perf_counter()
     gateway_cpu_s: float  # the gateway workers' CPU so far, live workers only
     worker_rss_bytes: tuple[int, ...]
+    gateway_rss_bytes: int  # every gunicorn process of every replica, arbiters included
     upstream_cpu_s: tuple[float, ...]
 
 
@@ -46,19 +50,29 @@ class WindowCost:
 
     gateway_cpu_s: float
     peak_worker_rss_mib: float  # the largest worker's largest resident size in the window
+    peak_gateway_rss_mib: float  # the whole gateway's, all its processes and replicas
     upstream_cpu_cores: float  # all upstreams together, in cores (1.0 = one core busy)
     busiest_upstream_cores: float
 
 
-def compose_containers(project: str, service: str) -> list[str]:
-    """The ids of one compose service's running containers."""
-    labels = [
-        f"label=com.docker.compose.project={project}",
-        f"label=com.docker.compose.service={service}",
-    ]
-    command = ["docker", "ps", "-q", *(arg for label in labels for arg in ("--filter", label))]
+def labelled_containers(labels: dict[str, str]) -> list[str]:
+    """The ids of the running containers that carry every one of these labels."""
+    filters = [arg for key, value in labels.items() for arg in ("--filter", f"label={key}={value}")]
+    command = ["docker", "ps", "-q", *filters]
     result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
     return result.stdout.split()
+
+
+def compose_containers(project: str, service: str) -> list[str]:
+    """The ids of one compose service's running containers."""
+    return labelled_containers(
+        {"com.docker.compose.project": project, "com.docker.compose.service": service}
+    )
+
+
+def swarm_containers(stack: str, service: str) -> list[str]:
+    """The ids of one swarm service's tasks running on this node."""
+    return labelled_containers({"com.docker.swarm.service.name": f"{stack}_{service}"})
 
 
 def resolve(service: str, container_id: str) -> Container | None:
@@ -126,10 +140,14 @@ def status_field(pid: int, name: str) -> int:
     return 0
 
 
+def gunicorn_processes(container: Container) -> set[int]:
+    """The arbiter and its workers."""
+    return {pid for pid in processes(container) if b"gunicorn" in _cmdline(pid)}
+
+
 def gunicorn_workers(container: Container) -> list[int]:
     """The processes whose parent is a gunicorn process: the workers, not the arbiter."""
-    pids = processes(container)
-    gunicorn = {pid for pid in pids if b"gunicorn" in _cmdline(pid)}
+    gunicorn = gunicorn_processes(container)
     return [pid for pid in gunicorn if status_field(pid, "PPid") in gunicorn]
 
 
@@ -152,7 +170,7 @@ class StackProbe:
     mid-run loses only what it spent since its last sample.
     """
 
-    gateway: Container
+    gateways: list[Container]  # its replicas; one on compose
     upstreams: list[Container]
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -160,14 +178,16 @@ class StackProbe:
     _gateway_cpu_s: float = 0.0
 
     def sample(self) -> Sample:
-        rss = []
-        for pid in gunicorn_workers(self.gateway):
-            now = cpu_seconds(pid)
-            self._gateway_cpu_s += max(0.0, now - self._last_cpu.get(pid, now))
-            self._last_cpu[pid] = now
-            rss.append(status_field(pid, "VmRSS"))
+        rss, total_rss = [], 0
+        for gateway in self.gateways:
+            for pid in gunicorn_workers(gateway):
+                now = cpu_seconds(pid)
+                self._gateway_cpu_s += max(0.0, now - self._last_cpu.get(pid, now))
+                self._last_cpu[pid] = now
+                rss.append(status_field(pid, "VmRSS"))
+            total_rss += sum(status_field(pid, "VmRSS") for pid in gunicorn_processes(gateway))
         upstream = tuple(container_cpu_seconds(c) for c in self.upstreams)
-        taken = Sample(time.perf_counter(), self._gateway_cpu_s, tuple(rss), upstream)
+        taken = Sample(time.perf_counter(), self._gateway_cpu_s, tuple(rss), total_rss, upstream)
         self.samples.append(taken)
         return taken
 
@@ -199,6 +219,7 @@ class StackProbe:
             return None
         inside = [s for s in self.samples if start <= s.at <= end]
         peak = max((max(s.worker_rss_bytes, default=0) for s in inside), default=0)
+        peak_total = max((s.gateway_rss_bytes for s in inside), default=0)
         (gateway_start, *upstream_start) = interpolate(self.samples, start)
         (gateway_end, *upstream_end) = interpolate(self.samples, end)
         upstream = [b - a for a, b in zip(upstream_start, upstream_end, strict=True)]
@@ -206,6 +227,7 @@ class StackProbe:
         return WindowCost(
             gateway_cpu_s=gateway_end - gateway_start,
             peak_worker_rss_mib=peak / 2**20,
+            peak_gateway_rss_mib=peak_total / 2**20,
             upstream_cpu_cores=sum(upstream) / window,
             busiest_upstream_cores=max(upstream, default=0.0) / window,
         )
@@ -225,17 +247,34 @@ def interpolate(samples: list[Sample], at: float) -> list[float]:
     return [a + share * (b - a) for a, b in values]
 
 
-def compose_probe(
-    project: str, gateway_service: str, upstream_services: Iterable[str]
+def probe_of(
+    containers_of: Callable[[str], list[str]],
+    gateway_service: str,
+    upstream_services: Iterable[str],
 ) -> StackProbe | None:
-    """A probe for one compose project's gateway and upstreams, if this host can see them."""
+    """A probe for one gateway, all its replicas, and the upstreams, if this host can see
+    every one of them."""
     if not CGROUP_ROOT.is_dir() or os.name != "posix":
         return None
     found: dict[str, list[Container]] = {}
     for service in (gateway_service, *upstream_services):
-        containers = [resolve(service, cid) for cid in compose_containers(project, service)]
+        containers = [resolve(service, cid) for cid in containers_of(service)]
+        if not containers or None in containers:
+            return None
         found[service] = [c for c in containers if c is not None]
     gateways = found.pop(gateway_service)
-    if len(gateways) != 1 or not all(found.values()):
-        return None
-    return StackProbe(gateways[0], [c for cs in found.values() for c in cs])
+    return StackProbe(gateways, [c for cs in found.values() for c in cs])
+
+
+def compose_probe(
+    project: str, gateway_service: str, upstream_services: Iterable[str]
+) -> StackProbe | None:
+    """A probe for one compose project's gateway and upstreams."""
+    return probe_of(partial(compose_containers, project), gateway_service, upstream_services)
+
+
+def swarm_probe(
+    stack: str, gateway_service: str, upstream_services: Iterable[str]
+) -> StackProbe | None:
+    """A probe for one swarm stack's gateway replicas and upstreams, on this node."""
+    return probe_of(partial(swarm_containers, stack), gateway_service, upstream_services)

@@ -6,8 +6,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bench.compare import Comparison
-from bench.plots import plot_against_ideal, plot_cpu_per_request, plot_threadpool, plot_waterfalls
-from bench.tables import markdown_table
+from bench.plots import (
+    plot_against_ideal,
+    plot_cpu_per_request,
+    plot_scale_out,
+    plot_threadpool,
+    plot_waterfalls,
+)
+from bench.scaleout import ratios
+from bench.tables import SCALE_OUT, markdown_table
 
 HOW_TO_READ = """\
 ## How to read it
@@ -113,6 +120,53 @@ def write_report(comparison: Comparison, out_dir: Path, command: str) -> list[Pa
         "## Client warnings",
         "",
         *(warnings or ["none: the load generator stayed below saturation in every run."]),
+        "",
+    ]
+    (out_dir / "summary.md").write_text("\n".join(summary))
+    return [out_dir / "summary.md", out_dir / "results.json", out_dir / "results.csv", *plots]
+
+
+SCALE_OUT_HOW_TO_READ = """\
+## How to read it
+
+Each gateway runs as 1 replica of N gunicorn workers, then as N replicas of 1 worker, on
+this one machine; every row is a closed loop of C clients against it. With several
+replicas, each client keeps one replica's own port, in turn (on one node a host-mode port
+holds one replica; on a cluster the ingress mesh spreads the connections instead), and
+`replicas seen` counts the replicas that answered. `ideal` counts every per-worker cap once
+per process, on whichever replica it runs. `gateway RSS` is the peak resident memory of
+every gunicorn process of the gateway, its arbiters included: a replica brings an arbiter
+of its own, a worker does not. `CPU ms/req` counts the workers only.
+"""
+
+
+def write_scale_out_report(comparison: Comparison, out_dir: Path, command: str) -> list[Path]:
+    """The swarm's report folder: summary.md, results.json, results.csv, scale_out.png."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = [row.record() for row in comparison.rows]
+    meta = comparison.meta(command)
+    write_records(records, out_dir / "results.json", out_dir / "results.csv", meta)
+    plots = plot_scale_out(comparison, out_dir)
+    delays = ", ".join(f"{k} {v} ms" for k, v in meta["source_delays_ms"].items())
+    summary = [
+        f"# fanout-lab: replicas against workers ({comparison.preset_name} preset)",
+        "",
+        f"- command: `{command}`",
+        f"- started {meta['started_at']} at commit `{meta['commit']}`",
+        f"- machine: {meta['machine']}, one swarm node that also runs the load client",
+        f"- source delays as the gateway sees them at rest: {delays}",
+        f"- cost probe: {meta['probe']}",
+        "",
+        SCALE_OUT_HOW_TO_READ,
+        "## Results",
+        "",
+        markdown_table(records, SCALE_OUT),
+        "",
+        "## N replicas over N workers, throughput",
+        "",
+        *(f"- {name}: {value:.2f}" for name, value in ratios(comparison).items()),
+        "",
+        *(f"![{path.stem}]({path.name})" for path in plots),
         "",
     ]
     (out_dir / "summary.md").write_text("\n".join(summary))

@@ -75,12 +75,34 @@ COMPARISON = (
 )
 
 
-def comparison_table(records: Sequence[Record]) -> Table:
-    columns = [c for c in COMPARISON if c.terminal]
-    table = Table(
-        title="measured vs ideal (closed loop; * = CPU-bound)",
-        caption="summary.md in the report folder has every column",
-    )
+# Replicas against workers (bench/scaleout.py): one gateway as R replicas of W workers.
+SCALE_OUT = (
+    Column("gateway", "target", left=True),
+    Column("replicas", "replicas"),
+    Column("workers", "workers"),
+    Column("C", "load"),
+    Column("req/s", "throughput", number()),
+    Column("ideal", "ideal_throughput", number(), terminal=False),
+    Column("meas/ideal", "throughput_vs_ideal", number(2)),
+    Column("cap", "ideal_cap", left=True, terminal=False),
+    Column("p50 ms", "latency_p50_ms", number(0), censored_by="latency_p50_ms"),
+    Column("p99 ms", "latency_p99_ms", number(0), censored_by="latency_p99_ms"),
+    Column("errors", "errors"),
+    Column("replicas seen", "instances_seen", terminal=False),
+    Column("CPU ms/req", "gateway_cpu_ms_per_request", number(2)),
+    Column("gw cores", "gateway_cpu_cores", number(2), terminal=False),
+    Column("gateway RSS MiB", "peak_gateway_rss_mib", number(0)),
+    Column("client CPU", "client_cpu", share, terminal=False),
+)
+
+
+def comparison_table(
+    records: Sequence[Record],
+    columns: Sequence[Column] = COMPARISON,
+    title: str = "measured vs ideal (closed loop; * = CPU-bound)",
+) -> Table:
+    columns = [c for c in columns if c.terminal]
+    table = Table(title=title, caption="summary.md in the report folder has every column")
     for column in columns:
         table.add_column(column.title, justify="left" if column.left else "right")
     for record in records:
@@ -91,13 +113,13 @@ def comparison_table(records: Sequence[Record]) -> Table:
     return table
 
 
-def markdown_table(records: Sequence[Record]) -> str:
+def markdown_table(records: Sequence[Record], columns: Sequence[Column] = COMPARISON) -> str:
     lines = [
-        "| " + " | ".join(column.title for column in COMPARISON) + " |",
-        "|" + "|".join("---" if column.left else "---:" for column in COMPARISON) + "|",
+        "| " + " | ".join(column.title for column in columns) + " |",
+        "|" + "|".join("---" if column.left else "---:" for column in columns) + "|",
     ]
     for record in records:
-        cells = [column.cell(record).replace("|", "\\|") for column in COMPARISON]
+        cells = [column.cell(record).replace("|", "\\|") for column in columns]
         if record["cpu_bound"]:
             cells[0] += " \\*"
         lines.append("| " + " | ".join(cells) + " |")
@@ -122,7 +144,7 @@ def run_table(result: LoadResult) -> Table:
         f"{result.ok} ok in {result.window_s:.1f} s = {result.throughput:.1f} req/s · "
         f"errors {dict(result.errors) or 0} · unfinished {result.unfinished}"
         f" (oldest waited {result.oldest_unfinished_ms:,.0f} ms) · "
-        f"client CPU {result.client_cpu:.0%} of a core · workers seen {len(result.worker_pids)}"
+        f"client CPU {result.client_cpu:.0%} of a core · workers seen {len(result.workers)}"
     )
     return table
 

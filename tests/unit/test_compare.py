@@ -137,7 +137,7 @@ class FakeStack:
 
     def measure(self, spec: LoadSpec, probe: object) -> tuple[LoadResult, WindowCost | None]:
         result = LoadResult(spec, window_s=1.0, ok=10, window_start=0.0, window_end=1.0)
-        return result, WindowCost(0.03, 80.0, 0.2, 0.1)
+        return result, WindowCost(0.03, 80.0, 120.0, 0.2, 0.1)
 
 
 @pytest.fixture

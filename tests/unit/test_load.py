@@ -1,6 +1,7 @@
 """The load generator: its histograms, its open-loop schedule, and runs against real apps."""
 
 import math
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -83,10 +84,44 @@ def test_closed_loop_reads_the_gateways_contract(async_gateway: str) -> None:
     assert result.ok > 0
     assert not result.errors
     assert result.gateway_elapsed.count == result.ok
-    assert len(result.worker_pids) == 1  # one in-process server
+    assert len(result.workers) == 1  # one in-process server
+    assert result.instances == {socket.gethostname(): result.ok}
     assert result.sample is not None and result.sample["gateway"] == "async"
     assert 0 < result.window_s <= 1.0
     assert result.throughput == pytest.approx(result.ok / result.window_s)
+
+
+@pytest.fixture(scope="module")
+def two_replicas(upstreams: Upstreams) -> Iterator[tuple[str, str]]:
+    """The same gateway twice, on two ports, as two replicas of a swarm service."""
+    with (
+        LiveServer(async_app.create_app(upstreams.settings(instance="replica-a"))) as a,
+        LiveServer(async_app.create_app(upstreams.settings(instance="replica-b"))) as b,
+    ):
+        yield a.url, b.url
+
+
+@pytest.mark.parametrize("loop", ["closed", "open"])
+def test_a_load_spreads_evenly_over_replicas(two_replicas: tuple[str, str], loop: str) -> None:
+    """Closed: each client keeps one replica, in turn; open: each request takes the next."""
+    first, second = two_replicas
+    spec = LoadSpec(
+        url=f"{first}/news",
+        replica_urls=(f"{second}/news",),
+        loop="open" if loop == "open" else "closed",
+        concurrency=4,
+        rate=40,
+        duration_s=1.5,
+        warmup_s=0.3,
+    )
+    result = run_load(spec)
+    assert set(result.instances) == {"replica-a", "replica-b"}
+    assert len(result.workers) == 2  # same pid, two replicas
+    counts = sorted(result.instances.values())
+    # Each replica serves its clients (closed) or every other request (open): even, give
+    # or take the rounds the window cuts.
+    assert counts[0] >= 0.75 * counts[1], result.instances
+    assert result.summary()["instances_seen"] == 2
 
 
 def test_closed_loop_stops_at_max_requests(async_gateway: str) -> None:

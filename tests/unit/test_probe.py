@@ -16,6 +16,7 @@ from bench.probe import (
     StackProbe,
     cgroup_dir,
     cpu_seconds,
+    gunicorn_processes,
     gunicorn_workers,
     status_field,
 )
@@ -82,20 +83,46 @@ def test_workers_are_the_gunicorn_children_of_a_gunicorn(
 ) -> None:
     container, arbiter, worker = process_tree
     assert gunicorn_workers(container) == [worker]
+    # The whole gateway's memory counts the arbiter too; this test's process is no gunicorn.
+    assert gunicorn_processes(container) == {arbiter, worker}
 
 
 def _probe(samples: list[Sample]) -> StackProbe:
     gateway = Container("gateway", 1, Path("/nonexistent"))
-    probe = StackProbe(gateway, [Container("up", 2, Path("/nonexistent"))])
+    probe = StackProbe([gateway], [Container("up", 2, Path("/nonexistent"))])
     probe.samples.extend(samples)
     return probe
 
 
 SAMPLES = [
-    Sample(at=10.0, gateway_cpu_s=0.0, worker_rss_bytes=(50 * 2**20,), upstream_cpu_s=(1.0,)),
-    Sample(at=11.0, gateway_cpu_s=0.5, worker_rss_bytes=(70 * 2**20,), upstream_cpu_s=(1.2,)),
-    Sample(at=12.0, gateway_cpu_s=1.5, worker_rss_bytes=(90 * 2**20,), upstream_cpu_s=(1.6,)),
-    Sample(at=13.0, gateway_cpu_s=1.5, worker_rss_bytes=(99 * 2**20,), upstream_cpu_s=(1.6,)),
+    Sample(
+        10.0,
+        0.0,
+        worker_rss_bytes=(50 * 2**20,),
+        gateway_rss_bytes=80 * 2**20,
+        upstream_cpu_s=(1.0,),
+    ),
+    Sample(
+        11.0,
+        0.5,
+        worker_rss_bytes=(70 * 2**20,),
+        gateway_rss_bytes=100 * 2**20,
+        upstream_cpu_s=(1.2,),
+    ),
+    Sample(
+        12.0,
+        1.5,
+        worker_rss_bytes=(90 * 2**20,),
+        gateway_rss_bytes=130 * 2**20,
+        upstream_cpu_s=(1.6,),
+    ),
+    Sample(
+        13.0,
+        1.5,
+        worker_rss_bytes=(99 * 2**20,),
+        gateway_rss_bytes=140 * 2**20,
+        upstream_cpu_s=(1.6,),
+    ),
 ]
 
 
@@ -109,6 +136,7 @@ def test_a_window_is_priced_between_its_samples() -> None:
     assert cost.busiest_upstream_cores == pytest.approx(0.5 / 1.5)
     # The samples inside the window: 11 s and 12 s; the 13 s one is after it.
     assert cost.peak_worker_rss_mib == pytest.approx(90)
+    assert cost.peak_gateway_rss_mib == pytest.approx(130)
 
 
 @pytest.mark.parametrize(("start", "end"), [(9.0, 12.0), (11.0, 14.0), (12.0, 11.0)])

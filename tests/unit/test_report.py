@@ -37,7 +37,7 @@ def make_row(
     point = Point(TARGETS_BY_NAME[target], concurrency, config)
     limits = GatewayLimits(config.workers, config.threadpool_tokens, 120, config.max_connections)
     best = ideal(point.target, concurrency, limits, list(DELAYS.values()))
-    cost = WindowCost(cpu_s, 75.0, 0.3, 0.1)
+    cost = WindowCost(cpu_s, 75.0, 110.0, 0.3, 0.1)
     return Row(point, label(point, 40), limits, result, best, cost, host_cores=2)
 
 

@@ -1,0 +1,181 @@
+"""Replicas against workers, on Docker Swarm: each gateway as R replicas of one gunicorn
+worker, and as one replica of W workers, on the same machine in the same run.
+
+``python -m bench compare --target swarm`` runs it against the stack ``make swarm-up``
+deployed. It reshapes one gateway at a time with ``scripts/swarm.sh gateway NAME REPLICAS
+WORKERS``, spreads the load client's connections over the replicas' own ports (a node's
+host-mode port holds one replica; on a cluster the ingress mesh would spread them), prices
+every point with the probe, and puts each gateway back as it found it.
+"""
+
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from bench.compare import (
+    GATEWAY_SERVICES,
+    UPSTREAM_SERVICES,
+    Comparison,
+    GatewayConfig,
+    GatewayName,
+    Healthz,
+    Point,
+    Preset,
+    Row,
+    calibrate,
+    healthz,
+    limits_of,
+    load_spec,
+    measure,
+)
+from bench.probe import swarm_probe
+from bench.theory import TARGETS_BY_NAME, ideal
+from bench.topology import ROOT
+
+
+@dataclass(frozen=True)
+class Shape:
+    replicas: int
+    workers: int  # per replica
+
+    @property
+    def processes(self) -> int:
+        return self.replicas * self.workers
+
+    def describe(self) -> str:
+        return f"{self.replicas} replica(s) x {self.workers} worker(s)"
+
+
+def shapes(sizes: tuple[int, ...]) -> list[Shape]:
+    """One process, then one replica of each larger worker count, then each larger replica
+    count of one worker: the two lines of the plot, which share their first point."""
+    larger = [size for size in sizes if size > 1]
+    return [Shape(1, 1), *(Shape(1, n) for n in larger), *(Shape(n, 1) for n in larger)]
+
+
+@dataclass(frozen=True)
+class ScaleOutPreset:
+    sizes: tuple[int, ...]
+    # Each gateway measured, at this many clients: past what one process serves.
+    concurrency: tuple[tuple[GatewayName, int], ...]
+    duration_s: float
+    warmup_s: float
+
+    @property
+    def window(self) -> Preset:
+        """The window and warm-up, in the form the compose matrix's load_spec reads."""
+        return Preset((), self.sizes, self.duration_s, self.warmup_s, 0)
+
+
+SCALE_OUT_PRESETS = {
+    # About a minute and a half: the sync gateway, whose capacity is its workers' tokens
+    # (40 per worker), as 1 process, 2 workers and 2 replicas.
+    "quick": ScaleOutPreset((1, 2), (("sync", 100),), duration_s=3, warmup_s=1),
+    # About fifteen minutes: both gateways at 1, 2 and 4. The sync gateway at C=200 wants
+    # 5 x 40 tokens (4 processes serve 160 at once); the async one at C=400 is CPU-bound.
+    "full": ScaleOutPreset((1, 2, 4), (("sync", 200), ("async", 400)), duration_s=10, warmup_s=3),
+}
+
+
+@dataclass(frozen=True)
+class SwarmStack:
+    """A deployed stack, driven through scripts/swarm.sh as a user drives it."""
+
+    name: str
+
+    def script(self, *args: str) -> str:
+        result = subprocess.run(
+            [str(ROOT / "scripts" / "swarm.sh"), *args],
+            env={**os.environ, "SWARM_STACK": self.name},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"swarm.sh {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+        return result.stdout
+
+    def urls(self, gateway: GatewayName) -> list[str]:
+        return self.script("urls", GATEWAY_SERVICES[gateway]).split()
+
+    def reshape(self, gateway: GatewayName, shape: Shape) -> list[str]:
+        """Scale the gateway to this shape, wait until every replica is healthy, and
+        return the replicas' URLs, each checked against the shape it should have."""
+        service = GATEWAY_SERVICES[gateway]
+        urls = self.script("gateway", service, str(shape.replicas), str(shape.workers)).split()
+        found = [healthz(url) for url in urls]
+        if len(urls) != shape.replicas or any(f["workers"] != shape.workers for f in found):
+            workers = [f["workers"] for f in found]
+            raise RuntimeError(
+                f"{service}: wanted {shape.describe()}, found {len(urls)} replica(s)"
+                f" with workers {workers}"
+            )
+        return urls
+
+
+def run_scale_out(
+    preset_name: str,
+    stack: str,
+    on_point: Callable[[str], None] = lambda _: None,
+    on_plan: Callable[[int], None] = lambda _: None,
+) -> Comparison:
+    preset = SCALE_OUT_PRESETS[preset_name]
+    swarm = SwarmStack(stack)
+    found: dict[GatewayName, tuple[Shape, Healthz]] = {}
+    for gateway in GATEWAY_SERVICES:
+        urls = swarm.urls(gateway)
+        if not urls:
+            raise RuntimeError(f"no replica of {gateway} runs in stack {stack}: make swarm-up")
+        info = healthz(urls[0])
+        found[gateway] = (Shape(len(urls), info["workers"]), info)
+    comparison = Comparison(
+        f"swarm {preset_name}",
+        delays_s=calibrate(swarm.urls("async")[0]),
+        stack={gateway: GatewayConfig.running(info) for gateway, (_, info) in found.items()},
+    )
+    delays = list(comparison.delays_s.values())
+    plan = [(g, c, shape) for g, c in preset.concurrency for shape in shapes(preset.sizes)]
+    on_plan(len(plan))
+    current = {gateway: shape for gateway, (shape, _) in found.items()}
+    try:
+        for gateway, concurrency, shape in plan:
+            on_point(f"reshaping the {gateway} gateway: {shape.describe()}")
+            urls = swarm.reshape(gateway, shape)
+            current[gateway] = shape
+            info = healthz(urls[0])
+            config = replace(GatewayConfig.running(info), replicas=shape.replicas)
+            point = Point(TARGETS_BY_NAME[gateway], concurrency, config)
+            # Every per-worker cap counts once per process, on whichever replica it runs.
+            limits = replace(limits_of(info), workers=shape.processes)
+            best = ideal(point.target, concurrency, limits, delays)
+            spec = load_spec(point, urls, best, preset.window, delays, drain=True)
+            on_point(f"{gateway} {shape.describe()} C={concurrency}")
+            probe = swarm_probe(stack, GATEWAY_SERVICES[gateway], UPSTREAM_SERVICES)
+            result, cost = measure(spec, probe)
+            if probe is None:
+                comparison.probe_note = "unavailable: this host cannot read the tasks' cgroups"
+            series = f"{gateway} · " + ("replicas" if shape.replicas > 1 else "workers")
+            row = Row(point, series, limits, result, best, cost, os.cpu_count() or 1)
+            comparison.rows.append(row)
+    finally:
+        for gateway, (shape, _) in found.items():
+            if current[gateway] != shape:
+                on_point(f"restoring the {gateway} gateway: {shape.describe()}")
+                swarm.reshape(gateway, shape)
+    return comparison
+
+
+def ratios(comparison: Comparison) -> dict[str, float]:
+    """Each gateway's throughput as N replicas over N workers, for every N measured."""
+    by_shape = {
+        (row.target.gateway, row.point.config.replicas, row.workers): row.result.throughput
+        for row in comparison.rows
+    }
+    found = {}
+    for (gateway, replicas, workers), throughput in sorted(by_shape.items()):
+        as_workers = by_shape.get((gateway, 1, replicas))
+        if workers == 1 and replicas > 1 and as_workers:
+            found[f"{gateway}: {replicas} replicas / {replicas} workers"] = throughput / as_workers
+    return found

@@ -1,0 +1,100 @@
+"""Replicas against workers (bench/scaleout.py): the shapes, the ratios, the report, and
+the check that a reshaped gateway really has the shape it was asked for."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import scaleout
+from bench.compare import Comparison, GatewayConfig, Point, Row
+from bench.load import LoadResult, LoadSpec
+from bench.probe import WindowCost
+from bench.report import write_scale_out_report
+from bench.scaleout import Shape, SwarmStack, ratios, shapes
+from bench.theory import TARGETS_BY_NAME, GatewayLimits, ideal
+
+DELAYS = {"wire": 0.3, "gazette": 0.5, "chronicle": 0.8}
+SYNC = GatewayConfig("sync", 1, 40, "requests", 1000, 1000)
+ASYNC = GatewayConfig("async", 1, 40, "httpx-aiohttp", 1000, 1000)
+
+
+def sync_row(replicas: int, workers: int, ok: int, rss_mib: float) -> Row:
+    result = LoadResult(LoadSpec(url="http://gw/news", concurrency=100), window_s=2.0)
+    result.ok = ok
+    for _ in range(ok):
+        result.latency.record_seconds(1.6)
+    config = GatewayConfig("sync", workers, 40, "requests", 1000, 1000, replicas=replicas)
+    point = Point(TARGETS_BY_NAME["sync"], 100, config)
+    limits = GatewayLimits(replicas * workers, 40, 120, 1000)
+    best = ideal(point.target, 100, limits, list(DELAYS.values()))
+    cost = WindowCost(0.1, 60.0, rss_mib, 0.3, 0.1)
+    return Row(point, "sync", limits, result, best, cost, host_cores=2)
+
+
+@pytest.fixture
+def comparison() -> Comparison:
+    comparison = Comparison("swarm quick", DELAYS, {"sync": SYNC, "async": ASYNC})
+    comparison.rows += [
+        sync_row(1, 1, 50, 90.0),
+        sync_row(1, 2, 100, 150.0),
+        sync_row(2, 1, 96, 180.0),
+    ]
+    return comparison
+
+
+def test_the_shapes_share_their_first_point() -> None:
+    assert shapes((1, 2, 4)) == [
+        Shape(1, 1),
+        Shape(1, 2),
+        Shape(1, 4),
+        Shape(2, 1),
+        Shape(4, 1),
+    ]
+    assert [s.processes for s in shapes((1, 2))] == [1, 2, 2]
+
+
+def test_ratios_set_n_replicas_against_n_workers(comparison: Comparison) -> None:
+    assert ratios(comparison) == {"sync: 2 replicas / 2 workers": pytest.approx(0.96)}
+
+
+def test_a_replica_counts_in_the_cpu_line_as_a_process(comparison: Comparison) -> None:
+    one, two_workers, two_replicas = comparison.rows
+    assert two_replicas.processes == two_workers.processes == 2
+    # The same CPU over fewer answers: a line 0.96 as high, both on min(2 processes, 2 cores).
+    assert two_replicas.cpu_line == pytest.approx(two_workers.cpu_line * 96 / 100)
+    assert two_workers.cpu_line == pytest.approx(2 / (0.1 / 100))
+    assert two_replicas.record()["replicas"] == 2 and one.record()["replicas"] == 1
+
+
+def test_the_report_has_the_table_the_ratios_and_the_plot(
+    comparison: Comparison, tmp_path: Path
+) -> None:
+    written = write_scale_out_report(comparison, tmp_path, "python -m bench compare --target swarm")
+    assert {p.name for p in written} == {
+        "summary.md",
+        "results.json",
+        "results.csv",
+        "scale_out.png",
+    }
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| gateway | replicas | workers |" in summary
+    assert "- sync: 2 replicas / 2 workers: 0.96" in summary
+    # The whole gateway's memory, arbiters included: 2 replicas cost more than 2 workers.
+    assert "| sync | 2 | 1 | 100 | 48.0 |" in summary
+    assert (tmp_path / "scale_out.png").stat().st_size > 10_000
+
+
+def test_a_reshape_that_did_not_take_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a rolled-back update the replicas still run the old shape: say so, do not
+    measure it as the new one."""
+    urls = "http://127.0.0.1:30001\nhttp://127.0.0.1:30002\n"
+    monkeypatch.setattr(SwarmStack, "script", lambda self, *args: urls)
+    reported: dict[str, Any] = {"workers": 1}
+    monkeypatch.setattr(scaleout, "healthz", lambda url: reported)
+    stack = SwarmStack("fanout")
+    assert stack.reshape("sync", Shape(2, 1)) == urls.split()
+    with pytest.raises(RuntimeError, match="wanted 2 replica"):
+        stack.reshape("sync", Shape(2, 4))
+    with pytest.raises(RuntimeError, match="wanted 3 replica"):
+        stack.reshape("sync", Shape(3, 1))
