@@ -79,6 +79,17 @@ ensure_base_image() {
   "$ROOT/scripts/base-image.sh"
 }
 
+# The swarm service that publishes this port on this node, if any (make swarm-up's stack,
+# host-mode or ingress), so that compose and the swarm never both take the same port.
+swarm_service_on_port() {
+  [ "$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)" = active ] || return 0
+  {
+    docker ps --filter label=com.docker.swarm.service.name \
+      --format '{{.Label "com.docker.swarm.service.name"}} {{.Ports}}'
+    docker service ls --format '{{.Name}} {{.Ports}}'
+  } | awk -v port=":$1->" 'index($0, port) { print $1; exit }'
+}
+
 # Wait until every container of the project reports healthy, for at most $1 seconds.
 wait_healthy() {
   local deadline=$((SECONDS + ${1:-120})) ids status unhealthy

@@ -10,6 +10,15 @@ if [ "${1:-}" = --no-build ]; then
   build=0
   shift
 fi
+for port in "$SYNC_PORT" "$ASYNC_PORT"; do
+  holder=$(swarm_service_on_port "$port")
+  if [ -n "$holder" ]; then
+    log "error: port $port is published by the swarm service $holder: the compose stack and"
+    log "the swarm take the same ports, one at a time. Run make swarm-down first, or set"
+    log "SYNC_PORT and ASYNC_PORT"
+    exit 1
+  fi
+done
 if [ "$build" = 1 ]; then
   ensure_base_image
   compose build
