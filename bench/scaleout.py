@@ -139,8 +139,20 @@ def run_scale_out(
     plan = [(g, c, shape) for g, c in preset.concurrency for shape in shapes(preset.sizes)]
     on_plan(len(plan))
     current = {gateway: shape for gateway, (shape, _) in found.items()}
+
+    def restore(gateway: GatewayName) -> None:
+        shape = found[gateway][0]
+        if current[gateway] != shape:
+            on_point(f"restoring the {gateway} gateway: {shape.describe()}")
+            swarm.reshape(gateway, shape)
+            current[gateway] = shape
+
     try:
-        for gateway, concurrency, shape in plan:
+        for index, (gateway, concurrency, shape) in enumerate(plan):
+            # A gateway whose points are done goes back as it was before the next one's: its
+            # idle replicas would cost the other gateway's points CPU (their healthchecks).
+            if index > 0 and plan[index - 1][0] != gateway:
+                restore(plan[index - 1][0])
             on_point(f"reshaping the {gateway} gateway: {shape.describe()}")
             urls = swarm.reshape(gateway, shape)
             current[gateway] = shape
@@ -160,10 +172,8 @@ def run_scale_out(
             row = Row(point, series, limits, result, best, cost, os.cpu_count() or 1)
             comparison.rows.append(row)
     finally:
-        for gateway, (shape, _) in found.items():
-            if current[gateway] != shape:
-                on_point(f"restoring the {gateway} gateway: {shape.describe()}")
-                swarm.reshape(gateway, shape)
+        for gateway in found:
+            restore(gateway)
     return comparison
 
 

@@ -98,3 +98,71 @@ def test_a_reshape_that_did_not_take_is_an_error(monkeypatch: pytest.MonkeyPatch
         stack.reshape("sync", Shape(2, 4))
     with pytest.raises(RuntimeError, match="wanted 3 replica"):
         stack.reshape("sync", Shape(3, 1))
+
+
+class FakeSwarm:
+    """scripts/swarm.sh's side of run_scale_out: each gateway's shape, and every call."""
+
+    def __init__(self) -> None:
+        self.shapes = {"sync-gateway": Shape(1, 1), "async-gateway": Shape(1, 1)}
+        self.reshapes: list[tuple[str, Shape]] = []
+
+    def urls(self, service: str) -> str:
+        port = {"sync-gateway": 31000, "async-gateway": 32000}[service]
+        shape = self.shapes[service]
+        return "".join(f"http://127.0.0.1:{port + i}\n" for i in range(shape.replicas))
+
+    def script(self, *args: str) -> str:
+        if args[0] == "gateway":
+            service, replicas, workers = args[1], int(args[2]), int(args[3])
+            self.shapes[service] = Shape(replicas, workers)
+            self.reshapes.append((service, self.shapes[service]))
+        return self.urls(args[1])
+
+    def healthz(self, url: str) -> dict[str, Any]:
+        port = int(url.rsplit(":", 1)[1])
+        service = "sync-gateway" if port < 32000 else "async-gateway"
+        gateway = service.removesuffix("-gateway")
+        config = {"sync": SYNC, "async": ASYNC}[gateway]
+        return {
+            "gateway": gateway,
+            "workers": self.shapes[service].workers,
+            "threadpool_tokens": config.threadpool_tokens,
+            "executor_threads": 120,
+            "http_client": config.http_client,
+            "max_connections": config.max_connections,
+            "max_keepalive_connections": config.max_keepalive_connections,
+            "max_in_flight": 0,
+        }
+
+
+def test_the_run_reshapes_one_gateway_at_a_time_and_puts_each_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeSwarm()
+    measured: list[tuple[str, dict[str, Shape]]] = []
+
+    def measure(spec: LoadSpec, probe: object) -> tuple[LoadResult, None]:
+        measured.append((spec.url, dict(fake.shapes)))
+        result = LoadResult(spec, window_s=1.0)
+        result.ok = 10
+        return result, None
+
+    monkeypatch.setattr(SwarmStack, "script", fake.script)
+    monkeypatch.setattr(scaleout, "healthz", fake.healthz)
+    monkeypatch.setattr(scaleout, "calibrate", lambda url: DELAYS)
+    monkeypatch.setattr(scaleout, "swarm_probe", lambda *args: None)
+    monkeypatch.setattr(scaleout, "measure", measure)
+    comparison = scaleout.run_scale_out("full", "fanout")
+    assert [(r.target.name, r.point.config.replicas, r.workers) for r in comparison.rows] == [
+        (gateway, s.replicas, s.workers) for gateway in ("sync", "async") for s in shapes((1, 2, 4))
+    ]
+    # While one gateway is measured, the other runs as it was found: 1 replica of 1 worker.
+    for url, during in measured:
+        other = "async-gateway" if ":31" in url else "sync-gateway"
+        assert during[other] == Shape(1, 1), (url, during)
+    # The 4-replica point spread its clients over 4 replica URLs.
+    four = comparison.rows[4]
+    assert four.point.config.replicas == 4 and len(four.result.spec.urls) == 4
+    assert fake.reshapes[-1] == ("async-gateway", Shape(1, 1))
+    assert fake.shapes == {"sync-gateway": Shape(1, 1), "async-gateway": Shape(1, 1)}
