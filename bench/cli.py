@@ -2,6 +2,8 @@
 
 import shlex
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -88,14 +90,24 @@ class DeployTarget(StrEnum):
     swarm = "swarm"
 
 
-def _progress() -> Progress:
-    return Progress(
+@contextmanager
+def _progress() -> Iterator[tuple[Callable[[str], None], Callable[[int], None]]]:
+    """A matrix's progress bar: what it does now, advanced once per measured point."""
+    with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
         console=console,
-    )
+    ) as progress:
+        task = progress.add_task("calibrating", total=None)
+
+        def on_point(description: str) -> None:
+            if "C=" in description:
+                progress.advance(task)
+            progress.update(task, description=description)
+
+        yield on_point, lambda total: progress.update(task, total=total)
 
 
 @app.command(name="compare")
@@ -142,21 +154,9 @@ def compare_command(
     topology = Topology()
     sync_url = sync_url or f"http://127.0.0.1:{topology.sync_port}"
     async_url = async_url or f"http://127.0.0.1:{topology.async_port}"
-    with _progress() as progress:
-        task = progress.add_task("calibrating", total=None)
-
-        def on_point(description: str) -> None:
-            if "C=" in description:
-                progress.advance(task)
-            progress.update(task, description=description)
-
+    with _progress() as (on_point, on_plan):
         comparison = matrix.run_matrix(
-            preset,
-            sync_url,
-            async_url,
-            restart,
-            on_point,
-            on_plan=lambda total: progress.update(task, total=total),
+            preset, sync_url, async_url, restart, on_point, on_plan=on_plan
         )
     console.print(comparison_table([row.record() for row in comparison.rows]))
     for path in write_report(comparison, out, command):
@@ -169,17 +169,12 @@ def _compare_swarm(preset: str, out: Path, stack: str, command: str) -> None:
             f"with --target swarm, choose one of {', '.join(SCALE_OUT_PRESETS)}",
             param_hint="--preset",
         )
-    with _progress() as progress:
-        task = progress.add_task("calibrating", total=None)
-
-        def on_point(description: str) -> None:
-            if "C=" in description:
-                progress.advance(task)
-            progress.update(task, description=description)
-
-        comparison = run_scale_out(
-            preset, stack, on_point, on_plan=lambda total: progress.update(task, total=total)
-        )
+    try:
+        with _progress() as (on_point, on_plan):
+            comparison = run_scale_out(preset, stack, on_point, on_plan)
+    except RuntimeError as exc:  # no such stack, or a reshape the swarm refused
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
     records = [row.record() for row in comparison.rows]
     console.print(comparison_table(records, SCALE_OUT, "replicas against workers"))
     for path in write_scale_out_report(comparison, out, command):

@@ -5,7 +5,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bench.compare import Comparison
+from bench.compare import Comparison, ReportMeta, RowRecord
 from bench.plots import (
     plot_against_ideal,
     plot_cpu_per_request,
@@ -77,12 +77,31 @@ def write_records(
                 )
 
 
-def write_report(comparison: Comparison, out_dir: Path, command: str) -> list[Path]:
-    """The report folder: summary.md, results.json, results.csv and the PNG plots."""
+def _write_data(
+    comparison: Comparison, out_dir: Path, command: str
+) -> tuple[list[RowRecord], ReportMeta]:
+    """The folder, with results.json and results.csv in it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     records = [row.record() for row in comparison.rows]
     meta = comparison.meta(command)
     write_records(records, out_dir / "results.json", out_dir / "results.csv", meta)
+    return records, meta
+
+
+def _run_lines(meta: ReportMeta, machine_note: str) -> list[str]:
+    """What a summary says first: the command, when, where, and the sources' delays."""
+    delays = ", ".join(f"{k} {v} ms" for k, v in meta["source_delays_ms"].items())
+    return [
+        f"- command: `{meta['command']}`",
+        f"- started {meta['started_at']} at commit `{meta['commit']}`",
+        f"- machine: {meta['machine']}, {machine_note}",
+        f"- source delays as the gateway sees them at rest: {delays}",
+    ]
+
+
+def write_report(comparison: Comparison, out_dir: Path, command: str) -> list[Path]:
+    """The report folder: summary.md, results.json, results.csv and the PNG plots."""
+    records, meta = _write_data(comparison, out_dir, command)
     plots = [
         *plot_against_ideal(comparison, out_dir),
         *plot_cpu_per_request(comparison, out_dir),
@@ -94,14 +113,10 @@ def write_report(comparison: Comparison, out_dir: Path, command: str) -> list[Pa
         for r in comparison.rows
         for w in r.result.warnings
     ]
-    delays = ", ".join(f"{k} {v} ms" for k, v in meta["source_delays_ms"].items())
     summary = [
         f"# fanout-lab benchmark ({comparison.preset_name} preset)",
         "",
-        f"- command: `{command}`",
-        f"- started {meta['started_at']} at commit `{meta['commit']}`",
-        f"- machine: {meta['machine']}, shared by the load client, the upstreams and both gateways",
-        f"- source delays as the gateway sees them at rest: {delays}",
+        *_run_lines(meta, "shared by the load client, the upstreams and both gateways"),
         f"- the stack as started: sync {meta['sync_workers']} worker(s) with"
         f" {meta['threadpool_tokens']} threadpool tokens each; async {meta['async_workers']}"
         f" worker(s) on **{meta['async_http_client']}**, max_connections"
@@ -142,19 +157,12 @@ of its own, a worker does not. `CPU ms/req` counts the workers only.
 
 def write_scale_out_report(comparison: Comparison, out_dir: Path, command: str) -> list[Path]:
     """The swarm's report folder: summary.md, results.json, results.csv, scale_out.png."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    records = [row.record() for row in comparison.rows]
-    meta = comparison.meta(command)
-    write_records(records, out_dir / "results.json", out_dir / "results.csv", meta)
+    records, meta = _write_data(comparison, out_dir, command)
     plots = plot_scale_out(comparison, out_dir)
-    delays = ", ".join(f"{k} {v} ms" for k, v in meta["source_delays_ms"].items())
     summary = [
         f"# fanout-lab: replicas against workers ({comparison.preset_name} preset)",
         "",
-        f"- command: `{command}`",
-        f"- started {meta['started_at']} at commit `{meta['commit']}`",
-        f"- machine: {meta['machine']}, one swarm node that also runs the load client",
-        f"- source delays as the gateway sees them at rest: {delays}",
+        *_run_lines(meta, "one swarm node that also runs the load client"),
         f"- cost probe: {meta['probe']}",
         "",
         SCALE_OUT_HOW_TO_READ,

@@ -24,3 +24,17 @@ def test_bad_input_is_a_usage_error_without_a_traceback(args: list[str], names: 
 def test_compare_lists_the_presets_it_knows() -> None:
     result = CliRunner().invoke(app, ["compare", "--preset", "huge"])
     assert "quick" in result.output and "full" in result.output
+
+
+def test_a_swarm_preset_must_be_a_swarm_one() -> None:
+    result = CliRunner().invoke(app, ["compare", "--target", "swarm", "--preset", "overload"])
+    assert result.exit_code == 2
+    assert "quick, full" in result.output and "Traceback" not in result.output
+
+
+def test_a_stack_that_is_not_there_is_an_error_without_a_traceback() -> None:
+    args = ["compare", "--target", "swarm", "--stack", "no-such-stack-here"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "error:" in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
