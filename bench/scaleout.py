@@ -100,9 +100,9 @@ class SwarmStack:
     def urls(self, gateway: GatewayName) -> list[str]:
         return self.script("urls", GATEWAY_SERVICES[gateway]).split()
 
-    def reshape(self, gateway: GatewayName, shape: Shape) -> list[str]:
-        """Scale the gateway to this shape, wait until every replica is healthy, and
-        return the replicas' URLs, each checked against the shape it should have."""
+    def reshape(self, gateway: GatewayName, shape: Shape) -> tuple[list[str], Healthz]:
+        """Scale the gateway to this shape, wait until every replica is healthy, check each
+        against the shape it should have, and return their URLs and one's /healthz."""
         service = GATEWAY_SERVICES[gateway]
         urls = self.script("gateway", service, str(shape.replicas), str(shape.workers)).split()
         found = [healthz(url) for url in urls]
@@ -112,7 +112,7 @@ class SwarmStack:
                 f"{service}: wanted {shape.describe()}, found {len(urls)} replica(s)"
                 f" with workers {workers}"
             )
-        return urls
+        return urls, found[0]
 
 
 def run_scale_out(
@@ -154,9 +154,8 @@ def run_scale_out(
             if index > 0 and plan[index - 1][0] != gateway:
                 restore(plan[index - 1][0])
             on_point(f"reshaping the {gateway} gateway: {shape.describe()}")
-            urls = swarm.reshape(gateway, shape)
+            urls, info = swarm.reshape(gateway, shape)
             current[gateway] = shape
-            info = healthz(urls[0])
             config = replace(GatewayConfig.running(info), replicas=shape.replicas)
             point = Point(TARGETS_BY_NAME[gateway], concurrency, config)
             # Every per-worker cap counts once per process, on whichever replica it runs.

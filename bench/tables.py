@@ -2,7 +2,7 @@
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
@@ -75,24 +75,20 @@ COMPARISON = (
 )
 
 
-# Replicas against workers (bench/scaleout.py): one gateway as R replicas of W workers.
+# Replicas against workers (bench/scaleout.py): one gateway as R replicas of W workers,
+# with the matrix's own columns where they mean the same.
+_SHARED = {column.key: column for column in COMPARISON}
 SCALE_OUT = (
     Column("gateway", "target", left=True),
     Column("replicas", "replicas"),
-    Column("workers", "workers"),
-    Column("C", "load"),
-    Column("req/s", "throughput", number()),
-    Column("ideal", "ideal_throughput", number(), terminal=False),
-    Column("meas/ideal", "throughput_vs_ideal", number(2)),
-    Column("cap", "ideal_cap", left=True, terminal=False),
-    Column("p50 ms", "latency_p50_ms", number(0), censored_by="latency_p50_ms"),
-    Column("p99 ms", "latency_p99_ms", number(0), censored_by="latency_p99_ms"),
-    Column("errors", "errors"),
+    *(_SHARED[key] for key in ("workers", "load", "throughput", "ideal_throughput")),
+    *(_SHARED[key] for key in ("throughput_vs_ideal", "ideal_cap")),
+    replace(_SHARED["latency_p50_ms"], terminal=True),
+    *(_SHARED[key] for key in ("latency_p99_ms", "errors")),
     Column("replicas seen", "instances_seen", terminal=False),
-    Column("CPU ms/req", "gateway_cpu_ms_per_request", number(2)),
-    Column("gw cores", "gateway_cpu_cores", number(2), terminal=False),
+    *(_SHARED[key] for key in ("gateway_cpu_ms_per_request", "gateway_cpu_cores")),
     Column("gateway RSS MiB", "peak_gateway_rss_mib", number(0)),
-    Column("client CPU", "client_cpu", share, terminal=False),
+    _SHARED["client_cpu"],
 )
 
 

@@ -87,7 +87,7 @@ swarm_service_on_port() {
     docker ps --filter label=com.docker.swarm.service.name \
       --format '{{.Label "com.docker.swarm.service.name"}} {{.Ports}}'
     docker service ls --format '{{.Name}} {{.Ports}}'
-  } | awk -v port=":$1->" 'index($0, port) { print $1; exit }'
+  } | awk -v port=":$1->" 'index($0, port) && !found { print $1; found = 1 }'
 }
 
 # Wait until every container of the project reports healthy, for at most $1 seconds.

@@ -93,7 +93,7 @@ def test_a_reshape_that_did_not_take_is_an_error(monkeypatch: pytest.MonkeyPatch
     reported: dict[str, Any] = {"workers": 1}
     monkeypatch.setattr(scaleout, "healthz", lambda url: reported)
     stack = SwarmStack("fanout")
-    assert stack.reshape("sync", Shape(2, 1)) == urls.split()
+    assert stack.reshape("sync", Shape(2, 1)) == (urls.split(), reported)
     with pytest.raises(RuntimeError, match="wanted 2 replica"):
         stack.reshape("sync", Shape(2, 4))
     with pytest.raises(RuntimeError, match="wanted 3 replica"):
