@@ -49,11 +49,12 @@ def test_cgroup_dir_lists_this_process() -> None:
 
 
 # A parent with "gunicorn" in its command line that starts a child like it, as gunicorn's
-# arbiter starts its workers.
-ARBITER = """
+# arbiter starts its workers. The child itself says its pid, on the arbiter's stdout, once
+# it runs: by then both command lines are the ones the probe reads.
+WORKER = "import os, time; print(os.getpid(), flush=True); time.sleep(30)"
+ARBITER = f"""
 import subprocess, sys, time
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "gunicorn"])
-print(child.pid, flush=True)
+subprocess.Popen([sys.executable, "-c", {WORKER!r}, "gunicorn"])
 time.sleep(30)
 """
 
