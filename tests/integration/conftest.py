@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.integration.stack import (
+    DEADLINE_MS,
     MEASURED,
     REQUIRE_DOCKER,
     UPSTREAMS,
@@ -41,6 +42,9 @@ def stack() -> Iterator[Stack]:
             "SYNC_WORKERS": "1",
             "ASYNC_WORKERS": "1",
             "ACCESS_LOG": "false",
+            # A dripping body that would run 5x past the 2.5 s deadline, as a hang (30 s)
+            # does: a gateway that waited it out cannot pass for one the deadline cut.
+            "UPSTREAM_DRIP_MS": str(5 * DEADLINE_MS),
             # The upstreams on loopback too, for the schemathesis run.
             "COMPOSE_OVERLAYS": "docker-compose.upstream-ports.yml",
             **{f"{name.upper()}_PORT": str(free_port()) for name in UPSTREAMS},

@@ -20,6 +20,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_DOCKER = "FANOUT_REQUIRE_DOCKER"
 UPSTREAMS = ("wire", "gazette", "chronicle")
+DEADLINE_MS = 2500  # the stack's default fan-out deadline (.env)
 
 # Ratios measured in this run, printed at the end so the numbers can be quoted.
 MEASURED: list[tuple[str, float, str]] = []

@@ -8,13 +8,17 @@ import pytest
 
 from gateway.models import UpstreamFault
 from tests.faults import ERROR_KIND_OF
-from tests.integration.stack import Sample, Stack, closed_loop, fetch, record
+from tests.integration.stack import DEADLINE_MS, Sample, Stack, closed_loop, fetch, record
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
-DEADLINE_S = 2.5  # the stack's default
-# A blocking read can overrun the deadline by one chunk of a dripping body: 3 s / 10.
-MARGIN_S = {"sync": 0.3 + 0.2, "async": 0.2}
+DEADLINE_S = DEADLINE_MS / 1000
+# What must hold: the deadline cut the call, not the fault. A hang (30 s) or a drip (12.5 s in
+# the test stack) would run 5x past the deadline or more, so a second past it is far from the
+# scheduler's noise and far from them. How close to the deadline each answer came is printed:
+# 1.00 to 1.08 of it on a quiet machine.
+BOUND_S = DEADLINE_S + 1.0
+BAR = f"≤ {BOUND_S / DEADLINE_S:.2f}"
 
 
 @pytest.mark.parametrize("fault", ERROR_KIND_OF)
@@ -29,9 +33,8 @@ def test_each_fault_is_contained_within_the_deadline(
     assert sources["gazette"]["error_kind"] == ERROR_KIND_OF[fault]
     assert sources["wire"]["ok"]
     worst = sample.latency_s / DEADLINE_S
-    bar = f"≤ {1 + MARGIN_S[gateway] / DEADLINE_S:.2f}"
-    record(f"{gateway} ?fault=gazette:{fault}: client latency / deadline", worst, bar)
-    assert sample.latency_s <= DEADLINE_S + MARGIN_S[gateway]
+    record(f"{gateway} ?fault=gazette:{fault}: client latency / deadline", worst, BAR)
+    assert sample.latency_s <= BOUND_S
 
 
 def well_formed(sample: Sample) -> bool:
@@ -73,9 +76,8 @@ def test_an_upstream_lost_under_load_costs_only_its_part_then_comes_back(
     # wire and gazette stayed up: every answer is a 200, whole or partial.
     assert {s.status for s in samples} == {200}
     worst = max(s.latency_s for s in samples)
-    bar = f"≤ {1 + MARGIN_S[gateway] / DEADLINE_S:.2f}"
-    record(f"{gateway}, chronicle {done}: worst latency / deadline", worst / DEADLINE_S, bar)
-    assert worst <= DEADLINE_S + MARGIN_S[gateway]
+    record(f"{gateway}, chronicle {done}: worst latency / deadline", worst / DEADLINE_S, BAR)
+    assert worst <= BOUND_S
     # The gateway recovers by itself: no restart, only its own pool and timeouts.
     assert recovers(url, within_s=30)
 

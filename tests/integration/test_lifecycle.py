@@ -2,16 +2,22 @@
 
 import json
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.integration.stack import Stack, burst, closed_loop, record
+from tests.waiting import in_flight, poll
 
 pytestmark = pytest.mark.integration
 
 GATEWAYS = ["sync", "async"]
+
+
+# Each fan-out of the burst lasts its whole deadline (chronicle hangs for 30 s), long enough
+# that the stop surely comes while all of them are in flight, and within gunicorn's 10 s
+# graceful timeout.
+HELD = {"fault": "chronicle:hang", "deadline_ms": "5000"}
 
 
 @pytest.mark.parametrize("gateway", GATEWAYS)
@@ -19,8 +25,10 @@ def test_a_stop_finishes_every_accepted_request(stack: Stack, gateway: str) -> N
     """`compose stop` mid-fan-out: gunicorn stops accepting and finishes what it took."""
     service = f"{gateway}-gateway"
     with ThreadPoolExecutor(1) as side:
-        pending = side.submit(burst, stack.url(gateway), 20)
-        time.sleep(0.4)  # every request is accepted, none has finished (0.8 s at least)
+        pending = side.submit(burst, stack.url(gateway), 20, **HELD)
+        # Polled, not slept: the stop comes once the gateway holds all 20.
+        held = poll(lambda: in_flight(stack.url(gateway, "")) == 20, within_s=4)
+        assert held, "the burst never arrived whole"
         stack.script("compose.sh", "stop", "-t", "10", service, timeout=120)
         try:
             _, samples = pending.result(timeout=60)

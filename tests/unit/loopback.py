@@ -16,8 +16,13 @@ from upstream.main import create_app as create_upstream
 
 # Short delays keep the suite fast; the assertions are about order and overlap, not speed.
 DELAYS_MS = {"wire": 50, "gazette": 100, "chronicle": 250}
-# An injected hang or dripping body outlasts any deadline the tests set, and still ends.
-HANG_MS, DRIP_MS = 3000, 2000
+# The longest deadline a unit test sets for a fan-out with a fault: the three delays, one
+# after another, take at most a third of it, so a busy machine cannot push them past it.
+FAULT_DEADLINE_MS = 1500
+assert 3 * sum(DELAYS_MS.values()) <= FAULT_DEADLINE_MS
+# An injected hang or dripping body would run 5x past that deadline, and still ends: a
+# gateway that waited it out cannot pass for one the deadline cut.
+HANG_MS = DRIP_MS = 5 * FAULT_DEADLINE_MS
 
 
 class LiveServer:

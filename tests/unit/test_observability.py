@@ -139,10 +139,15 @@ def test_metrics_count_routes_statuses_and_each_sources_failures(
             assert client.get("/news").status_code == 200
         assert client.get("/news", params={"fault": "wire:error"}).status_code == 200
         assert client.get("/news", params={"sources": "nope"}).status_code == 422
-        time.sleep(0.3)  # the loop monitor wakes every 0.1 s
-        response = client.get("/metrics")
-    assert response.status_code == 200
-    found = samples(response.text)
+        # The loop monitor wakes every 0.1 s: wait for its first probe, bounded.
+        deadline = time.monotonic() + 10
+        while True:
+            response = client.get("/metrics")
+            assert response.status_code == 200
+            found = samples(response.text)
+            if value(found, "event_loop_lag_seconds_count") >= 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     news = {"handler": "/news", "method": "GET"}
     assert value(found, "http_requests_total", **news, status="200") == 4
     assert value(found, "http_requests_total", **news, status="422") == 1
@@ -159,6 +164,7 @@ def test_metrics_count_routes_statuses_and_each_sources_failures(
         assert value(found, "threadpool_tokens") == 7
 
 
+@pytest.mark.timing
 def test_the_loop_monitor_sees_a_blocked_loop() -> None:
     service = service_metrics()
 

@@ -40,6 +40,7 @@ def test_news_honours_limit(client: TestClient) -> None:
     assert [a["id"] for a in body["articles"]] == ["wire-0000", "wire-0001", "wire-0002"]
 
 
+@pytest.mark.timing
 def test_delay_override_is_applied_and_reported(client: TestClient) -> None:
     started = time.perf_counter()
     response = client.get("/news", params={"delay_ms": 40})
@@ -104,6 +105,7 @@ def test_forced_error_is_a_500_or_503() -> None:
     assert statuses == {500, 503}
 
 
+@pytest.mark.timing
 def test_forced_hang_answers_only_after_the_hang() -> None:
     started = time.perf_counter()
     response = fault_client().get("/news", params={"fault": "hang"})
@@ -111,6 +113,7 @@ def test_forced_hang_answers_only_after_the_hang() -> None:
     assert response.status_code == 200 and response.json()["source"] == "wire"
 
 
+@pytest.mark.timing
 def test_a_slow_body_drips_out_in_chunks_over_its_duration() -> None:
     with fault_client().stream("GET", "/news", params={"fault": "slow-body"}) as response:
         started = time.perf_counter()
