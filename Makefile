@@ -1,7 +1,7 @@
 # Every target runs a script in scripts/, which echoes the commands it runs.
 .DEFAULT_GOAL := help
 PRESET ?= quick
-.PHONY: help install up down ps logs test lint lock format local-up local-down base-image bench swarm-up swarm-scale swarm-bench swarm-down
+.PHONY: help install up down ps logs test test-slow stress-test lint lock format local-up local-down base-image bench swarm-up swarm-scale swarm-bench swarm-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,8 +21,14 @@ ps: ## show the stack's containers
 logs: ## follow the stack's logs
 	scripts/compose.sh logs -f
 
-test: ## unit tests, then integration tests against a fresh stack
+test: ## unit tests, then integration tests against a fresh stack (about 8 minutes)
 	scripts/test.sh
+
+test-slow: ## the slow rest: the swarm and the benchmark's matrices (CI runs both)
+	scripts/test.sh --slow
+
+stress-test: ## the unit tests 5 times in a row beside 2 CPU hogs (RUNS=, HOGS=)
+	scripts/stress-test.sh
 
 bench: ## compare sync and async on the running stack (PRESET=full for the long run)
 	scripts/bench.sh compare --preset $(PRESET) --out reports/$(PRESET)

@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Run the test suite: unit tests in process, integration tests against a fresh compose stack,
-# with coverage. The whole suite (no arguments) holds each package to its floor.
-#   scripts/test.sh tests/unit      # just the fast ones, coverage printed, no floor
+# Run the test suite with coverage: unit tests in process, integration tests against a
+# fresh compose stack. CI runs both halves (.ci/run).
+#   scripts/test.sh              # make test: everything but the slow tests, with the floors
+#   scripts/test.sh --slow       # make test-slow: the swarm and the benchmark's matrices
+#   scripts/test.sh tests/unit   # any pytest arguments: coverage printed, no floor
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 "$ROOT/scripts/install.sh"
 cd "$ROOT"
-run .venv/bin/pytest --cov --cov-report=term "$@"
-if [ $# -eq 0 ]; then
-  # The services' code runs in process under the unit tests: 90%. The benchmark's matrix and
-  # CLI run partly in `python -m bench` subprocesses the integration tests start: 80%.
-  run .venv/bin/coverage report --include='gateway/*,upstream/*,observability/*,serving/*' --fail-under=90
-  run .venv/bin/coverage report --include='bench/*' --fail-under=80
-fi
+case "${1:-}" in
+  "")
+    run .venv/bin/pytest --cov --cov-report=term -m "not slow"
+    # The services' code runs in process under the unit tests: 90%. The benchmark's library
+    # runs in process too, and its matrix partly in `python -m bench` subprocesses: 80%.
+    run .venv/bin/coverage report --include='gateway/*,upstream/*,observability/*,serving/*' --fail-under=90
+    run .venv/bin/coverage report --include='bench/*' --fail-under=80
+    ;;
+  --slow)
+    shift
+    run .venv/bin/pytest --cov --cov-report=term -m slow "$@"
+    ;;
+  *)
+    run .venv/bin/pytest --cov --cov-report=term "$@"
+    ;;
+esac

@@ -12,7 +12,7 @@ from bench.compare import GatewayConfig, healthz
 from bench.crosscheck import AGREEMENT, crosscheck
 from tests.integration.stack import REQUIRE_DOCKER, Stack, record
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,7 @@ def test_bench_run_writes_json_and_csv(stack: Stack, tmp_path: Path) -> None:
     assert (tmp_path / "run.csv").read_text().startswith("url,params,loop,concurrency")
 
 
+@pytest.mark.slow
 def test_quick_compare_shows_the_lesson_at_c100_and_restores_the_stack(
     stack: Stack, tmp_path: Path
 ) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from tests.integration.stack import Sample, Stack, burst, fetch, median_latency, record
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 Ideal = Callable[[list[float]], float]
 IDEALS: dict[str, Ideal] = {"max": max, "sum": sum}

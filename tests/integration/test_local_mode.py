@@ -9,7 +9,7 @@ import pytest
 from bench.topology import local_mode
 from tests.integration.stack import fetch, free_port, free_port_run, record
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 
 @pytest.fixture(scope="module")

@@ -58,6 +58,7 @@ def mean_lag(before: dict[str, float], after: dict[str, float]) -> float:
     return lag / count
 
 
+@pytest.mark.timing
 def test_event_loop_lag_gives_the_blocking_route_away(stack: Stack) -> None:
     """The same worker under /news, then under /news/blocking: its loop's mean lag."""
     start = scrape(stack, "async-gateway")

@@ -9,9 +9,10 @@ import pytest
 from bench.compare import healthz
 from tests.integration.stack import Stack, burst, record
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 
+@pytest.mark.slow
 def test_past_capacity_a_bound_turns_a_growing_queue_into_fast_503s(
     stack: Stack, tmp_path: Path
 ) -> None:

@@ -5,7 +5,7 @@ import pytest
 from bench.poolcost import pool_cost
 from tests.integration.stack import free_port_run, record
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing, pytest.mark.slow]
 
 
 def test_only_httpxs_own_pool_costs_more_per_fan_out_as_concurrency_grows() -> None:

@@ -4,7 +4,7 @@ import pytest
 
 from tests.integration.stack import Stack, closed_loop, fetch, record
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 # A small threadpool keeps the load small. gunicorn's workers race to accept each new
 # connection, so they rarely split the clients evenly; at 4x one worker's tokens a worker

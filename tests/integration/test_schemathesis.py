@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.integration.stack import UPSTREAMS, Stack, record
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Each example is a real fan-out of up to 1.6 s (10 s with a generated deadline and hang):
 # enough to cover every parameter's edges, bounded in time.

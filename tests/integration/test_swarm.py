@@ -23,7 +23,7 @@ import requests
 from bench.topology import SOURCE_NAMES
 from tests.integration.stack import ROOT, Stack, closed_loop, fetch, free_port, record
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 UPSTREAM_REPLICAS = 2
 ASYNC_REPLICAS = 2
