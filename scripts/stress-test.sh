@@ -30,7 +30,10 @@ trap stop_hog EXIT
 passed=0
 for run_number in $(seq 1 "$RUNS"); do
   log "--- run $run_number of $RUNS, beside $HOGS CPU hogs"
-  run stress-ng --cpu "$HOGS" --timeout "${HOG_LIMIT_S}s" --quiet &
+  # Not through run(): a backgrounded function is a subshell, and $! would be its pid,
+  # not the hog's.
+  log "+ stress-ng --cpu $HOGS --timeout ${HOG_LIMIT_S}s --quiet &"
+  stress-ng --cpu "$HOGS" --timeout "${HOG_LIMIT_S}s" --quiet &
   hog=$!
   started=$SECONDS
   if run .venv/bin/pytest -q --no-cov -p no:cacheprovider "$@"; then
