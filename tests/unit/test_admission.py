@@ -70,8 +70,9 @@ def test_past_the_bound_a_fast_503_with_retry_after(upstreams: Upstreams, name: 
     settings = upstreams.settings(max_in_flight=2, queue_timeout_ms=0, retry_after_s=3)
     with LiveServer(GATEWAYS[name](settings)) as gateway, ThreadPoolExecutor(1) as side:
         pending = side.submit(burst, f"{gateway.url}/news", HELD, 6)
-        time.sleep(HOLD_S / 3)
-        # Full of fan-outs, the gateway still says it is alive.
+        # Full of fan-outs (polled: the two admitted hold their slots), the gateway still
+        # says it is alive.
+        assert poll(lambda: in_flight(gateway.url) == 2, within_s=30)
         assert requests.get(f"{gateway.url}/healthz", timeout=5).status_code == 200
         answers = pending.result(timeout=30)
 
