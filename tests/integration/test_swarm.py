@@ -176,6 +176,7 @@ def test_a_source_scales_out_and_in(swarm: Swarm) -> None:
         assert sample.status == 200 and sample.body["sources"][0]["ok"]
 
 
+@pytest.mark.timing
 def test_the_bench_measures_replicas_against_workers(
     swarm: Swarm, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -238,6 +239,7 @@ def update_state(service: str) -> str:
     ).stdout.strip()
 
 
+@pytest.mark.timing
 def test_a_rolling_update_loses_no_accepted_request(swarm: Swarm) -> None:
     """`docker service update --force` of the async gateway's 2 replicas under load, one at a
     time. A replica being replaced finishes what it accepted (gunicorn's graceful stop)

@@ -406,8 +406,8 @@ def test_connect_retries_stay_within_the_deadline(
     assert run_out >= sum(waits)
     assert (dead["error_kind"], status) == ("connect", 502)
     # Cut at a 20 ms deadline instead: the deadline plus one wait already begun (0.25 s at
-    # most), a third of the run-out or less. Still a connection error, or the deadline's
-    # timeout: nothing was ever reached.
+    # most), a third of the run-out or less; the bar is half. Still a connection error, or
+    # the deadline's timeout: nothing was ever reached.
     cut, dead, status = fan_out(20)
     assert cut < run_out / 2
     assert dead["error_kind"] in ("connect", "timeout") and status in (502, 504)
