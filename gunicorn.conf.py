@@ -1,6 +1,5 @@
 """gunicorn settings for every service, driven by environment variables."""
 
-import math
 import os
 import shutil
 import tempfile
@@ -11,12 +10,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from observability.logs import log_config
+from serving.cores import whole_cores
 
 
 class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True)
 
-    # gunicorn worker processes; "auto": one per core the container may use (auto_workers).
+    # gunicorn worker processes; "auto": one per core the container may use (whole_cores).
     web_concurrency: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
     bind: str = "0.0.0.0:8000"
     # A UvicornWorker heartbeats from its event loop: a loop blocked longer than this
@@ -37,47 +37,10 @@ class ServerSettings(BaseSettings):
     prometheus_multiproc_dir: str | None = None
 
 
-CGROUP = Path("/sys/fs/cgroup")
-
-
-def cpu_limit_cores(root: Path = CGROUP) -> float | None:
-    """The CPU quota of this process's cgroup, in cores; None when there is none.
-
-    cgroup v2: cpu.max holds "QUOTA PERIOD", or "max PERIOD" without a limit. cgroup v1:
-    cpu.cfs_quota_us (-1 without a limit) over cpu.cfs_period_us. In a container both are
-    the container's own, at the root of its cgroup mount.
-    """
-    v2 = root / "cpu.max"
-    if v2.is_file():
-        limit, interval = v2.read_text().split()[:2]
-        return None if limit == "max" else int(limit) / int(interval)
-    for folder in (root / "cpu", root / "cpu,cpuacct", root):
-        quota_file = folder / "cpu.cfs_quota_us"
-        if quota_file.is_file():
-            quota = int(quota_file.read_text())
-            period = int((folder / "cpu.cfs_period_us").read_text())
-            return None if quota <= 0 else quota / period
-    return None
-
-
-def auto_workers(root: Path = CGROUP) -> int:
-    """One worker per whole core the container may use, at least one.
-
-    os.cpu_count() is the host's cores whatever the container's limit: sized by it, a
-    container limited to 1 CPU on a 32-core host runs 32 workers that fight over one core
-    (the widely used uvicorn-gunicorn images did exactly that).
-    """
-    cores = float(os.cpu_count() or 1)
-    limit = cpu_limit_cores(root)
-    if limit is not None:
-        cores = min(cores, limit)
-    return max(1, math.floor(cores))
-
-
 _server = ServerSettings()
 
 
-workers = _server.web_concurrency if _server.web_concurrency != "auto" else auto_workers()
+workers = _server.web_concurrency if _server.web_concurrency != "auto" else whole_cores()
 # uvicorn-worker's worker, minus a race that dropped a request per recycle (serving/worker.py).
 worker_class = "serving.worker.UvicornWorker"
 bind = _server.bind

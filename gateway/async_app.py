@@ -21,12 +21,16 @@ from gateway.clients import (
     build_session,
     fetch_awaited,
     fetch_blocking,
+    fetch_with_own_client,
 )
 from gateway.config import GatewaySettings
 from gateway.models import FAN_OUT_RESPONSES, NewsResponse
 from gateway.web import Plan, create_gateway_app
 
 AsyncMode = Literal["concurrent", "sequential"]
+# shared: the worker's pooled client; per-call: a new httpx.AsyncClient for every source
+# call, as the blog post's own fetch_data does.
+ClientChoice = Literal["shared", "per-call"]
 
 
 class AsyncState(TypedDict):
@@ -57,16 +61,22 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         mode: Annotated[
             AsyncMode, Query(description="concurrent: asyncio.gather; sequential: one by one.")
         ] = "concurrent",
+        client: Annotated[
+            ClientChoice,
+            Query(description="shared: the worker's pool; per-call: a new client per call."),
+        ] = "shared",
     ) -> Response:
         """Fan out to every selected source on this worker's event loop."""
-        fan_out, client = plan.start(), state["client"]
+        fan_out, shared = plan.start(), state["client"]
+        fetch = fetch_awaited if client == "shared" else fetch_with_own_client
         if mode == "concurrent":
             outcomes = await asyncio.gather(
-                *(fetch_awaited(client, call, fan_out, settings) for call in plan.calls)
+                *(fetch(shared, call, fan_out, settings) for call in plan.calls)
             )
         else:
-            outcomes = [await fetch_awaited(client, c, fan_out, settings) for c in plan.calls]
-        return plan.respond(fan_out.assemble("async", mode, outcomes))
+            outcomes = [await fetch(shared, c, fan_out, settings) for c in plan.calls]
+        label = mode if client == "shared" else f"{mode}, per-call client"
+        return plan.respond(fan_out.assemble("async", label, outcomes))
 
     @app.get("/news/blocking", response_model=NewsResponse, responses=FAN_OUT_RESPONSES)
     async def news_blocking(

@@ -11,6 +11,7 @@ from gateway.admission import AdmissionPolicy
 from gateway.sources import SOURCE_NAME, Source
 
 AsyncClientName = Literal["httpx", "httpx-aiohttp", "httpx2"]
+SyncClientName = Literal["requests", "httpx"]
 
 
 class GatewaySettings(BaseSettings):
@@ -33,6 +34,9 @@ class GatewaySettings(BaseSettings):
     # default by measurement: the only one whose CPU per fan-out stays flat from C=10 to
     # C=200 on this lab (README, "Why the client matters").
     http_client: AsyncClientName = "httpx-aiohttp"
+    # The sync gateway's client: one requests.Session, or one httpx.Client ("just like
+    # requests, but with better performance", says the blog post; bench claims measures it).
+    sync_http_client: SyncClientName = "requests"
     # httpx defaults to Limits(max_connections=100, max_keepalive_connections=20). A
     # fan-out holds its connections for sum(delays) in all, so 100 would cap one worker at
     # 100 / 1.6 s = 62 req/s. 3000 lets 3 sources x C=1000 (the full benchmark's largest
@@ -58,6 +62,9 @@ class GatewaySettings(BaseSettings):
     max_in_flight: int = Field(0, ge=0, le=100_000)
     queue_timeout_ms: int = Field(100, ge=0, le=60_000)
     retry_after_s: int = Field(1, ge=0, le=3600)
+    # The longest the blog's example routes (gateway/blog.py) may sleep or compute per
+    # request: enough to outlast GUNICORN_TIMEOUT on /wrong, and no more.
+    max_hold_ms: int = Field(60_000, ge=1, le=600_000)
     # gunicorn's worker count, read from the same variable gunicorn.conf.py uses, so that
     # /healthz can tell a benchmark how the gateway is scaled.
     workers: int = Field(1, ge=1, validation_alias="WEB_CONCURRENCY")

@@ -1,4 +1,4 @@
-"""The sync gateway: ``def`` routes and one shared ``requests.Session``.
+"""The sync gateway: ``def`` routes and one shared ``requests.Session`` (or ``httpx.Client``).
 
 Each call blocks its thread, so ``GET /news`` takes about the sum of the source delays.
 ``?mode=threads`` fans out on a thread pool instead: about the max, paid for in threads.
@@ -12,10 +12,9 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Literal, TypedDict
 
 import anyio.to_thread
-import requests
 from fastapi import Depends, FastAPI, Query, Request, Response
 
-from gateway.clients import build_session, fetch_blocking
+from gateway.clients import BlockingClient, build_blocking_client, fetch_blocking
 from gateway.config import GatewaySettings
 from gateway.models import FAN_OUT_RESPONSES, NewsResponse
 from gateway.web import Plan, create_gateway_app
@@ -24,7 +23,7 @@ SyncMode = Literal["sequential", "threads"]
 
 
 class SyncState(TypedDict):
-    session: requests.Session
+    session: BlockingClient
     executor: ThreadPoolExecutor
 
 
@@ -36,7 +35,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[SyncState]:
     executor = ThreadPoolExecutor(
         max_workers=settings.executor_threads, thread_name_prefix="fanout"
     )
-    with build_session(settings) as session:
+    with build_blocking_client(settings) as session:
         yield {"session": session, "executor": executor}
     executor.shutdown(wait=False, cancel_futures=True)
 
@@ -47,7 +46,7 @@ async def sync_state(request: Request) -> SyncState:
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
-    app = create_gateway_app("sync", settings, lifespan, http_client="requests")
+    app = create_gateway_app("sync", settings, lifespan, http_client=settings.sync_http_client)
 
     @app.get("/news", response_model=NewsResponse, responses=FAN_OUT_RESPONSES)
     def news(

@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from gateway.admission import AdmissionLimit
+from gateway.blog import CpuWork, blog_router, with_cpu_work
 from gateway.clients import Call
 from gateway.config import GatewaySettings
 from gateway.fanout import FanOut, server_timing, status_of
@@ -32,7 +33,7 @@ def create_gateway_app(
     app = FastAPI(
         title=f"fanout-lab {gateway} gateway",
         version="1.0.0",
-        lifespan=monitored(lifespan, service),
+        lifespan=monitored(with_cpu_work(lifespan), service),
         telemetry=NO_OPENTELEMETRY,
     )
     app.state.settings = settings
@@ -42,10 +43,12 @@ def create_gateway_app(
     app.add_middleware(AdmissionLimit, policy=settings.admission)
     instrument(app, service)
     add_request_ids(app)
+    app.include_router(blog_router(settings))
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, object]:
+    async def healthz(request: Request) -> dict[str, object]:
         """Liveness, plus every limit a benchmark needs to draw its ideal lines."""
+        cpu_work: CpuWork = request.state.cpu_work
         return {
             "status": "ok",
             "gateway": gateway,
@@ -64,6 +67,10 @@ def create_gateway_app(
             "max_in_flight": settings.max_in_flight,
             "queue_timeout_ms": settings.queue_timeout_ms,
             "retry_after_s": settings.retry_after_s,
+            "max_hold_ms": settings.max_hold_ms,
+            # /cpu/*'s calibration, and the processes /cpu/process may use.
+            "cpu_rounds_per_ms": round(cpu_work.rounds_per_ms, 1),
+            "cpu_processes": cpu_work.process_count,
         }
 
     return app

@@ -15,6 +15,7 @@ from gateway import async_app, sync_app
 from gateway.clients import retry_policy
 from gateway.config import GatewaySettings
 from gateway.models import UpstreamFault
+from serving.cores import whole_cores
 from tests.faults import ERROR_KIND_OF
 from tests.unit.loopback import DELAYS_MS, DRIP_MS, FAULT_DEADLINE_MS, HANG_MS, Upstreams
 from upstream.config import FaultKind
@@ -33,13 +34,18 @@ class Gateway:
 
 
 SYNC = Gateway("sync", sync_app.create_app)
+SYNC_HTTPX = Gateway("sync", sync_app.create_app, {"sync_http_client": "httpx"})
 # The async gateway on each client it can be configured with; the default comes first.
 ASYNC_CLIENTS = {
     client: Gateway("async", async_app.create_app, {"http_client": client})
     for client in ("httpx-aiohttp", "httpx", "httpx2")
 }
 ASYNC = ASYNC_CLIENTS["httpx-aiohttp"]
-EVERY_GATEWAY = {"sync": SYNC, **{f"async-{c}": g for c, g in ASYNC_CLIENTS.items()}}
+EVERY_GATEWAY = {
+    "sync": SYNC,
+    "sync-httpx": SYNC_HTTPX,
+    **{f"async-{c}": g for c, g in ASYNC_CLIENTS.items()},
+}
 
 
 @dataclass(frozen=True)
@@ -49,16 +55,28 @@ class FanOut:
     mode: str | None  # the ?mode= sent, if any
     reported_mode: str  # what the response's "mode" must say
     overlaps: bool  # True: every call starts before the first one ends
+    client: str | None = None  # the async gateway's ?client=, if any
+
+    @property
+    def query(self) -> dict[str, str]:
+        query = {"mode": self.mode, "client": self.client}
+        return {name: value for name, value in query.items() if value is not None}
 
 
 FAN_OUTS = {
     "sync": FanOut(SYNC, "/news", None, "sequential", overlaps=False),
     "sync-threads": FanOut(SYNC, "/news", "threads", "threads", overlaps=True),
+    "sync-httpx": FanOut(SYNC_HTTPX, "/news", None, "sequential", overlaps=False),
+    "sync-httpx-threads": FanOut(SYNC_HTTPX, "/news", "threads", "threads", overlaps=True),
     **{
         f"async-{client}": FanOut(gateway, "/news", None, "concurrent", overlaps=True)
         for client, gateway in ASYNC_CLIENTS.items()
     },
     "async-sequential": FanOut(ASYNC, "/news", "sequential", "sequential", overlaps=False),
+    # The blog post's fetch_data: a new httpx.AsyncClient for every call.
+    "async-per-call": FanOut(
+        ASYNC, "/news", None, "concurrent, per-call client", overlaps=True, client="per-call"
+    ),
     "blocking": FanOut(ASYNC, "/news/blocking", None, "blocking", overlaps=False),
 }
 
@@ -91,7 +109,7 @@ def get_news(client: TestClient, path: str, mode: str | None, **params: str) -> 
 @pytest.mark.parametrize("fan_out", FAN_OUTS.values(), ids=FAN_OUTS)
 def test_response_contract(client_for: Callable[..., TestClient], fan_out: FanOut) -> None:
     client = client_for(fan_out.gateway)
-    response = client.get(fan_out.path, params={"mode": fan_out.mode} if fan_out.mode else {})
+    response = client.get(fan_out.path, params=fan_out.query)
     body = response.json()
     assert (body["gateway"], body["mode"]) == (fan_out.gateway.name, fan_out.reported_mode)
     assert isinstance(body["worker_pid"], int)
@@ -117,7 +135,8 @@ def test_calls_overlap_only_in_concurrent_modes(
     client_for: Callable[..., TestClient], fan_out: FanOut
 ) -> None:
     """Order, not speed: each source either starts before the others end, or after."""
-    sources = get_news(client_for(fan_out.gateway), fan_out.path, fan_out.mode)["sources"]
+    client = client_for(fan_out.gateway)
+    sources = client.get(fan_out.path, params=fan_out.query).json()["sources"]
     ends = [s["started_ms"] + s["elapsed_ms"] for s in sources]
     if fan_out.overlaps:
         # Every call starts before the first one finishes.
@@ -177,6 +196,7 @@ def test_unknown_mode_is_a_422(
 DEAD_SOURCE_CASES = {
     "sync": (SYNC, None),
     "sync-threads": (SYNC, "threads"),
+    "sync-httpx": (SYNC_HTTPX, None),
     **{f"async-{client}": (gateway, None) for client, gateway in ASYNC_CLIENTS.items()},
 }
 
@@ -231,14 +251,18 @@ def test_every_source_failing_is_a_502_that_still_explains(
 
 @pytest.mark.parametrize(
     ("gateway", "http_client"),
-    [(SYNC, "requests"), *((g, c) for c, g in ASYNC_CLIENTS.items())],
-    ids=["sync", *(f"async-{c}" for c in ASYNC_CLIENTS)],
+    [(SYNC, "requests"), (SYNC_HTTPX, "httpx"), *((g, c) for c, g in ASYNC_CLIENTS.items())],
+    ids=["sync", "sync-httpx", *(f"async-{c}" for c in ASYNC_CLIENTS)],
 )
 def test_healthz_reports_the_client_and_every_limit(
     client_for: Callable[..., TestClient], gateway: Gateway, http_client: str
 ) -> None:
     client = client_for(gateway, threadpool_tokens=7, max_connections=50, instance="gw-7")
-    assert client.get("/healthz").json() == {
+    health = client.get("/healthz").json()
+    # The CPU routes' calibration: rounds of pure-Python work per ms of this CPU.
+    assert health.pop("cpu_rounds_per_ms") > 100
+    assert health.pop("cpu_processes") == whole_cores()
+    assert health == {
         "status": "ok",
         "gateway": gateway.name,
         "instance": "gw-7",
@@ -257,6 +281,7 @@ def test_healthz_reports_the_client_and_every_limit(
         "max_in_flight": 0,
         "queue_timeout_ms": 100,
         "retry_after_s": 1,
+        "max_hold_ms": 60_000,
     }
 
 
@@ -288,6 +313,7 @@ CUT_BY_DEADLINE_MS = DEADLINE_MS + 1000
 FAULT_MODES = {
     "sync": (SYNC, "/news", None, False),
     "sync-threads": (SYNC, "/news", "threads", True),
+    "sync-httpx": (SYNC_HTTPX, "/news", None, False),
     "async": (ASYNC, "/news", None, True),
     "async-httpx": (ASYNC_CLIENTS["httpx"], "/news", None, True),
     "async-httpx2": (ASYNC_CLIENTS["httpx2"], "/news", None, True),
