@@ -1,4 +1,5 @@
-"""The command line: ``python -m bench run | compare | crosscheck | client-check | pool-cost``."""
+"""The command line: ``python -m bench run | compare | claims | crosscheck | client-check |
+pool-cost``."""
 
 import shlex
 import sys
@@ -12,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bench import claims as blog
 from bench import compare as matrix
 from bench.crosscheck import client_check, crosscheck
 from bench.load import LoadSpec, run_load
@@ -20,6 +22,7 @@ from bench.report import write_records, write_report, write_scale_out_report
 from bench.scaleout import SCALE_OUT_PRESETS, run_scale_out
 from bench.tables import (
     SCALE_OUT,
+    claims_table,
     client_cost_table,
     comparison_table,
     crosscheck_table,
@@ -178,6 +181,41 @@ def _compare_swarm(preset: str, out: Path, stack: str, command: str) -> None:
     records = [row.record() for row in comparison.rows]
     console.print(comparison_table(records, SCALE_OUT, "replicas against workers"))
     for path in write_scale_out_report(comparison, out, command):
+        console.print(f"wrote {path}")
+
+
+@app.command(name="claims")
+def claims_command(
+    preset: Annotated[
+        str, typer.Option(help=f"One of {', '.join(blog.PRESETS)}: quick takes about 4 minutes.")
+    ] = "quick",
+    out: Annotated[Path, typer.Option(help="Where claims.md and claims.json go.")] = Path(
+        "docs/results"
+    ),
+    sync_url: Annotated[
+        str | None, typer.Option(help="Sync gateway base URL; SYNC_PORT on loopback by default.")
+    ] = None,
+    async_url: Annotated[
+        str | None, typer.Option(help="Async gateway base URL; ASYNC_PORT on loopback by default.")
+    ] = None,
+) -> None:
+    """Every claim of the blog post, measured on the running stack, with a verdict each."""
+    if preset not in blog.PRESETS:
+        raise typer.BadParameter(f"choose one of {', '.join(blog.PRESETS)}", param_hint="--preset")
+    command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    topology = Topology()
+    sync_url = sync_url or f"http://127.0.0.1:{topology.sync_port}"
+    async_url = async_url or f"http://127.0.0.1:{topology.async_port}"
+    try:
+        with console.status("measuring") as status:
+            claims = blog.run_claims(
+                preset, sync_url, async_url, command, lambda step: status.update(step)
+            )
+    except RuntimeError as exc:  # more than one worker, or a gateway that would not restart
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(claims_table(claims))
+    for path in blog.write_claims(claims, out):
         console.print(f"wrote {path}")
 
 

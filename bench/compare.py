@@ -421,9 +421,10 @@ def healthz(base: str) -> Healthz:
     return _healthz_schema().validate_python(get_json(f"{base}/healthz"))
 
 
-def restart_gateway(config: GatewayConfig) -> None:
-    """Recreate one gateway with this config, and wait until the stack is healthy."""
-    env = {**os.environ, **config.env()}
+def restart_gateway(config: GatewayConfig, **extra: str) -> None:
+    """Recreate one gateway with this config (and any other compose variables), and wait
+    until the stack is healthy."""
+    env = {**os.environ, **config.env(), **extra}
     # -t 2: a worker stuck in /news/blocking is killed after 2 s instead of draining.
     subprocess.run(
         [

@@ -102,6 +102,7 @@ class LoadResult:
     instances: Counter[str] = field(default_factory=Counter)
     workers: Counter[str] = field(default_factory=Counter)
     sample: dict[str, Any] | None = None  # one answer, for the waterfall plot
+    partial: int = 0  # answers in the window that said some source failed
 
     @property
     def throughput(self) -> float:
@@ -271,6 +272,7 @@ class _Recorder:
         if not isinstance(payload, dict) or "elapsed_ms" not in payload:
             return
         self.result.gateway_elapsed.record_seconds(payload["elapsed_ms"] / 1000)
+        self.result.partial += payload.get("partial") is True
         instance = str(payload.get("instance", "?"))
         self.result.instances[instance] += 1
         self.result.workers[f"{instance}/{payload.get('worker_pid', 0)}"] += 1

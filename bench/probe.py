@@ -42,6 +42,8 @@ class Sample:
     worker_rss_bytes: tuple[int, ...]
     gateway_rss_bytes: int  # every gunicorn process of every replica, arbiters included
     upstream_cpu_s: tuple[float, ...]
+    # Connections the upstreams have accepted so far, all of them together.
+    upstream_opens: int = 0
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class WindowCost:
     peak_gateway_rss_mib: float  # the whole gateway's, all its processes and replicas
     upstream_cpu_cores: float  # all upstreams together, in cores (1.0 = one core busy)
     busiest_upstream_cores: float
+    # Connections the upstreams accepted in the window: the gateway's, plus one per Docker
+    # healthcheck of each upstream (every 3 s by default).
+    upstream_connections: float = 0.0
 
 
 def labelled_containers(labels: dict[str, str]) -> list[str]:
@@ -158,6 +163,19 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+def passive_opens(container: Container) -> int:
+    """TCP connections accepted in the container's network namespace since it started:
+    the kernel's count (PassiveOpens in /proc/PID/net/snmp), 0 if it cannot be read."""
+    try:
+        lines = (PROC / str(container.pid) / "net" / "snmp").read_text().splitlines()
+    except OSError:
+        return 0
+    tcp = [line.split() for line in lines if line.startswith("Tcp:")]
+    if len(tcp) < 2 or "PassiveOpens" not in tcp[0]:
+        return 0
+    return int(tcp[1][tcp[0].index("PassiveOpens")])
+
+
 def container_cpu_seconds(container: Container) -> float:
     return sum(cpu_seconds(pid) for pid in processes(container))
 
@@ -187,7 +205,10 @@ class StackProbe:
                 rss.append(status_field(pid, "VmRSS"))
             total_rss += sum(status_field(pid, "VmRSS") for pid in gunicorn_processes(gateway))
         upstream = tuple(container_cpu_seconds(c) for c in self.upstreams)
-        taken = Sample(time.perf_counter(), self._gateway_cpu_s, tuple(rss), total_rss, upstream)
+        opens = sum(passive_opens(c) for c in self.upstreams)
+        taken = Sample(
+            time.perf_counter(), self._gateway_cpu_s, tuple(rss), total_rss, upstream, opens
+        )
         self.samples.append(taken)
         return taken
 
@@ -220,8 +241,8 @@ class StackProbe:
         inside = [s for s in self.samples if start <= s.at <= end]
         peak = max((max(s.worker_rss_bytes, default=0) for s in inside), default=0)
         peak_total = max((s.gateway_rss_bytes for s in inside), default=0)
-        (gateway_start, *upstream_start) = interpolate(self.samples, start)
-        (gateway_end, *upstream_end) = interpolate(self.samples, end)
+        (opens_start, gateway_start, *upstream_start) = interpolate(self.samples, start)
+        (opens_end, gateway_end, *upstream_end) = interpolate(self.samples, end)
         upstream = [b - a for a, b in zip(upstream_start, upstream_end, strict=True)]
         window = end - start
         return WindowCost(
@@ -230,18 +251,20 @@ class StackProbe:
             peak_gateway_rss_mib=peak_total / 2**20,
             upstream_cpu_cores=sum(upstream) / window,
             busiest_upstream_cores=max(upstream, default=0.0) / window,
+            upstream_connections=opens_end - opens_start,
         )
 
 
 def interpolate(samples: list[Sample], at: float) -> list[float]:
-    """The cumulative CPU figures at time `at`: gateway first, then each upstream."""
+    """The cumulative figures at time `at`: the upstreams' accepted connections, the
+    gateway's CPU, then each upstream's CPU."""
     times = [s.at for s in samples]
     index = min(max(bisect.bisect_left(times, at), 1), len(samples) - 1)
     before, after = samples[index - 1], samples[index]
     share = 0.0 if after.at == before.at else (at - before.at) / (after.at - before.at)
     values = zip(
-        (before.gateway_cpu_s, *before.upstream_cpu_s),
-        (after.gateway_cpu_s, *after.upstream_cpu_s),
+        (before.upstream_opens, before.gateway_cpu_s, *before.upstream_cpu_s),
+        (after.upstream_opens, after.gateway_cpu_s, *after.upstream_cpu_s),
         strict=True,
     )
     return [a + share * (b - a) for a, b in values]

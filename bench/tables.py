@@ -11,6 +11,7 @@ from bench.crosscheck import AGREEMENT, ClientCost, CrossCheck
 from bench.load import LoadResult
 
 if TYPE_CHECKING:  # the pool-cost module builds the gateway's clients: import it only there
+    from bench.claims import Claims
     from bench.poolcost import PoolCost
 
 Record = Mapping[str, Any]
@@ -191,5 +192,16 @@ def pool_cost_table(costs: Sequence["PoolCost"]) -> Table:
             f"{cost.fan_outs / cost.wall_s:,.0f}",
             f"{cost.cpu_ms_per_fan_out:.2f}",
             f"{cost.cpu_s / cost.wall_s:.0%}",
+        )
+    return table
+
+
+def claims_table(claims: "Claims") -> Table:
+    table = Table(title=f"the blog post's claims, measured ({claims.preset} preset)")
+    for column in ("claim", "ratio", "measured", "ideal", "verdict"):
+        table.add_column(column, justify="left" if column in ("claim", "ratio") else "right")
+    for row in claims.rows:
+        table.add_row(
+            row.key, row.ratio, number(2)(row.measured), number(2)(row.ideal), row.verdict
         )
     return table

@@ -126,3 +126,34 @@ def cpu_line(workers: int, cores: float, cpu_s_per_request: float | None) -> flo
     if cpu_s_per_request is None or cpu_s_per_request <= 0:
         return math.inf
     return min(workers, cores) / cpu_s_per_request
+
+
+# --- the blog post's other claims (bench claims) ------------------------------------------
+
+
+def burst_ideal(at_once: int, lanes: int) -> float:
+    """K equal requests sent together, served `lanes` at a time: the whole burst takes
+    ceil(K / lanes) times one alone. A blocking call in ``async def`` has one lane, the
+    event loop; a ``def`` route has the threadpool's tokens."""
+    if at_once < 1 or lanes < 1:
+        raise ValueError("at_once and lanes must be at least 1")
+    return float(math.ceil(at_once / lanes))
+
+
+def cpu_lanes(placement: str, processes: int, cores: float) -> float:
+    """How many cores CPU work in this placement can use on one worker.
+
+    Inline, ``def`` and the threadpool run Python under one GIL: one core at most, and the
+    inline work also stops the event loop. A process pool runs as many jobs as it has
+    processes, at most as many as the cores the container may use.
+    """
+    if placement == "process":
+        return min(float(processes), cores)
+    return min(1.0, cores)
+
+
+def cpu_jobs_ideal(job_s: float, lanes: float) -> float:
+    """CPU jobs per second: each costs `job_s` of one core, and `lanes` cores run them."""
+    if job_s <= 0:
+        raise ValueError("a job must cost some CPU")
+    return lanes / job_s

@@ -36,11 +36,13 @@ CALIBRATION_SAMPLES = 5
 
 
 def burn(rounds: int) -> int:
-    """`rounds` steps of a linear congruential generator: pure Python, GIL held throughout."""
+    """`rounds` steps of a linear congruential generator: pure Python, GIL held throughout.
+
+    Returns the pid it ran in."""
     x = 1
     for _ in range(rounds):
         x = (x * 1103515245 + 12345) & 0x7FFFFFFF
-    return x
+    return os.getpid()
 
 
 def calibrate(samples: int = CALIBRATION_SAMPLES, rounds: int = CALIBRATION_ROUNDS) -> float:
@@ -87,6 +89,9 @@ async def cpu_work() -> AsyncIterator[CpuWork]:
 class Slept(BaseModel):
     route: str
     slept_ms: int
+    # The sleep's own start and end on the wall clock (Unix seconds): who overlapped whom.
+    started_at: float
+    ended_at: float
     worker_pid: int
 
 
@@ -98,6 +103,8 @@ class Worked(BaseModel):
     # GIL or for a free process.
     elapsed_ms: float
     worker_pid: int
+    # The process the work ran in: the worker's own, or one of the pool's.
+    ran_in_pid: int
 
 
 def blog_router(settings: GatewaySettings) -> APIRouter:
@@ -116,21 +123,24 @@ def blog_router(settings: GatewaySettings) -> APIRouter:
     def sync_func(ms: SleepMs = 1000) -> Slept:
         """The post's `/sync_func`: `time.sleep` in a `def` route. It blocks one of the
         threadpool's threads, not the event loop: 40 of them sleep at once."""
+        started = time.time()
         time.sleep(ms / 1000)
-        return Slept(route="sync_func", slept_ms=ms, worker_pid=os.getpid())
+        return _slept("sync_func", ms, started)
 
     @router.get("/wrong")
     async def wrong(ms: SleepMs = 1000) -> Slept:
         """The post's `/wrong`: `time.sleep` in an `async def` route stops the event loop.
         Past GUNICORN_TIMEOUT, gunicorn kills the worker."""
+        started = time.time()
         time.sleep(ms / 1000)
-        return Slept(route="wrong", slept_ms=ms, worker_pid=os.getpid())
+        return _slept("wrong", ms, started)
 
     @router.get("/right")
     async def right(ms: SleepMs = 1000) -> Slept:
         """The post's `/right1` and `/async_func`: `await asyncio.sleep`."""
+        started = time.time()
         await asyncio.sleep(ms / 1000)
-        return Slept(route="right", slept_ms=ms, worker_pid=os.getpid())
+        return _slept("right", ms, started)
 
     @router.get("/fast/def")
     def fast_def() -> dict[str, bool]:
@@ -157,16 +167,16 @@ def blog_router(settings: GatewaySettings) -> APIRouter:
     async def cpu_thread(work: Work, work_ms: WorkMs = 50) -> Worked:
         """`async def` that hands the work to the threadpool: what a `def` route does."""
         rounds, started = work.rounds(work_ms), time.perf_counter()
-        await run_in_threadpool(burn, rounds)
-        return _result("thread", work_ms, rounds, started)
+        ran_in = await run_in_threadpool(burn, rounds)
+        return _result("thread", work_ms, rounds, started, ran_in)
 
     @router.get("/cpu/process")
     async def cpu_process(work: Work, work_ms: WorkMs = 50) -> Worked:
         """`async def` that hands the work to a process pool: every core, for the price
         of sending the job and its answer between processes."""
         rounds, started = work.rounds(work_ms), time.perf_counter()
-        await asyncio.get_running_loop().run_in_executor(work.processes, burn, rounds)
-        return _result("process", work_ms, rounds, started)
+        ran_in = await asyncio.get_running_loop().run_in_executor(work.processes, burn, rounds)
+        return _result("process", work_ms, rounds, started, ran_in)
 
     return router
 
@@ -182,11 +192,18 @@ Work = Annotated[CpuWork, Depends(cpu_work_of)]
 def _worked(placement: str, work_ms: float, work: CpuWork) -> Worked:
     """Run the work right here, on whichever thread called."""
     rounds, started = work.rounds(work_ms), time.perf_counter()
-    burn(rounds)
-    return _result(placement, work_ms, rounds, started)
+    ran_in = burn(rounds)
+    return _result(placement, work_ms, rounds, started, ran_in)
 
 
-def _result(placement: str, work_ms: float, rounds: int, started: float) -> Worked:
+def _slept(route: str, ms: int, started: float) -> Slept:
+    ended = time.time()
+    return Slept(
+        route=route, slept_ms=ms, started_at=started, ended_at=ended, worker_pid=os.getpid()
+    )
+
+
+def _result(placement: str, work_ms: float, rounds: int, started: float, ran_in: int) -> Worked:
     elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
     return Worked(
         placement=placement,
@@ -194,6 +211,7 @@ def _result(placement: str, work_ms: float, rounds: int, started: float) -> Work
         rounds=rounds,
         elapsed_ms=elapsed_ms,
         worker_pid=os.getpid(),
+        ran_in_pid=ran_in,
     )
 
 
