@@ -1,7 +1,7 @@
 # Every target runs a script in scripts/, which echoes the commands it runs.
 .DEFAULT_GOAL := help
 PRESET ?= quick
-.PHONY: help install up down ps logs test test-slow stress-test lint lock format local-up local-down base-image bench swarm-up swarm-scale swarm-bench swarm-down
+.PHONY: help install up down ps logs test test-slow stress-test lint lock format local-up local-down base-image bench claims swarm-up swarm-scale swarm-bench swarm-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,8 +30,12 @@ test-slow: ## the slow rest: the swarm, the bench's matrices, the fuzzing (about
 stress-test: ## the unit tests 5 times in a row beside 2 CPU hogs (RUNS=, HOGS=)
 	scripts/stress-test.sh
 
-bench: ## compare sync and async on the running stack (PRESET=full for the long run)
+bench: ## compare sync and async, then the blog's claims, on the running stack (PRESET=full: long)
 	scripts/bench.sh compare --preset $(PRESET) --out reports/$(PRESET)
+	scripts/bench.sh claims --preset $(PRESET) --out reports/$(PRESET)
+
+claims: ## the blog post's claims, measured, into docs/results/claims.md (about 4 minutes)
+	scripts/bench.sh claims --preset $(PRESET) --out docs/results
 
 lint: ## ruff and strict mypy
 	scripts/lint.sh

@@ -214,6 +214,9 @@ def claims_command(
     except RuntimeError as exc:  # more than one worker, or a gateway that would not restart
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from exc
+    except OSError as exc:  # no stack there
+        console.print(f"[bold red]error:[/] a gateway did not answer ({exc}): is the stack up?")
+        raise typer.Exit(1) from exc
     console.print(claims_table(claims))
     for path in blog.write_claims(claims, out):
         console.print(f"wrote {path}")

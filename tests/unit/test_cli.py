@@ -12,6 +12,7 @@ from bench.cli import app
         (["run", "--url", "http://127.0.0.1:9/news", "-c", "0"], "--concurrency"),
         (["compare", "--preset", "huge"], "--preset"),
         (["pool-cost", "-c", "0"], "--concurrency"),
+        (["claims", "--preset", "huge"], "--preset"),
     ],
 )
 def test_bad_input_is_a_usage_error_without_a_traceback(args: list[str], names: str) -> None:
@@ -38,3 +39,10 @@ def test_a_stack_that_is_not_there_is_an_error_without_a_traceback() -> None:
     assert result.exit_code == 1
     assert "error:" in result.output and "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_claims_without_a_stack_is_an_error_without_a_traceback() -> None:
+    urls = ["--sync-url", "http://127.0.0.1:9", "--async-url", "http://127.0.0.1:9"]
+    result = CliRunner().invoke(app, ["claims", *urls])
+    assert result.exit_code == 1
+    assert "is the stack up?" in result.output and "Traceback" not in result.output

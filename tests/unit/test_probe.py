@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from bench.probe import (
     cpu_seconds,
     gunicorn_processes,
     gunicorn_workers,
+    passive_opens,
     status_field,
 )
 
@@ -143,3 +145,18 @@ def test_a_window_is_priced_between_its_samples() -> None:
 @pytest.mark.parametrize(("start", "end"), [(9.0, 12.0), (11.0, 14.0), (12.0, 11.0)])
 def test_a_window_the_samples_do_not_cover_has_no_price(start: float, end: float) -> None:
     assert _probe(SAMPLES).cost(start, end) is None
+
+
+@linux_only
+def test_passive_opens_counts_connections_this_namespace_accepted() -> None:
+    here = Container("here", os.getpid(), Path("/"))
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        before = passive_opens(here)
+        for _ in range(5):
+            with socket.create_connection(server.getsockname(), timeout=5):
+                server.accept()[0].close()
+        # Other processes on this host may accept connections too: at least ours.
+        assert passive_opens(here) - before >= 5
+    assert passive_opens(Container("gone", 2**22 + 1, Path("/"))) == 0

@@ -4,7 +4,17 @@ import math
 
 import pytest
 
-from bench.theory import TARGETS_BY_NAME, GatewayLimits, caps, cpu_line, fan_out_cost, ideal
+from bench.theory import (
+    TARGETS_BY_NAME,
+    GatewayLimits,
+    burst_ideal,
+    caps,
+    cpu_jobs_ideal,
+    cpu_lanes,
+    cpu_line,
+    fan_out_cost,
+    ideal,
+)
 
 DELAYS_S = [0.3, 0.5, 0.8]  # the compose stack's defaults: sum 1.6 s, max 0.8 s
 STACK = GatewayLimits(workers=1, threadpool_tokens=40, executor_threads=120, max_connections=3000)
@@ -100,3 +110,23 @@ def test_cpu_line_is_usable_cores_over_cpu_per_request(
     workers: int, cores: int, cpu_s: float | None, line: float
 ) -> None:
     assert cpu_line(workers, cores, cpu_s) == pytest.approx(line)
+
+
+@pytest.mark.parametrize(
+    ("at_once", "lanes", "rounds"), [(4, 1, 4), (40, 40, 1), (80, 40, 2), (41, 40, 2)]
+)
+def test_a_burst_takes_one_round_per_lane_full(at_once: int, lanes: int, rounds: float) -> None:
+    assert burst_ideal(at_once, lanes) == rounds
+
+
+def test_only_a_process_pool_gets_past_one_core() -> None:
+    assert cpu_lanes("def", processes=4, cores=2.0) == 1.0
+    assert cpu_lanes("inline", processes=4, cores=0.5) == 0.5  # a quota below one core
+    assert cpu_lanes("process", processes=4, cores=2.0) == 2.0  # the container's cores
+    assert cpu_lanes("process", processes=2, cores=8.0) == 2.0  # the pool's processes
+    # 50 ms jobs: 20 a second per core.
+    assert cpu_jobs_ideal(0.05, 2.0) == pytest.approx(40)
+    with pytest.raises(ValueError):
+        cpu_jobs_ideal(0, 1.0)
+    with pytest.raises(ValueError):
+        burst_ideal(0, 1)

@@ -1,0 +1,139 @@
+"""`bench claims` on the real stack: every verdict, asserted as a ratio and the side of its
+limit it falls on. One quick run (about 4 minutes) feeds every test in this module."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from bench.claims import Claims, render, run_claims
+from bench.compare import healthz
+from tests.integration.stack import Stack, record
+
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
+
+EVERY_CLAIM = {
+    "sync_sum",
+    "async_max",
+    "sync_func",
+    "wrong",
+    "per_call_cpu",
+    "per_call_connections",
+    "fast_def",
+    "cpu_inline",
+    "cpu_def",
+    "cpu_thread",
+    "cpu_process",
+    "sync_httpx",
+    "gunicorn_timeout",
+    "http2",
+}
+
+
+@pytest.fixture(scope="module")
+def claims(stack: Stack) -> Iterator[Claims]:
+    # The gateways restart with the stack's own ports and project, as a user's shell has them.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("COMPOSE_PROJECT_NAME", stack.project)
+        for name, value in stack.env.items():
+            env.setenv(name, value)
+        measured = run_claims(
+            "quick", stack.url("sync", ""), stack.url("async", ""), "test", project=stack.project
+        )
+    yield measured
+
+
+def test_every_claim_has_a_row_and_the_report_shows_each(claims: Claims) -> None:
+    assert {row.key for row in claims.rows} == EVERY_CLAIM
+    assert all(row.verdict == "not measured" for row in claims.rows if row.measured is None)
+    text = render(claims)
+    for row in claims.rows:
+        assert f"**{row.key}** ({row.verdict})" in text
+
+
+def test_sync_costs_the_sum_and_async_the_max(claims: Claims) -> None:
+    for key in ("sync_sum", "async_max"):
+        ratio = claims.row(key).measured
+        record(f"claims: {key}, latency / its ideal", ratio or 0, "1.0 to 1.3")
+        assert ratio is not None and 0.95 <= ratio < 1.3
+
+
+def test_def_sleeps_overlap_up_to_the_tokens_and_queue_past_them(claims: Claims) -> None:
+    sleeps = claims.figures["sleeps"]
+    tokens, ratios = sleeps["tokens"], sleeps["sync_func"]
+    record("claims: /sync_func, 40 at once / one alone", ratios["40"], "about 1 (40 tokens)")
+    record("claims: /sync_func, 80 at once / one alone", ratios["80"], "about 2")
+    assert tokens == 40
+    # Up to the tokens, one round: far from two. Past them, two rounds at the least.
+    assert ratios["4"] < 1.5 and ratios["40"] < 1.5
+    assert ratios["80"] >= 1.5
+    assert claims.row("sync_func").verdict == "holds with a limit"
+
+
+def test_blocking_sleeps_in_async_def_queue_one_by_one(claims: Claims) -> None:
+    wrong, sync_func = claims.figures["sleeps"]["wrong"], claims.figures["sleeps"]["sync_func"]
+    record("claims: /wrong, 80 at once / one alone", wrong["80"], "about 80")
+    for at_once in (4, 40, 80):
+        assert wrong[str(at_once)] > at_once / 2
+    assert wrong["4"] < wrong["40"] < wrong["80"]
+    # The same 40 sleeps: one after another on the loop, side by side on the threadpool.
+    assert wrong["40"] > 10 * sync_func["40"]
+
+
+def test_the_per_call_client_costs_cpu_and_a_connection_per_call(claims: Claims) -> None:
+    points = claims.figures["per_call"]["points"]
+    shared, per_call = points["shared"]["10"], points["per-call"]["10"]
+    ratio = claims.row("per_call_cpu").measured
+    record("claims: CPU per fan-out, per-call / shared client, C=10", ratio or 0, "> 3")
+    assert ratio is not None and ratio > 3
+    assert per_call["connections"] > 2 and shared["connections"] < 0.5
+    # At C=100 the shared client serves many times the fan-outs of the per-call one.
+    assert points["per-call"]["100"]["throughput"] < points["shared"]["100"]["throughput"] / 2
+
+
+def test_a_def_route_costs_more_cpu_than_async_def_for_a_fast_answer(claims: Claims) -> None:
+    ratio = claims.row("fast_def").measured
+    record("claims: CPU per request, def / async def (fast route)", ratio or 0, "> 1.2")
+    assert ratio is not None and ratio > 1.2
+    assert claims.row("fast_def").verdict == "does not hold"
+
+
+def test_cpu_work_inline_delays_a_fan_out_and_only_processes_use_more_than_a_core(
+    claims: Claims,
+) -> None:
+    cpu = claims.figures["cpu"]
+    runs, used = cpu["runs"], cpu["cores_used"]
+    longest_ms = max(claims.delays_ms.values())
+    record(
+        "claims: fan-out beside inline CPU work / max(d)",
+        runs["inline"]["fan_out_ms"] / longest_ms,
+        "> 1",
+    )
+    record("claims: cores, process pool / def route", used["process"] / used["def"], "> 1.25")
+    # Inline work stops the loop: the fan-out waits at least half a job more than the delays.
+    assert runs["inline"]["fan_out_ms"] > longest_ms + cpu["job_ms"] / 2
+    assert runs["process"]["fan_out_ms"] < runs["inline"]["fan_out_ms"]
+    assert runs["inline"]["lag_ms"] > 5 * runs["process"]["lag_ms"]
+    # One GIL: def and the threadpool stay within a core; the pool goes past it.
+    assert used["def"] <= 1.15 and used["thread"] <= 1.15
+    assert used["process"] > 1.25 * max(used["def"], used["thread"])
+
+
+def test_both_sync_clients_are_measured_and_requests_is_back(claims: Claims, stack: Stack) -> None:
+    ratios = claims.figures["sync_client_cpu_ratio"]
+    assert set(ratios) == {"sequential C=10", "sequential C=100", "threads C=10", "threads C=100"}
+    assert all(point["throughput"] > 0 for point in claims.figures["sync_clients"].values())
+    assert healthz(stack.url("sync", ""))["http_client"] == "requests"
+
+
+def test_a_loop_blocked_past_the_gunicorn_timeout_loses_its_worker(claims: Claims) -> None:
+    seen = claims.figures["gunicorn_timeout"]
+    record(
+        "claims: /wrong past GUNICORN_TIMEOUT, failed after / timeout",
+        seen["failed_after_s"] / seen["timeout_s"],
+        "0.5 to 1.5",
+    )
+    assert seen["worker_replaced"] and seen["client_saw"].startswith("the connection dropped")
+    # Killed, not finished: well before the sleep would have ended, and not before half the
+    # timeout (the heartbeat's period).
+    assert 0.4 * seen["timeout_s"] < seen["failed_after_s"] < seen["held_ms"] / 1000
+    assert seen["back_after_s"] < 30

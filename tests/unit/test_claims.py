@@ -1,0 +1,70 @@
+"""bench claims' arithmetic and report, without a stack: what a point is worth, what the
+table says."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.claims import Claim, Claims, Point, render, write_claims
+from bench.load import LoadResult, LoadSpec
+from bench.probe import WindowCost
+
+
+def test_a_point_prices_each_answer_net_of_the_healthchecks() -> None:
+    result = LoadResult(LoadSpec(url="http://127.0.0.1:9/news"), window_s=4.0, ok=40, partial=4)
+    # 130 connections in 4 s, of which 1 a second would have come with no load at all.
+    cost = WindowCost(0.2, 80.0, 120.0, 0.2, 0.1, upstream_connections=130)
+    point = Point.of(result, cost, idle_opens_per_s=1.0)
+    assert point.throughput == 10.0 and point.cpu_ms == 5.0
+    assert point.connections == pytest.approx(126 / 40, abs=0.001)
+    assert point.partial_share == 0.1
+    # Without the probe, nothing is made up.
+    blind = Point.of(result, None, idle_opens_per_s=1.0)
+    assert blind.cpu_ms is None and blind.connections is None
+
+
+def claims() -> Claims:
+    measured = Claims("quick", "python -m bench claims", "now", "abc123", "here", {"wire": 300.0})
+    measured.rows += [
+        Claim(
+            "wrong",
+            "/wrong blocks",
+            "Mistake",
+            "async /wrong",
+            "K / 1",
+            79.1,
+            80.0,
+            "holds",
+            "80 at once: 79.1x",
+            "python -m bench claims",
+        ),
+        Claim(
+            "http2",
+            "HTTP/2",
+            "httpx",
+            "async",
+            "conns",
+            None,
+            None,
+            "not measured",
+            "no h2c upstream",
+            "-",
+        ),
+    ]
+    return measured
+
+
+def test_the_report_has_a_row_and_a_reason_per_claim() -> None:
+    text = render(claims())
+    assert "| /wrong blocks | Mistake | async /wrong | K / 1 | 79.10 / 80.00 | **holds** |" in text
+    assert "| - / - | **not measured** |" in text
+    assert "- **wrong** (holds): 80 at once: 79.1x." in text
+    assert "commit abc123" in text
+
+
+def test_the_report_and_its_figures_are_written_side_by_side(tmp_path: Path) -> None:
+    markdown, data = write_claims(claims(), tmp_path / "results")
+    assert markdown.read_text() == render(claims())
+    rows = json.loads(data.read_text())["rows"]
+    assert [row["key"] for row in rows] == ["wrong", "http2"]
