@@ -88,6 +88,23 @@ def run(
         write_records([result.summary()], json_out, csv_out)
 
 
+SyncUrl = Annotated[
+    str | None, typer.Option(help="Sync gateway base URL; SYNC_PORT on loopback by default.")
+]
+AsyncUrl = Annotated[
+    str | None, typer.Option(help="Async gateway base URL; ASYNC_PORT on loopback by default.")
+]
+
+
+def gateway_urls(sync_url: str | None, async_url: str | None) -> tuple[str, str]:
+    """The gateways' base URLs: as given, or on loopback at .env's ports."""
+    topology = Topology()
+    return (
+        sync_url or f"http://127.0.0.1:{topology.sync_port}",
+        async_url or f"http://127.0.0.1:{topology.async_port}",
+    )
+
+
 class DeployTarget(StrEnum):
     compose = "compose"
     swarm = "swarm"
@@ -133,12 +150,8 @@ def compare_command(
     stack: Annotated[
         str, typer.Option(envvar="SWARM_STACK", help="--target swarm: the stack's name.")
     ] = "fanout",
-    sync_url: Annotated[
-        str | None, typer.Option(help="Sync gateway base URL; SYNC_PORT on loopback by default.")
-    ] = None,
-    async_url: Annotated[
-        str | None, typer.Option(help="Async gateway base URL; ASYNC_PORT on loopback by default.")
-    ] = None,
+    sync_url: SyncUrl = None,
+    async_url: AsyncUrl = None,
     restart: Annotated[
         bool, typer.Option(help="Restart gateways for other workers, clients, threadpools.")
     ] = True,
@@ -154,9 +167,7 @@ def compare_command(
         raise typer.BadParameter(
             f"choose one of {', '.join(matrix.PRESETS)}", param_hint="--preset"
         )
-    topology = Topology()
-    sync_url = sync_url or f"http://127.0.0.1:{topology.sync_port}"
-    async_url = async_url or f"http://127.0.0.1:{topology.async_port}"
+    sync_url, async_url = gateway_urls(sync_url, async_url)
     with _progress() as (on_point, on_plan):
         comparison = matrix.run_matrix(
             preset, sync_url, async_url, restart, on_point, on_plan=on_plan
@@ -192,20 +203,14 @@ def claims_command(
     out: Annotated[Path, typer.Option(help="Where claims.md and claims.json go.")] = Path(
         "docs/results"
     ),
-    sync_url: Annotated[
-        str | None, typer.Option(help="Sync gateway base URL; SYNC_PORT on loopback by default.")
-    ] = None,
-    async_url: Annotated[
-        str | None, typer.Option(help="Async gateway base URL; ASYNC_PORT on loopback by default.")
-    ] = None,
+    sync_url: SyncUrl = None,
+    async_url: AsyncUrl = None,
 ) -> None:
     """Every claim of the blog post, measured on the running stack, with a verdict each."""
     if preset not in blog.PRESETS:
         raise typer.BadParameter(f"choose one of {', '.join(blog.PRESETS)}", param_hint="--preset")
     command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
-    topology = Topology()
-    sync_url = sync_url or f"http://127.0.0.1:{topology.sync_port}"
-    async_url = async_url or f"http://127.0.0.1:{topology.async_port}"
+    sync_url, async_url = gateway_urls(sync_url, async_url)
     try:
         with console.status("measuring") as status:
             claims = blog.run_claims(

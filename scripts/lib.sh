@@ -79,6 +79,16 @@ ensure_base_image() {
   "$ROOT/scripts/base-image.sh"
 }
 
+# The base image the last build used, without a pull: a restart without a build must pass
+# compose the same build argument, or compose sees every service as changed and recreates
+# the upstreams along with the one service asked for.
+built_base_image() {
+  if ! docker image inspect "$PYTHON_IMAGE" >/dev/null 2>&1 &&
+    docker image inspect "$OFFLINE_BASE_IMAGE" >/dev/null 2>&1; then
+    export PYTHON_IMAGE=$OFFLINE_BASE_IMAGE
+  fi
+}
+
 # The swarm service that publishes this port on this node, if any (make swarm-up's stack,
 # host-mode or ingress), so that compose and the swarm never both take the same port.
 swarm_service_on_port() {

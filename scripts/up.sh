@@ -22,6 +22,8 @@ done
 if [ "$build" = 1 ]; then
   ensure_base_image
   compose build
+else
+  built_base_image
 fi
 compose up -d "$@"
 wait_healthy "${UP_TIMEOUT_S:-180}"
