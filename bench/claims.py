@@ -110,28 +110,31 @@ class Claims:
 
 @dataclass(frozen=True)
 class Point:
-    """One priced load: answers per second, and what each cost the gateway."""
+    """One priced load: good answers per second, and what each answer cost the gateway."""
 
-    throughput: float
-    cpu_ms: float | None  # the gateway workers' CPU per answer
+    throughput: float  # 200s per second
+    cpu_ms: float | None  # the gateway workers' CPU per answer, failed ones included
     connections: float | None  # connections the upstreams accepted per answer
-    partial_share: float  # answers with a failed source
+    failed_share: float  # answers that were errors (a 504 when every source timed out)
+    partial_share: float  # good answers with a failed source
     p50_ms: float
 
     @classmethod
     def of(cls, result: LoadResult, cost: WindowCost | None, idle_opens_per_s: float) -> "Point":
         """`idle_opens_per_s`: connections the upstreams accept with no load at all (Docker's
         healthchecks), taken off the window's count."""
-        ok = max(result.ok, 1)
+        failed = sum(result.errors.values())
+        answers = max(result.ok + failed, 1)
         connections = None
         if cost is not None:
             opened = cost.upstream_connections - idle_opens_per_s * result.window_s
-            connections = round(max(opened, 0.0) / ok, 3)
+            connections = round(max(opened, 0.0) / answers, 3)
         return cls(
             throughput=round(result.throughput, 2),
-            cpu_ms=None if cost is None else round(cost.gateway_cpu_s * 1000 / ok, 2),
+            cpu_ms=None if cost is None else round(cost.gateway_cpu_s * 1000 / answers, 2),
             connections=connections,
-            partial_share=round(result.partial / ok, 3),
+            failed_share=round(failed / answers, 3),
+            partial_share=round(result.partial / max(result.ok, 1), 3),
             p50_ms=round(result.latency.percentile_ms(50), 1),
         )
 
@@ -414,7 +417,8 @@ def client_per_call(lab: Lab, claims: Claims, longest_s: float) -> None:
     per_c = "; ".join(
         f"C={c}: {points['per-call'][c].throughput:.1f} against"
         f" {points['shared'][c].throughput:.1f} fan-outs/s, {points['per-call'][c].cpu_ms} against"
-        f" {points['shared'][c].cpu_ms} ms of CPU each"
+        f" {points['shared'][c].cpu_ms} ms of CPU each, {points['per-call'][c].failed_share:.0%}"
+        f" against {points['shared'][c].failed_share:.0%} failed"
         for c in points["shared"]
     )
     claims.rows += [

@@ -13,12 +13,14 @@ from bench.probe import WindowCost
 
 def test_a_point_prices_each_answer_net_of_the_healthchecks() -> None:
     result = LoadResult(LoadSpec(url="http://127.0.0.1:9/news"), window_s=4.0, ok=40, partial=4)
+    result.errors["status 504"] = 10
     # 130 connections in 4 s, of which 1 a second would have come with no load at all.
-    cost = WindowCost(0.2, 80.0, 120.0, 0.2, 0.1, upstream_connections=130)
+    cost = WindowCost(0.25, 80.0, 120.0, 0.2, 0.1, upstream_connections=130)
     point = Point.of(result, cost, idle_opens_per_s=1.0)
+    # 40 good answers in 4 s; 50 answers in all shared the CPU and the connections.
     assert point.throughput == 10.0 and point.cpu_ms == 5.0
-    assert point.connections == pytest.approx(126 / 40, abs=0.001)
-    assert point.partial_share == 0.1
+    assert point.connections == pytest.approx(126 / 50, abs=0.001)
+    assert point.failed_share == 0.2 and point.partial_share == 0.1
     # Without the probe, nothing is made up.
     blind = Point.of(result, None, idle_opens_per_s=1.0)
     assert blind.cpu_ms is None and blind.connections is None
