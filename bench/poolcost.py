@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import uvloop
 
 from bench.topology import SOURCE_NAMES, Topology, local_mode
-from gateway.clients import async_upstream_client
+from gateway.clients import IDENTITY, async_upstream_client, read_capped
 from gateway.config import AsyncClientName, GatewaySettings
 
 CLIENTS: tuple[AsyncClientName, ...] = ("httpx-aiohttp", "httpx2", "httpx")
@@ -60,13 +60,14 @@ def local_upstreams(first_port: int) -> Iterator[list[str]]:
 
 async def _fan_outs(settings: GatewaySettings, concurrency: int, total: int) -> None:
     async with async_upstream_client(settings) as client:
-        urls = list(client.news_urls.values())
+        urls, cap = list(client.news_urls.values()), settings.max_body_bytes
         remaining = iter(range(total))
 
         async def fan_out_loop() -> None:
             for _ in remaining:
-                responses = await asyncio.gather(*(client.http.get(url) for url in urls))
-                if any(response.status_code != 200 for response in responses):
+                calls = (read_capped(client.http, url, None, IDENTITY, cap) for url in urls)
+                answers = await asyncio.gather(*calls)
+                if any(status != 200 for status, _ in answers):
                     raise RuntimeError("an upstream failed: this measures CPU, not errors")
 
         await asyncio.gather(*(fan_out_loop() for _ in range(concurrency)))

@@ -12,9 +12,10 @@ httpx's API whichever one runs underneath:
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
 
@@ -32,26 +33,31 @@ from gateway.fanout import FanOut, SourceOutcome
 from gateway.models import ErrorKind, UpstreamFault
 from gateway.sources import Source
 
+logger = logging.getLogger(__name__)
 
-class UpstreamResponse(Protocol):
+
+class StreamedResponse(Protocol):
     @property
     def status_code(self) -> int: ...
 
     @property
-    def content(self) -> bytes: ...
+    def headers(self) -> Mapping[str, str]: ...
+
+    def aiter_raw(self) -> AsyncIterator[bytes]: ...
 
 
 class AsyncHTTPClient(Protocol):
     """The part of httpx's ``AsyncClient`` API the routes use; httpx2's has the same."""
 
     # `url` is the client's own URL type (httpx.URL or httpx2.URL), parsed once per worker.
-    async def get(
+    def stream(
         self,
+        method: str,
         url: Any,
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> UpstreamResponse: ...
+    ) -> AbstractAsyncContextManager[StreamedResponse]: ...
 
     async def aclose(self) -> None: ...
 
@@ -272,6 +278,63 @@ def retry_policy(settings: GatewaySettings, budget_s: float) -> RetryPolicy:
     }
 
 
+# Every call asks for the body as it is: the gateway decompresses nothing, so a compressed
+# bomb cannot expand inside it. A source that compresses anyway sent what was not asked for.
+IDENTITY = {"Accept-Encoding": "identity"}
+READ_CHUNK = 64 * 1024
+
+
+class Refused(Exception):
+    """A source's answer broke one of the gateway's rules: a failure of this kind."""
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind, self.message = kind, message
+
+
+def check_headers(headers: Mapping[str, str], max_bytes: int) -> None:
+    """Refuse, before a byte of the body is read, what the headers already give away."""
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise Refused("invalid_body", f"Content-Encoding {encoding}, when identity was asked")
+    length = headers.get("content-length", "").strip()
+    if length.isdigit() and int(length) > max_bytes:
+        raise Refused("too_large", f"Content-Length {length}, past the {max_bytes}-byte cap")
+
+
+class CappedBody:
+    """A body gathered chunk by chunk, refused as soon as it passes the cap."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.size, self.chunks = max_bytes, 0, list[bytes]()
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise Refused("too_large", f"more than the {self.max_bytes}-byte cap")
+        self.chunks.append(chunk)
+
+    def content(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+async def read_capped(
+    http: AsyncHTTPClient,
+    url: Any,
+    params: Mapping[str, str] | None,
+    headers: Mapping[str, str],
+    max_bytes: int,
+) -> tuple[int, bytes]:
+    """GET as the gateway does: the body read only while it stays within the cap (leaving
+    the block closes the connection of a body cut short). Returns (status, body)."""
+    async with http.stream("GET", url, params=params, headers=headers) as response:
+        check_headers(response.headers, max_bytes)
+        body = CappedBody(max_bytes)
+        async for chunk in response.aiter_raw():
+            body.add(chunk)
+        return response.status_code, body.content()
+
+
 async def fetch_awaited(
     client: AsyncUpstreamClient, call: Call, fan_out: FanOut, settings: GatewaySettings
 ) -> SourceOutcome:
@@ -284,22 +347,31 @@ async def fetch_awaited(
     # httpx replaces a URL's whole query when given params, so a call with a fault sends
     # the full query; the others keep the URL parsed once, query and all.
     params = call.query(settings) if call.fault else None
+    headers, max_bytes = {**call.headers, **IDENTITY}, settings.max_body_bytes
     try:
         async with asyncio.timeout(remaining):
             if settings.connect_retries:
                 policy = retry_policy(settings, remaining)
                 get = stamina.AsyncRetryingCaller(**policy).on(connect_failed)
-                response = await get(client.http.get, url, params=params, headers=call.headers)
+                status, body = await get(read_capped, client.http, url, params, headers, max_bytes)
             else:
                 # No retries: no retry machinery either (it was 4% of a fan-out's CPU).
-                response = await client.http.get(url, params=params, headers=call.headers)
+                status, body = await read_capped(client.http, url, params, headers, max_bytes)
     except TimeoutError:
         if fan_out.remaining() <= 0:
             return fan_out.timed_out(source, started)
         return fan_out.failed(source, started, *describe_failure(TimeoutError()))
+    except Refused as exc:
+        return fan_out.failed(source, started, exc.kind, exc.message)
     except client.request_errors as exc:
         return fan_out.failed(source, started, *describe_failure(exc))
-    return fan_out.answered(source, started, response.status_code, response.content)
+    except Exception as exc:
+        # An upstream is untrusted: whatever the transport underneath raises (aiohttp's
+        # parser, for one, on broken HTTP) is this source's failure, never a 500. Logged,
+        # since it may also be a bug of ours.
+        logger.warning("source %s: unexpected %r", source.name, exc, exc_info=exc)
+        return fan_out.failed(source, started, *describe_failure(exc))
+    return fan_out.answered(source, started, status, body, settings.articles_per_source)
 
 
 async def fetch_with_own_client(
@@ -337,12 +409,18 @@ def fetch_blocking(
             status, body = _get_within(session, call, fan_out, settings)
     except DeadlinePassed:
         return fan_out.timed_out(source, started)
-    except (requests.RequestException, httpx.HTTPError) as exc:
-        late = isinstance(exc, (requests.Timeout, httpx.TimeoutException))
-        if late and fan_out.remaining() <= 0:
+    except Refused as exc:
+        return fan_out.failed(source, started, exc.kind, exc.message)
+    except Exception as exc:
+        # requests' and httpx's errors, and urllib3's from the raw reads: whatever it is,
+        # this source's failure, never a 500.
+        if isinstance(exc, TIMEOUTS) and fan_out.remaining() <= 0:
             return fan_out.timed_out(source, started)
+        known = (requests.RequestException, httpx.HTTPError, urllib3.exceptions.HTTPError)
+        if not isinstance(exc, known):
+            logger.warning("source %s: unexpected %r", source.name, exc, exc_info=exc)
         return fan_out.failed(source, started, *describe_failure(exc))
-    return fan_out.answered(source, started, status, body)
+    return fan_out.answered(source, started, status, body, settings.articles_per_source)
 
 
 def _get_within(
@@ -354,16 +432,24 @@ def _get_within(
     if isinstance(session, httpx.Client):
         return _httpx_get_within(session, call, fan_out, settings, remaining)
     timeout = (min(settings.connect_timeout_s, remaining), min(settings.read_timeout_s, remaining))
-    url = call.source.news_url
     with session.get(
-        url, params=call.query(settings), headers=call.headers, timeout=timeout, stream=True
+        call.source.news_url,
+        params=call.query(settings),
+        headers={**call.headers, **IDENTITY},
+        timeout=timeout,
+        stream=True,
+        # A redirect is the source's answer, a status failure; it is never followed.
+        allow_redirects=False,
     ) as r:
-        chunks = []
-        for chunk in r.iter_content(chunk_size=64 * 1024):
-            chunks.append(chunk)
+        check_headers(r.headers, settings.max_body_bytes)
+        body = CappedBody(settings.max_body_bytes)
+        # read1: whatever each read brings. iter_content's read(64 KiB) waits to fill it,
+        # so a body with a Content-Length that drips ran past the deadline between checks.
+        while chunk := r.raw.read1(READ_CHUNK, decode_content=False):
+            body.add(chunk)
             if fan_out.remaining() <= 0:
                 raise DeadlinePassed
-        return r.status_code, b"".join(chunks)
+        return r.status_code, body.content()
 
 
 def _httpx_get_within(
@@ -376,15 +462,16 @@ def _httpx_get_within(
         write=min(settings.connect_timeout_s, remaining),
         pool=min(settings.pool_timeout_s, remaining),
     )
-    url = call.source.news_url
+    url, headers = call.source.news_url, {**call.headers, **IDENTITY}
     with client.stream(
-        "GET", url, params=call.query(settings), headers=call.headers, timeout=timeout
+        "GET", url, params=call.query(settings), headers=headers, timeout=timeout
     ) as r:
-        chunks = []
+        check_headers(r.headers, settings.max_body_bytes)
+        body = CappedBody(settings.max_body_bytes)
         # Whatever each read brings: with a chunk_size, httpx would wait to fill it, and a
         # dripping body would then run past the deadline between two checks.
-        for chunk in r.iter_bytes():
-            chunks.append(chunk)
+        for chunk in r.iter_raw():
+            body.add(chunk)
             if fan_out.remaining() <= 0:
                 raise DeadlinePassed
-        return r.status_code, b"".join(chunks)
+        return r.status_code, body.content()

@@ -23,6 +23,10 @@ class GatewaySettings(BaseSettings):
         default_factory=lambda: {"wire": HttpUrl("http://127.0.0.1:9101")}
     )
     articles_per_source: int = Field(10, ge=1, le=100)
+    # An upstream is untrusted: its body is read up to this many bytes and no further (10
+    # articles are about 3 KB). A source that sends more, or more articles than were asked
+    # for, is too_large, and its connection is dropped.
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=2**30)
     # A source slower than this is reported as a timeout and the others still answer:
     # a slow upstream costs at most this long, never a hang.
     connect_timeout_s: float = Field(1.0, gt=0)

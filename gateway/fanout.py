@@ -46,8 +46,11 @@ class FanOut:
         """Seconds left before the deadline; zero or less once it has passed."""
         return self.deadline - time.perf_counter()
 
-    def answered(self, source: Source, started: float, status: int, body: bytes) -> SourceOutcome:
-        """Judge a source that sent an HTTP response, good or bad."""
+    def answered(
+        self, source: Source, started: float, status: int, body: bytes, max_articles: int
+    ) -> SourceOutcome:
+        """Judge a source that sent an HTTP response, good or bad: news with no more than
+        the `max_articles` asked for, or a failure."""
         if status != 200:
             return self.failed(
                 source, started, "status", f"upstream answered HTTP {status}", status
@@ -57,6 +60,9 @@ class FanOut:
         except ValidationError as exc:
             error = f"invalid payload: {exc.error_count()} error(s)"
             return self.failed(source, started, "invalid_body", error, status)
+        if len(payload.articles) > max_articles:
+            error = f"{len(payload.articles)} articles, when {max_articles} were asked for"
+            return self.failed(source, started, "too_large", error, status)
         result = self._result(
             source,
             started,

@@ -6,8 +6,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 # What went wrong with a source: it ran out of time, could not be reached (or dropped the
-# connection), answered with an error status, or answered with a body that is not news.
-ErrorKind = Literal["timeout", "connect", "status", "invalid_body"]
+# connection, or broke HTTP), answered with an error status (a redirect included: none is
+# followed), answered with a body that is not news, or sent more than the gateway takes.
+ErrorKind = Literal["timeout", "connect", "status", "invalid_body", "too_large"]
 # The faults a gateway may ask an upstream to inject (upstream/faults.py), and nothing else.
 UpstreamFault = Literal["error", "hang", "slow-body", "malformed-json", "wrong-shape", "reset"]
 

@@ -38,7 +38,7 @@ def test_offsets_are_measured_from_the_fan_out_start() -> None:
     now = time.perf_counter()
     clock = FanOut(2.5, start=now - 0.050)
     called = time.perf_counter()
-    outcome = clock.answered(WIRE, now - 0.020, 200, payload("wire", [1]))
+    outcome = clock.answered(WIRE, now - 0.020, 200, payload("wire", [1]), 10)
     returned = time.perf_counter()
     assert outcome.result.started_ms == 30.0
     since_started = [round((instant - (now - 0.020)) * 1000, 1) for instant in (called, returned)]
@@ -48,8 +48,8 @@ def test_offsets_are_measured_from_the_fan_out_start() -> None:
 
 def test_articles_merge_newest_first_across_sources() -> None:
     clock = FanOut(2.5)
-    wire = clock.answered(WIRE, clock.start, 200, payload("wire", [10, 30]))
-    gazette = clock.answered(GAZETTE, clock.start, 200, payload("gazette", [5, 20]))
+    wire = clock.answered(WIRE, clock.start, 200, payload("wire", [10, 30]), 10)
+    gazette = clock.answered(GAZETTE, clock.start, 200, payload("gazette", [5, 20]), 10)
     news = clock.assemble("async", "concurrent", [wire, gazette])
     assert [a.id for a in news.articles] == ["gazette-0", "wire-0", "gazette-1", "wire-1"]
     assert news.worker_pid == os.getpid()
@@ -58,16 +58,24 @@ def test_articles_merge_newest_first_across_sources() -> None:
 
 def test_an_http_error_is_a_failed_source_with_its_status() -> None:
     clock = FanOut(2.5)
-    outcome = clock.answered(WIRE, clock.start, 503, b"busy")
+    outcome = clock.answered(WIRE, clock.start, 503, b"busy", 10)
     assert not outcome.result.ok
     assert outcome.result.status == 503 and outcome.result.error_kind == "status"
     assert outcome.result.error == "upstream answered HTTP 503"
     assert outcome.articles == []
 
 
+def test_more_articles_than_asked_for_is_too_large() -> None:
+    clock = FanOut(2.5)
+    outcome = clock.answered(WIRE, clock.start, 200, payload("wire", [1, 2, 3]), 2)
+    assert not outcome.result.ok and outcome.articles == []
+    assert outcome.result.error_kind == "too_large"
+    assert outcome.result.error == "3 articles, when 2 were asked for"
+
+
 def test_an_unreadable_payload_is_a_failed_source() -> None:
     clock = FanOut(2.5)
-    outcome = clock.answered(WIRE, clock.start, 200, b'{"articles": "nope"}')
+    outcome = clock.answered(WIRE, clock.start, 200, b'{"articles": "nope"}', 10)
     assert not outcome.result.ok
     assert outcome.result.error_kind == "invalid_body"
     assert outcome.result.error is not None and outcome.result.error.startswith("invalid payload")
@@ -79,7 +87,7 @@ def test_server_timing_lists_every_source_then_the_fan_out() -> None:
         "sync",
         "sequential",
         [
-            clock.answered(WIRE, clock.start, 200, payload("wire", [1])),
+            clock.answered(WIRE, clock.start, 200, payload("wire", [1]), 10),
             clock.failed(GAZETTE, clock.start, "timeout", "timeout: ReadTimeout"),
         ],
     )
@@ -110,7 +118,7 @@ def test_a_source_cut_by_the_deadline_says_so() -> None:
 
 def test_partial_and_status_follow_what_the_sources_did() -> None:
     fan_out = FanOut(2.5)
-    good = fan_out.answered(WIRE, fan_out.start, 200, payload("wire", [1]))
+    good = fan_out.answered(WIRE, fan_out.start, 200, payload("wire", [1]), 10)
     late = fan_out.timed_out(GAZETTE, fan_out.start)
     broken = fan_out.failed(GAZETTE, fan_out.start, "connect", "connection error: X")
     cases = [

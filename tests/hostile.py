@@ -1,0 +1,200 @@
+"""An upstream that breaks HTTP on purpose: a raw asyncio server on loopback, in a thread.
+
+Each misbehaviour has its own path prefix, so one server is every hostile source at once:
+``GET /bad-status/news`` answers with a malformed status line, and so on. A gateway's
+source URL is ``{server.url}/{case}``.
+"""
+
+import asyncio
+import gzip
+import json
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+# One valid article, as the upstreams write them.
+ARTICLE = {
+    "id": "x-1",
+    "title": "t",
+    "summary": "s",
+    "source": "x",
+    "published_at": "2026-01-01T00:00:00Z",
+}
+DRIP_EVERY_S = 0.05
+
+Writer = asyncio.StreamWriter
+Case = Callable[[Writer, "HostileServer"], Awaitable[None]]
+
+
+def news(articles: int) -> bytes:
+    return json.dumps(
+        {"source": "x", "instance": "hostile", "delay_ms": 0, "articles": [ARTICLE] * articles}
+    ).encode()
+
+
+def head(status: str = "200 OK", length: int | None = None, *extra: str) -> bytes:
+    lines = [f"HTTP/1.1 {status}", "Content-Type: application/json", *extra]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def bad_status(writer: Writer, _: "HostileServer") -> None:
+    writer.write(b"HTTP/1.1 abc OK\r\nContent-Length: 2\r\n\r\n{}")
+
+
+async def not_http(writer: Writer, _: "HostileServer") -> None:
+    writer.write(b"\x16\x03\x01 this is not HTTP at all\r\n\r\n")
+
+
+async def http09(writer: Writer, _: "HostileServer") -> None:
+    # A body with no status line and no headers, as HTTP/0.9 answered.
+    writer.write(news(1))
+
+
+async def bad_chunked(writer: Writer, _: "HostileServer") -> None:
+    writer.write(head("200 OK", None, "Transfer-Encoding: chunked") + b"zz\r\nnot a chunk\r\n")
+
+
+async def huge_header(writer: Writer, _: "HostileServer") -> None:
+    body = news(1)
+    writer.write(head("200 OK", len(body), "X-Huge: " + "a" * 2**20) + body)
+
+
+async def many_headers(writer: Writer, _: "HostileServer") -> None:
+    body = news(1)
+    extra = [f"X-H{i}: v" for i in range(50_000)]
+    writer.write(head("200 OK", len(body), *extra) + body)
+
+
+async def drip_with_length(writer: Writer, _: "HostileServer") -> None:
+    body = news(10)
+    writer.write(head("200 OK", len(body)))
+    for byte in body:  # ends long after any deadline: about 2 KB at 20 bytes a second
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(DRIP_EVERY_S)
+
+
+async def redirect(writer: Writer, server: "HostileServer") -> None:
+    # To a path of this same server that counts its callers: a gateway must not go there.
+    writer.write(head("302 Found", 0, f"Location: {server.url}/redirected/news"))
+
+
+async def redirected(writer: Writer, _: "HostileServer") -> None:
+    body = news(1)
+    writer.write(head("200 OK", len(body)) + body)
+
+
+async def big_body(writer: Writer, server: "HostileServer") -> None:
+    # Valid news, far past any sane cap: 64 MiB of padding in a field the model ignores.
+    pad_bytes = 64 * 2**20
+    prefix = b'{"source":"x","instance":"hostile","delay_ms":0,"articles":[],"pad":"'
+    suffix = b'"}'
+    writer.write(head("200 OK", len(prefix) + pad_bytes + len(suffix)) + prefix)
+    chunk = b"a" * 2**16
+    for _ in range(pad_bytes // len(chunk)):
+        writer.write(chunk)
+        await writer.drain()  # a reader that stops reading stops this loop too
+    writer.write(suffix)
+
+
+async def big_chunked(writer: Writer, _: "HostileServer") -> None:
+    # The same flood with no Content-Length to give it away: only counting the bytes stops it.
+    writer.write(head("200 OK", None, "Transfer-Encoding: chunked"))
+    chunk = b"a" * 2**16
+    for _sent in range(1024):  # 64 MiB
+        writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        await writer.drain()
+    writer.write(b"0\r\n\r\n")
+
+
+async def many_articles(writer: Writer, _: "HostileServer") -> None:
+    body = news(400)  # the gateway asked for 10
+    writer.write(head("200 OK", len(body)) + body)
+
+
+# 64 MiB of zeros, about 64 KiB on the wire: built once, so that serving it costs nothing.
+GZIP_BOMB = gzip.compress(b"0" * 64 * 2**20)
+
+
+async def gzip_bomb(writer: Writer, _: "HostileServer") -> None:
+    # Sent though the gateway asked for identity.
+    writer.write(head("200 OK", len(GZIP_BOMB), "Content-Encoding: gzip") + GZIP_BOMB)
+
+
+CASES: dict[str, Case] = {
+    "bad-status": bad_status,
+    "not-http": not_http,
+    "http09": http09,
+    "bad-chunked": bad_chunked,
+    "huge-header": huge_header,
+    "many-headers": many_headers,
+    "drip-length": drip_with_length,
+    "redirect": redirect,
+    "redirected": redirected,
+    "big-body": big_body,
+    "big-chunked": big_chunked,
+    "many-articles": many_articles,
+    "gzip-bomb": gzip_bomb,
+}
+
+
+@dataclass
+class HostileServer:
+    """Serves every case on one loopback port; counts the requests each case got."""
+
+    url: str = ""
+    hits: Counter[str] = field(default_factory=Counter)
+    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    _thread: threading.Thread | None = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: Writer) -> None:
+        try:
+            request = await reader.readuntil(b"\r\n\r\n")
+            path = request.split(b" ", 2)[1].decode()
+            case = path.strip("/").split("/", 1)[0]
+            self.hits[case] += 1
+            await CASES[case](writer, self)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, KeyError, IndexError):
+            pass  # the gateway hung up, as it should past a cap or a deadline
+        finally:
+            writer.close()
+
+    def __enter__(self) -> "HostileServer":
+        started = threading.Event()
+
+        async def serve() -> None:
+            server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            started.set()
+            async with server:
+                await server.serve_forever()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._loop.run_until_complete(serve())
+            except asyncio.CancelledError:
+                pass
+            finally:  # let every cancelled handler finish, then close the loop itself
+                pending = asyncio.all_tasks(self._loop)
+                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="hostile-upstream", daemon=True)
+        self._thread.start()
+        if not started.wait(10):
+            raise RuntimeError("the hostile server did not start in 10 s")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        def cancel_all() -> None:
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
+
+        self._loop.call_soon_threadsafe(cancel_all)
+        if self._thread is not None:
+            self._thread.join(timeout=10)

@@ -1,0 +1,114 @@
+"""Upstreams are untrusted: a source that breaks HTTP, drips, redirects or floods costs its
+own failure, within the deadline, never a 500, never the worker's memory."""
+
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway import async_app, sync_app
+from gateway.config import GatewaySettings
+from gateway.models import ErrorKind
+from tests.hostile import CASES, HostileServer
+from tests.unit.loopback import FAULT_DEADLINE_MS, Upstreams
+
+# Every gateway and client that reads an upstream's answer.
+GATEWAYS: dict[str, tuple[Callable[[GatewaySettings], Any], dict[str, str]]] = {
+    "sync": (sync_app.create_app, {}),
+    "sync-httpx": (sync_app.create_app, {"sync_http_client": "httpx"}),
+    **{
+        f"async-{client}": (async_app.create_app, {"http_client": client})
+        for client in ("httpx-aiohttp", "httpx", "httpx2")
+    },
+}
+# What each misbehaviour is, whichever client met it. Broken HTTP is a connection error: the
+# clients cannot tell it from a connection that dropped mid-answer.
+EXPECTED_KIND: dict[str, ErrorKind] = {
+    "bad-status": "connect",
+    "not-http": "connect",
+    "http09": "connect",
+    "bad-chunked": "connect",
+    "huge-header": "connect",
+    "many-headers": "connect",
+    "drip-length": "timeout",
+    "redirect": "status",
+    "big-body": "too_large",
+    "big-chunked": "too_large",
+    "many-articles": "too_large",
+    "gzip-bomb": "invalid_body",
+}
+assert set(EXPECTED_KIND) | {"redirected"} == set(CASES)
+# As for the injected faults: the deadline cut it, not the drip, which runs for 100 s.
+CUT_BY_DEADLINE_MS = FAULT_DEADLINE_MS + 1000
+# A worker that took the 64 MiB body or the 64 MiB bomb whole would allocate that much.
+MAX_GROWTH_MIB = 16
+
+
+@pytest.fixture(scope="module")
+def hostile() -> Iterator[HostileServer]:
+    with HostileServer() as server:
+        yield server
+
+
+@pytest.fixture(params=list(GATEWAYS), scope="module")
+def gateway(
+    request: pytest.FixtureRequest, hostile: HostileServer, upstreams: Upstreams
+) -> Iterator[TestClient]:
+    create_app, extra = GATEWAYS[request.param]
+    sources = {"wire": upstreams.urls["wire"]} | {
+        case: f"{hostile.url}/{case}" for case in EXPECTED_KIND
+    }
+    settings = upstreams.settings(sources=sources, deadline_ms=FAULT_DEADLINE_MS, **extra)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def allocations() -> Iterator[Callable[[], float]]:
+    """The most memory Python held at once since the test began, above where it began,
+    in MiB: every thread's allocations, the gateway's and its client's."""
+    tracemalloc.start()
+    before, _ = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    yield lambda: (tracemalloc.get_traced_memory()[1] - before) / 2**20
+    tracemalloc.stop()
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize("case", list(EXPECTED_KIND))
+def test_a_hostile_source_is_its_own_failure_within_the_deadline(
+    gateway: TestClient, hostile: HostileServer, allocations: Callable[[], float], case: str
+) -> None:
+    started = time.perf_counter()
+    response = gateway.get("/news", params={"sources": f"wire,{case}"})
+    took_ms = (time.perf_counter() - started) * 1000
+    assert response.status_code == 200, response.text
+    body = response.json()
+    wire, bad = body["sources"]
+    assert wire["ok"] and body["partial"] is True
+    assert not bad["ok"] and bad["error_kind"] == EXPECTED_KIND[case], bad
+    assert took_ms < CUT_BY_DEADLINE_MS
+    assert allocations() < MAX_GROWTH_MIB
+    assert hostile.hits["redirected"] == 0  # no redirect was ever followed
+
+
+def test_a_redirect_names_its_status(gateway: TestClient) -> None:
+    bad = gateway.get("/news", params={"sources": "redirect"}).json()["sources"][0]
+    assert bad["status"] == 302 and bad["error"] == "upstream answered HTTP 302"
+
+
+@pytest.mark.parametrize(
+    ("case", "error"),
+    [
+        ("big-body", "Content-Length 67108935, past the 1048576-byte cap"),
+        ("big-chunked", "more than the 1048576-byte cap"),
+        ("many-articles", "400 articles, when 5 were asked for"),
+        ("gzip-bomb", "Content-Encoding gzip, when identity was asked"),
+    ],
+)
+def test_each_cap_says_which_it_is(gateway: TestClient, case: str, error: str) -> None:
+    bad = gateway.get("/news", params={"sources": case}).json()["sources"][0]
+    assert bad["error"] == error
