@@ -21,10 +21,10 @@ ps: ## show the stack's containers
 logs: ## follow the stack's logs
 	scripts/compose.sh logs -f
 
-test: ## unit tests, then integration tests against a fresh stack (about 7 minutes)
+test: ## unit tests, then integration tests against a fresh stack (about 13 minutes)
 	scripts/test.sh
 
-test-slow: ## the slow rest: the swarm, the bench's matrices, the fuzzing (about 10 minutes)
+test-slow: ## the slow rest: the swarm, the bench's matrices, the fuzzing (about 11 minutes)
 	scripts/test.sh --slow
 
 stress-test: ## the unit tests 5 times in a row beside 2 CPU hogs (RUNS=, HOGS=)
