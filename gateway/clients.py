@@ -14,7 +14,7 @@ httpx's API whichever one runs underneath:
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
@@ -441,15 +441,23 @@ def _get_within(
         # A redirect is the source's answer, a status failure; it is never followed.
         allow_redirects=False,
     ) as r:
-        check_headers(r.headers, settings.max_body_bytes)
-        body = CappedBody(settings.max_body_bytes)
         # read1: whatever each read brings. iter_content's read(64 KiB) waits to fill it,
         # so a body with a Content-Length that drips ran past the deadline between checks.
-        while chunk := r.raw.read1(READ_CHUNK, decode_content=False):
-            body.add(chunk)
-            if fan_out.remaining() <= 0:
-                raise DeadlinePassed
-        return r.status_code, body.content()
+        reads = iter(lambda: r.raw.read1(READ_CHUNK, decode_content=False), b"")
+        return r.status_code, _read_within(r.headers, reads, fan_out, settings.max_body_bytes)
+
+
+def _read_within(
+    headers: Mapping[str, str], reads: Iterable[bytes], fan_out: FanOut, max_bytes: int
+) -> bytes:
+    """A blocking body: refused past the cap, and cut at the deadline after every read."""
+    check_headers(headers, max_bytes)
+    body = CappedBody(max_bytes)
+    for chunk in reads:
+        body.add(chunk)
+        if fan_out.remaining() <= 0:
+            raise DeadlinePassed
+    return body.content()
 
 
 def _httpx_get_within(
@@ -466,12 +474,8 @@ def _httpx_get_within(
     with client.stream(
         "GET", url, params=call.query(settings), headers=headers, timeout=timeout
     ) as r:
-        check_headers(r.headers, settings.max_body_bytes)
-        body = CappedBody(settings.max_body_bytes)
         # Whatever each read brings: with a chunk_size, httpx would wait to fill it, and a
         # dripping body would then run past the deadline between two checks.
-        for chunk in r.iter_raw():
-            body.add(chunk)
-            if fan_out.remaining() <= 0:
-                raise DeadlinePassed
-        return r.status_code, body.content()
+        return r.status_code, _read_within(
+            r.headers, r.iter_raw(), fan_out, settings.max_body_bytes
+        )
