@@ -19,6 +19,9 @@ class ServerSettings(BaseSettings):
     # gunicorn worker processes; "auto": one per core the container may use (whole_cores).
     web_concurrency: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
     bind: str = "0.0.0.0:8000"
+    # A second port for /docs, /openapi.json and /metrics alone (the gateways read
+    # ADMIN_PORT too, and answer them nowhere else); 0: none.
+    admin_port: int = Field(0, ge=0, le=65535)
     # A UvicornWorker heartbeats from its event loop: a loop blocked longer than this
     # (see /news/blocking) gets the worker killed and restarted by the arbiter.
     gunicorn_timeout: int = Field(30, ge=1)
@@ -43,7 +46,7 @@ _server = ServerSettings()
 workers = _server.web_concurrency if _server.web_concurrency != "auto" else whole_cores()
 # uvicorn-worker's worker, minus a race that dropped a request per recycle (serving/worker.py).
 worker_class = "serving.worker.UvicornWorker"
-bind = _server.bind
+bind = [_server.bind, *([f"0.0.0.0:{_server.admin_port}"] if _server.admin_port else [])]
 timeout = _server.gunicorn_timeout
 graceful_timeout = _server.gunicorn_graceful_timeout
 keepalive = _server.gunicorn_keepalive

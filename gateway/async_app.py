@@ -25,7 +25,8 @@ from gateway.clients import (
 )
 from gateway.config import GatewaySettings
 from gateway.models import FAN_OUT_RESPONSES, NewsResponse
-from gateway.web import Plan, create_gateway_app
+from gateway.web import FanOutPlan, create_gateway_app, fan_out_plan_for
+from serving.levers import lever_refused
 
 AsyncMode = Literal["concurrent", "sequential"]
 # shared: the worker's pooled client; per-call: a new httpx.AsyncClient for every source
@@ -53,20 +54,26 @@ async def async_state(request: Request) -> AsyncState:
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     app = create_gateway_app("async", settings, lifespan, http_client=settings.http_client)
+    planned = Depends(fan_out_plan_for(settings))
 
     @app.get("/news", response_model=NewsResponse, responses=FAN_OUT_RESPONSES)
     async def news(
-        plan: Plan,
+        plan: Annotated[FanOutPlan, planned],
         state: Annotated[AsyncState, Depends(async_state)],
         mode: Annotated[
             AsyncMode, Query(description="concurrent: asyncio.gather; sequential: one by one.")
         ] = "concurrent",
         client: Annotated[
             ClientChoice,
-            Query(description="shared: the worker's pool; per-call: a new client per call."),
+            Query(
+                description="shared: the worker's pool; per-call: a new client per call.",
+                include_in_schema=settings.lab_levers,
+            ),
         ] = "shared",
     ) -> Response:
         """Fan out to every selected source on this worker's event loop."""
+        if client != "shared" and not settings.lab_levers:
+            raise lever_refused("client", client)
         fan_out, shared = plan.start(), state["client"]
         fetch = fetch_awaited if client == "shared" else fetch_with_own_client
         if mode == "concurrent":
@@ -78,9 +85,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         label = mode if client == "shared" else f"{mode}, per-call client"
         return plan.respond(fan_out.assemble("async", label, outcomes))
 
+    if not settings.lab_levers:
+        return app
+
     @app.get("/news/blocking", response_model=NewsResponse, responses=FAN_OUT_RESPONSES)
     async def news_blocking(
-        plan: Plan, state: Annotated[AsyncState, Depends(async_state)]
+        plan: Annotated[FanOutPlan, planned], state: Annotated[AsyncState, Depends(async_state)]
     ) -> Response:
         """The common mistake: blocking `requests` calls inside an `async def` route.
 

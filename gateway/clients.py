@@ -12,14 +12,17 @@ httpx's API whichever one runs underneath:
 """
 
 import asyncio
+import http.client
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
 
 import aiohttp
+import aiohttp.http_exceptions
+import h11
 import httpx
 import httpx2
 import requests
@@ -248,13 +251,60 @@ def connect_failed(exc: Exception) -> bool:
     return isinstance(cause, CONNECT_FAILURES) and not isinstance(cause, TIMEOUTS)
 
 
+# What a parser raises on bytes that are not HTTP: h11's (under httpx, httpx2 and httpcore),
+# aiohttp's, and http.client's (under requests). Each of them also raises for a connection
+# that closed mid-answer, which is not broken HTTP but a dropped connection: DROPPED_MIDWAY.
+PARSER_ERRORS = (
+    h11.RemoteProtocolError,
+    aiohttp.http_exceptions.HttpProcessingError,
+    http.client.HTTPException,
+)
+DROPPED_MIDWAY = (
+    aiohttp.http_exceptions.ContentLengthError,
+    aiohttp.http_exceptions.TransferEncodingError,
+    http.client.RemoteDisconnected,
+)
+# h11 says so only in its message: the end of the stream came before the end of the body.
+H11_DROPPED = "peer closed connection"
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, then what it was raised from or during: clients wrap parser errors."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def broke_http(exc: BaseException) -> BaseException | None:
+    """The parser error in `exc`'s chain when the source sent bytes that are not HTTP."""
+    for link in _chain(exc):
+        if isinstance(link, http.client.IncompleteRead):
+            # http.client raises it for a chunk size it cannot parse, from that ValueError.
+            return link if isinstance(link.__context__, ValueError) else None
+        if isinstance(link, DROPPED_MIDWAY):
+            return None
+        if isinstance(link, h11.RemoteProtocolError) and str(link).startswith(H11_DROPPED):
+            return None
+        if isinstance(link, PARSER_ERRORS):
+            return link
+    return None
+
+
 def describe_failure(exc: Exception) -> tuple[ErrorKind, str]:
-    """("timeout" or "connect", "<kind>: <the class that tells>") for a failed call."""
+    """(kind, "<what>: <the class that tells>") for a failed call: timeout, protocol or
+    connect."""
     cause = _cause(exc)
     # urllib3's NewConnectionError subclasses its ConnectTimeoutError: refused is not late.
     refused = isinstance(cause, urllib3.exceptions.NewConnectionError)
     if isinstance(cause, TIMEOUTS) and not refused:
         return "timeout", f"timeout: {type(cause).__name__}"
+    parser_error = broke_http(exc)
+    if parser_error is not None:
+        # The class, not the message: the message may quote the source's bytes.
+        return "protocol", f"broken HTTP: {type(parser_error).__name__}"
     return "connect", f"connection error: {type(cause).__name__}"
 
 
@@ -367,9 +417,10 @@ async def fetch_awaited(
         return fan_out.failed(source, started, *describe_failure(exc))
     except Exception as exc:
         # An upstream is untrusted: whatever the transport underneath raises (aiohttp's
-        # parser, for one, on broken HTTP) is this source's failure, never a 500. Logged,
-        # since it may also be a bug of ours.
-        logger.warning("source %s: unexpected %r", source.name, exc, exc_info=exc)
+        # parser, for one, on broken HTTP) is this source's failure, never a 500. Anything
+        # but broken HTTP is logged, since it may also be a bug of ours.
+        if broke_http(exc) is None:
+            logger.warning("source %s: unexpected %r", source.name, exc, exc_info=exc)
         return fan_out.failed(source, started, *describe_failure(exc))
     return fan_out.answered(source, started, status, body, settings.articles_per_source)
 

@@ -4,11 +4,12 @@ import re
 import socket
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, HttpUrl, field_validator, model_validator
+from pydantic import AliasChoices, Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from gateway.admission import AdmissionPolicy
 from gateway.sources import SOURCE_NAME, Source
+from serving.admission import AdmissionPolicy
+from serving.levers import LAB_LEVERS
 
 AsyncClientName = Literal["httpx", "httpx-aiohttp", "httpx2"]
 SyncClientName = Literal["requests", "httpx"]
@@ -60,7 +61,7 @@ class GatewaySettings(BaseSettings):
     # Retries of a call that could not connect (a GET is safe to repeat), within the
     # deadline. 0 keeps a down source's cost visible: one failed connect.
     connect_retries: int = Field(0, ge=0, le=5)
-    # Overload, per worker (gateway/admission.py): at most this many fan-outs in flight,
+    # Overload, per worker (serving/admission.py): at most this many fan-outs in flight,
     # 0 for no bound (the default: today's queueing stays visible). A request that finds
     # no slot within the queue timeout gets a 503 with Retry-After at once.
     max_in_flight: int = Field(0, ge=0, le=100_000)
@@ -69,6 +70,16 @@ class GatewaySettings(BaseSettings):
     # The longest the blog's example routes (gateway/blog.py) may sleep or compute per
     # request: enough to outlast GUNICORN_TIMEOUT on /wrong, and no more.
     max_hold_ms: int = Field(60_000, ge=1, le=600_000)
+    # The lab's levers, read from LAB_LEVERS (the upstreams read it too). ?fault=, deadlines
+    # past the default, /news/blocking, the per-call client and the blog's routes exist only
+    # to teach, and each lets a caller hold a worker or an upstream. Off ("exposed" in
+    # docs/configuration.md), each is refused with a 404 or a 422, and the schema omits it.
+    lab_levers: bool = Field(True, validation_alias=LAB_LEVERS)
+    # The port that alone serves /docs, /openapi.json and /metrics (ADMIN_PORT, which
+    # gunicorn.conf.py binds too); 0 serves them on every port.
+    admin_port: int = Field(
+        0, ge=0, le=65535, validation_alias=AliasChoices("ADMIN_PORT", "admin_port")
+    )
     # gunicorn's worker count, read from the same variable gunicorn.conf.py uses, so that
     # /healthz can tell a benchmark how the gateway is scaled.
     workers: int = Field(1, ge=1, validation_alias="WEB_CONCURRENCY")

@@ -5,10 +5,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from serving.admission import Overloaded
+
 # What went wrong with a source: it ran out of time, could not be reached (or dropped the
-# connection, or broke HTTP), answered with an error status (a redirect included: none is
-# followed), answered with a body that is not news, or sent more than the gateway takes.
-ErrorKind = Literal["timeout", "connect", "status", "invalid_body", "too_large"]
+# connection), sent bytes that are not HTTP, answered with an error status (a redirect
+# included: none is followed), answered with a body that is not news, or sent more than the
+# gateway takes.
+ErrorKind = Literal["timeout", "connect", "protocol", "status", "invalid_body", "too_large"]
 # The faults a gateway may ask an upstream to inject (upstream/faults.py), and nothing else.
 UpstreamFault = Literal["error", "hang", "slow-body", "malformed-json", "wrong-shape", "reset"]
 
@@ -54,13 +57,6 @@ class NewsResponse(BaseModel):
     partial: bool = Field(description="Some sources answered and some failed.")
     sources: list[SourceResult]
     articles: list[Article] = Field(description="Every source's articles, newest first.")
-
-
-class Overloaded(BaseModel):
-    """The 503 a worker answers past its overload bound (gateway/admission.py)."""
-
-    detail: str
-    worker_pid: int
 
 
 # What a fan-out route may answer besides 200 and 422, for the OpenAPI schema.

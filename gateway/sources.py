@@ -34,7 +34,7 @@ def select_sources(configured: Sequence[Source], requested: str | None) -> list[
     if requested is None:
         return list(configured)
     by_name = {source.name: source for source in configured}
-    names = list(dict.fromkeys(name.strip() for name in requested.split(",")))
+    names = list(dict.fromkeys(requested.split(",")))
     unknown = [name for name in names if name not in by_name]
     if unknown or not names:
         raise UnknownSourcesError(unknown, list(by_name))

@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from gateway.clients import BlockingClient, build_blocking_client, fetch_blocking
 from gateway.config import GatewaySettings
 from gateway.models import FAN_OUT_RESPONSES, NewsResponse
-from gateway.web import Plan, create_gateway_app
+from gateway.web import FanOutPlan, create_gateway_app, fan_out_plan_for
 
 SyncMode = Literal["sequential", "threads"]
 
@@ -47,10 +47,11 @@ async def sync_state(request: Request) -> SyncState:
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     app = create_gateway_app("sync", settings, lifespan, http_client=settings.sync_http_client)
+    planned = Depends(fan_out_plan_for(settings))
 
     @app.get("/news", response_model=NewsResponse, responses=FAN_OUT_RESPONSES)
     def news(
-        plan: Plan,
+        plan: Annotated[FanOutPlan, planned],
         state: Annotated[SyncState, Depends(sync_state)],
         mode: Annotated[
             SyncMode, Query(description="sequential: one call after another; threads: a pool.")

@@ -1,14 +1,14 @@
 """FastAPI pieces both gateways share: the app factory, the fan-out a request asks for
 (``?sources=``, ``?fault=``, ``?deadline_ms=``), and the response."""
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, cast, get_args
 
-from fastapi import Depends, FastAPI, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Query, Request, Response
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.admission import AdmissionLimit
 from gateway.blog import CpuWork, blog_router, with_cpu_work
 from gateway.clients import Call
 from gateway.config import GatewaySettings
@@ -17,6 +17,7 @@ from gateway.metrics import FanOutMetrics
 from gateway.models import NewsResponse, UpstreamFault
 from gateway.sources import Source, UnknownSourcesError, select_sources
 from observability.metrics import (
+    METRICS_PATH,
     NO_OPENTELEMETRY,
     Lifespan,
     instrument,
@@ -24,6 +25,8 @@ from observability.metrics import (
     service_metrics,
 )
 from observability.requestid import REQUEST_ID_HEADER, add_request_ids, current_request_id
+from serving.admission import AdmissionLimit
+from serving.levers import invalid_query, lever_refused
 
 
 def create_gateway_app(
@@ -43,7 +46,10 @@ def create_gateway_app(
     app.add_middleware(AdmissionLimit, policy=settings.admission)
     instrument(app, service)
     add_request_ids(app)
-    app.include_router(blog_router(settings))
+    if settings.admin_port:
+        app.add_middleware(AdminPortOnly, port=settings.admin_port)
+    if settings.lab_levers:
+        app.include_router(blog_router(settings))
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, object]:
@@ -76,15 +82,25 @@ def create_gateway_app(
     return app
 
 
-def settings_of(request: Request) -> GatewaySettings:
-    settings: GatewaySettings = request.app.state.settings
-    return settings
+# What only the admin port serves when there is one: the schema, its pages and the metrics.
+ADMIN_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", METRICS_PATH})
 
 
-def invalid_query(name: str, message: str, value: object) -> RequestValidationError:
-    """A 422 that names the query parameter, in FastAPI's own error shape."""
-    error = {"type": "value_error", "loc": ("query", name), "msg": message, "input": value}
-    return RequestValidationError([error])
+class AdminPortOnly:
+    """Pure ASGI middleware: the admin paths answer 404 on any port but the admin one.
+
+    The port is the socket's own (``scope["server"]``), so a Host header cannot forge it.
+    """
+
+    def __init__(self, app: ASGIApp, port: int) -> None:
+        self.app, self.port = app, port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server") or (None, None)
+        if scope["type"] == "http" and scope["path"] in ADMIN_PATHS and server[1] != self.port:
+            await JSONResponse({"detail": "Not Found"}, 404)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def parse_faults(configured: Sequence[Source], requested: str) -> dict[str, UpstreamFault]:
@@ -92,7 +108,7 @@ def parse_faults(configured: Sequence[Source], requested: str) -> dict[str, Upst
     names = {source.name for source in configured}
     kinds: tuple[str, ...] = get_args(UpstreamFault)
     faults: dict[str, UpstreamFault] = {}
-    for item in (part.strip() for part in requested.split(",")):
+    for item in requested.split(","):
         name, _, kind = item.partition(":")
         if name not in names:
             raise ValueError(f"{item!r}: unknown source; valid sources: {', '.join(names)}")
@@ -122,48 +138,81 @@ class FanOutPlan:
         return news_response(news)
 
 
-# An async dependency runs on the event loop; a `def` one would take a threadpool token.
-async def fan_out_plan(
-    request: Request,
-    sources: Annotated[
-        str | None,
-        Query(description="Comma-separated source names; all configured sources by default."),
-    ] = None,
-    fault: Annotated[
-        str | None,
-        Query(
-            description="Ask sources to misbehave, for the lab: comma-separated source:fault "
-            f"pairs, e.g. wire:hang. Faults: {', '.join(get_args(UpstreamFault))}.",
-            max_length=512,
-        ),
-    ] = None,
-    deadline_ms: Annotated[
-        int | None,
-        Query(ge=1, description="This fan-out's deadline; at most the gateway's maximum."),
-    ] = None,
-) -> FanOutPlan:
-    settings = settings_of(request)
-    try:
-        selected = select_sources(settings.source_list, sources)
-    except UnknownSourcesError as exc:
-        raise invalid_query("sources", str(exc), sources) from exc
-    try:
-        faults = parse_faults(selected, fault) if fault is not None else {}
-    except ValueError as exc:
-        raise invalid_query("fault", str(exc), fault) from exc
-    if deadline_ms is not None and deadline_ms > settings.max_deadline_ms:
-        message = f"at most {settings.max_deadline_ms} ms (GATEWAY_MAX_DEADLINE_MS)"
-        raise invalid_query("deadline_ms", message, deadline_ms)
-    # The request's id goes to every source, so their logs join the gateway's.
-    request_id = current_request_id()
-    headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
-    calls = [Call(source, faults.get(source.name), headers) for source in selected]
-    metrics: FanOutMetrics = request.app.state.fan_out_metrics
-    deadline_s = (deadline_ms or settings.deadline_ms) / 1000
-    return FanOutPlan(calls, deadline_s, metrics, settings.instance)
+def source_patterns(settings: GatewaySettings) -> tuple[str, str]:
+    """The OpenAPI patterns of ``?sources=`` and ``?fault=``: the configured names, the known
+    faults, and one fault per source (the lookahead; Python's and ECMA's regex both read it).
+    """
+    name = "(?:" + "|".join(source.name for source in settings.source_list) + ")"
+    pair = f"{name}:(?:{'|'.join(get_args(UpstreamFault))})"
+    sources = f"^{name}(?:,{name})*$"
+    faults = f"^(?!(?:.*,)?({name}):.*,\\1:){pair}(?:,{pair})*$"
+    return sources, faults
 
 
-Plan = Annotated[FanOutPlan, Depends(fan_out_plan)]
+def fan_out_plan_for(settings: GatewaySettings) -> Callable[..., Awaitable[FanOutPlan]]:
+    """The dependency that reads a fan-out request, with its bounds from the settings: which
+    names exist, the longest deadline, and whether the lab's levers are on."""
+    names = [source.name for source in settings.source_list]
+    sources_pattern, fault_pattern = source_patterns(settings)
+    longest_fault = max(map(len, get_args(UpstreamFault)))
+    levers = settings.lab_levers
+    max_deadline_ms = settings.max_deadline_ms if levers else settings.deadline_ms
+    lever_note = "" if levers else " (LAB_LEVERS=off: no deadline past the default)"
+
+    # An async dependency runs on the event loop; a `def` one would take a threadpool token.
+    async def fan_out_plan(
+        request: Request,
+        sources: Annotated[
+            str | None,
+            Query(
+                description="Comma-separated source names; all configured sources by default.",
+                # Checked by select_sources, whose 422 lists the valid names.
+                json_schema_extra={"pattern": sources_pattern},
+                max_length=len(",".join(names)),
+            ),
+        ] = None,
+        fault: Annotated[
+            str | None,
+            Query(
+                description="Ask sources to misbehave, for the lab: comma-separated "
+                f"source:fault pairs, one per source, e.g. {names[0]}:hang; a source that is not "
+                "called ignores its fault. Faults: "
+                f"{', '.join(get_args(UpstreamFault))}.",
+                # Checked by parse_faults, which says what is wrong (pydantic's regex engine
+                # has no lookahead).
+                json_schema_extra={"pattern": fault_pattern},
+                max_length=sum(len(n) + 2 + longest_fault for n in names) - 1,
+                include_in_schema=levers,
+            ),
+        ] = None,
+        deadline_ms: Annotated[
+            int | None,
+            Query(
+                ge=1,
+                le=max_deadline_ms,
+                description=f"This fan-out's deadline, at most {max_deadline_ms} ms{lever_note}.",
+            ),
+        ] = None,
+    ) -> FanOutPlan:
+        if fault is not None and not levers:
+            raise lever_refused("fault", fault)
+        try:
+            selected = select_sources(settings.source_list, sources)
+        except UnknownSourcesError as exc:
+            raise invalid_query("sources", str(exc), sources) from exc
+        try:
+            faults = parse_faults(settings.source_list, fault) if fault is not None else {}
+        except ValueError as exc:
+            raise invalid_query("fault", str(exc), fault) from exc
+        # The request's id goes to every source, so their logs join the gateway's.
+        request_id = current_request_id()
+        headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
+        calls = [Call(source, faults.get(source.name), headers) for source in selected]
+        metrics: FanOutMetrics = request.app.state.fan_out_metrics
+        deadline_s = (deadline_ms or settings.deadline_ms) / 1000
+        return FanOutPlan(calls, deadline_s, metrics, settings.instance)
+
+    return fan_out_plan
 
 
 def news_response(news: NewsResponse) -> Response:

@@ -87,10 +87,15 @@ up() {
   fi
   ensure_base_image
   compose build
+  # COMPOSE_OVERLAYS apply here too (docker-compose.exposed.yml, for one), after the swarm's.
+  local files=(-c "$ROOT/docker-compose.yml" -c "$ROOT/docker-compose.swarm.yml") overlay
+  for overlay in ${COMPOSE_OVERLAYS:-}; do
+    files+=(-c "$ROOT/$overlay")
+  done
   # One node runs the image it built: no registry is asked for a digest (SWARM_RESOLVE_IMAGE).
   SYNC_PORT=$sync_published ASYNC_PORT=$async_published \
     run docker stack deploy --prune --resolve-image "$SWARM_RESOLVE_IMAGE" \
-    -c "$ROOT/docker-compose.yml" -c "$ROOT/docker-compose.swarm.yml" "$STACK"
+    "${files[@]}" "$STACK"
   wait_converged "${UP_TIMEOUT_S:-240}"
   log ""
   log "sync gateway, $SYNC_REPLICAS replica(s) of $SYNC_WORKERS worker(s):"

@@ -77,6 +77,18 @@ async def drip_with_length(writer: Writer, _: "HostileServer") -> None:
         await asyncio.sleep(DRIP_EVERY_S)
 
 
+async def cut_midway(writer: Writer, _: "HostileServer") -> None:
+    # Valid HTTP, then the connection drops a tenth of the way into the promised body.
+    body = news(10)
+    writer.write(head("200 OK", len(body)) + body[: len(body) // 10])
+    await writer.drain()
+    writer.transport.abort()
+
+
+async def no_answer(writer: Writer, _: "HostileServer") -> None:
+    writer.transport.abort()  # the request is read, and the connection closed at once
+
+
 async def redirect(writer: Writer, server: "HostileServer") -> None:
     # To a path of this same server that counts its callers: a gateway must not go there.
     writer.write(head("302 Found", 0, f"Location: {server.url}/redirected/news"))
@@ -132,6 +144,8 @@ CASES: dict[str, Case] = {
     "huge-header": huge_header,
     "many-headers": many_headers,
     "drip-length": drip_with_length,
+    "cut-midway": cut_midway,
+    "no-answer": no_answer,
     "redirect": redirect,
     "redirected": redirected,
     "big-body": big_body,

@@ -6,6 +6,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from serving.levers import LAB_LEVERS
+
 FaultKind = Literal["error", "hang", "slow-body", "malformed-json", "wrong-shape", "reset"]
 LatencyModel = Literal["fixed", "lognormal"]
 
@@ -31,6 +33,14 @@ class UpstreamSettings(BaseSettings):
     fault_rate: float = Field(0.0, ge=0, le=1)
     hang_ms: int = Field(30_000, ge=0, le=600_000, description="How long a hang lasts.")
     drip_ms: int = Field(3_000, ge=0, le=600_000, description="How long a slow body takes.")
+    # At most this many answers in flight per worker; past it a request gets a 503 at once,
+    # so a flood of callers that hang cannot hold the source. Above the full benchmark's
+    # largest point (C=1000, one call per fan-out); 0 for no bound.
+    max_in_flight: int = Field(2000, ge=0, le=100_000)
+    retry_after_s: int = Field(1, ge=0, le=3600, description="What the bound's 503 says.")
+    # The lab's levers (LAB_LEVERS, as on the gateways): off, a request may not choose its
+    # delay or its fault, and the schema does not offer them.
+    lab_levers: bool = Field(True, validation_alias=LAB_LEVERS)
     seed: int = Field(0, description="With the name, seeds every draw: a run repeats.")
     # Which replica of the source this is, in every answer: the container's hostname.
     instance: str = Field(default_factory=socket.gethostname, max_length=64)

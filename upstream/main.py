@@ -4,9 +4,10 @@ gunicorn loads it through the factory: ``upstream.main:create_app()``.
 """
 
 import asyncio
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Response
+from fastapi import FastAPI, Query, Request, Response
 from pydantic import BaseModel
 
 from observability.metrics import (
@@ -17,6 +18,8 @@ from observability.metrics import (
     service_metrics,
 )
 from observability.requestid import add_request_ids
+from serving.admission import AdmissionLimit, AdmissionPolicy, Overloaded
+from serving.levers import lever_refused
 from upstream.articles import Article, generate_articles
 from upstream.config import FaultKind, UpstreamSettings
 from upstream.faults import Draws, faulty_response
@@ -27,6 +30,36 @@ class NewsPayload(BaseModel):
     instance: str
     delay_ms: int
     articles: list[Article]
+
+
+# nginx's status for a caller that hung up first. Nobody receives it: it is for the logs.
+CALLER_LEFT = 499
+NEWS_RESPONSES: dict[int | str, dict[str, object]] = {
+    503: {"model": Overloaded, "description": "Past UPSTREAM_MAX_IN_FLIGHT: see Retry-After."}
+}
+
+
+async def unless_caller_leaves(request: Request, work: Coroutine[Any, Any, Response]) -> Response:
+    """`work`, cancelled as soon as the caller hangs up.
+
+    uvicorn does not cancel a request whose caller left: a hang would sleep its 30 s out for
+    nobody, and a flood of them would hold the worker. The answer's body, once it streams,
+    ends at its next write to the closed connection.
+    """
+
+    async def hung_up() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    answering, leaving = asyncio.ensure_future(work), asyncio.ensure_future(hung_up())
+    try:
+        await asyncio.wait((answering, leaving), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        answering.cancel()
+        leaving.cancel()
+    if answering.done() and not answering.cancelled():
+        return answering.result()
+    return Response(status_code=CALLER_LEFT)
 
 
 def create_app(settings: UpstreamSettings | None = None) -> FastAPI:
@@ -41,23 +74,45 @@ def create_app(settings: UpstreamSettings | None = None) -> FastAPI:
         telemetry=NO_OPENTELEMETRY,
     )
     app.state.settings = settings
+    # The metrics count the 503s of the bound, and the request id sees everything.
+    app.add_middleware(
+        AdmissionLimit,
+        policy=AdmissionPolicy(settings.max_in_flight, 0, settings.retry_after_s, "answers"),
+    )
     instrument(app, service)
     add_request_ids(app)
 
-    @app.get("/news", response_model=NewsPayload)
+    @app.get("/news", response_model=NewsPayload, responses=NEWS_RESPONSES)
     async def news(
+        request: Request,
         limit: Annotated[int, Query(ge=1, le=settings.article_count)] = 10,
         delay_ms: Annotated[
             int | None,
-            Query(ge=0, le=settings.max_delay_ms, description="Override this request's delay."),
+            Query(
+                ge=0,
+                le=settings.max_delay_ms,
+                description="Override this request's delay.",
+                include_in_schema=settings.lab_levers,
+            ),
         ] = None,
         fault: Annotated[
-            FaultKind | None, Query(description="Force this fault on this answer.")
+            FaultKind | None,
+            Query(
+                description="Force this fault on this answer.",
+                include_in_schema=settings.lab_levers,
+            ),
         ] = None,
     ) -> Response:
+        if not settings.lab_levers:
+            for name, value in (("delay_ms", delay_ms), ("fault", fault)):
+                if value is not None:
+                    raise lever_refused(name, value)
         if delay_ms is None:
             delay_ms = draws.delay_ms()
         injected = draws.fault(fault)
+        return await unless_caller_leaves(request, answer(delay_ms, limit, injected))
+
+    async def answer(delay_ms: int, limit: int, injected: FaultKind | None) -> Response:
         # asyncio.sleep parks the request on the event loop, so one worker holds
         # thousands of waiting requests: the upstream is slow, never saturated.
         await asyncio.sleep(delay_ms / 1000)

@@ -1,6 +1,7 @@
 """One upstream in process: its articles, its query, its latency models and its faults."""
 
 import json
+import socket
 import time
 
 import httpx
@@ -9,6 +10,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from tests.unit.loopback import LiveServer
+from tests.waiting import in_flight, poll
 from upstream.articles import generate_articles
 from upstream.config import UpstreamSettings
 from upstream.faults import Draws
@@ -188,3 +190,38 @@ def test_a_drawn_delay_never_exceeds_the_maximum() -> None:
         name="wire", delay_ms=100, spike_rate=1, spike_factor=50, max_delay_ms=300
     )
     assert Draws(settings).delay_ms() == 300
+
+
+def held_request(url: str, query: str) -> socket.socket:
+    """A GET that stays open until the caller closes the returned socket."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    sock.sendall(f"GET /news?{query} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    return sock
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize("fault", ["hang", "slow-body"])
+def test_an_upstream_stops_work_for_a_caller_that_left(fault: str) -> None:
+    # 60 s of work, which must end within 5 s of the caller hanging up: a wide separation.
+    settings = UpstreamSettings(name="wire", delay_ms=0, hang_ms=60_000, drip_ms=60_000)
+    with LiveServer(create_app(settings)) as server:
+        caller = held_request(server.url, f"fault={fault}")
+        assert poll(lambda: in_flight(server.url) == 1, within_s=5)
+        caller.close()
+        assert poll(lambda: in_flight(server.url) == 0, within_s=5)
+
+
+def test_an_upstream_past_its_bound_answers_503_at_once() -> None:
+    settings = UpstreamSettings(name="wire", delay_ms=0, hang_ms=60_000, max_in_flight=2)
+    with LiveServer(create_app(settings)) as server:
+        callers = [held_request(server.url, "fault=hang") for _ in range(2)]
+        try:
+            assert poll(lambda: in_flight(server.url) == 2, within_s=5)
+            refused = httpx.get(f"{server.url}/news", timeout=5)
+            assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+            assert "2 answers in flight" in refused.json()["detail"]
+            assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+        finally:
+            for caller in callers:
+                caller.close()

@@ -1,23 +1,31 @@
-"""Overload as a decision: at most N fan-outs in flight per worker, and a bounded wait for
-a slot. A request that finds none in time gets a fast 503 with ``Retry-After``, instead of
-joining a queue that makes every answer slow.
+"""Overload as a decision: at most N requests to ``/news`` in flight per worker, and a
+bounded wait for a slot. A request that finds none in time gets a fast 503 with
+``Retry-After``, instead of joining a queue that makes every answer slow.
 
-Without a bound (the default, ``GATEWAY_MAX_IN_FLIGHT=0``) the sync gateway queues past
-its threadpool without limit, and the async gateway takes every request and shares the CPU
-among them: both are accidents the lab keeps visible, and this is the decision.
+On the gateways, the requests are fan-outs. Without a bound (their default,
+``GATEWAY_MAX_IN_FLIGHT=0``) the sync gateway queues past its threadpool without limit, and
+the async gateway takes every request and shares the CPU among them: both are accidents the
+lab keeps visible, and this is the decision. On the upstreams, it keeps a flood of hung
+callers from holding a source (``UPSTREAM_MAX_IN_FLIGHT``).
 """
 
 import asyncio
 import os
 from dataclasses import dataclass
 
+from pydantic import BaseModel
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.models import Overloaded
-
-# Only the fan-outs are admitted: /healthz must answer while the gateway is full.
+# Only /news is admitted: /healthz must answer while the service is full.
 ADMITTED_PREFIX = "/news"
+
+
+class Overloaded(BaseModel):
+    """The 503 a worker answers past its overload bound."""
+
+    detail: str
+    worker_pid: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +33,7 @@ class AdmissionPolicy:
     max_in_flight: int  # per worker; 0: no bound
     queue_timeout_s: float  # how long a request may wait for a slot
     retry_after_s: int  # what the 503 tells the client
+    admitted: str = "fan-outs"  # what a slot holds, for the 503's detail
 
 
 class AdmissionLimit:
@@ -61,7 +70,7 @@ class AdmissionLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         policy = self.policy
         detail = (
-            f"overloaded: {policy.max_in_flight} fan-outs in flight on this worker and no "
+            f"overloaded: {policy.max_in_flight} {policy.admitted} in flight on this worker and no "
             f"slot freed within {policy.queue_timeout_s * 1000:g} ms; "
             f"retry after {policy.retry_after_s} s"
         )
