@@ -12,9 +12,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
 
 # A venv works the same on both bases: Debian's own python3 refuses a system-wide pip install.
+# The service user has a fixed id, above any system account's, so that a runtime (the k8s
+# manifests' runAsUser and runAsGroup) can name it by number.
 RUN python3 -m venv /opt/venv \
-    && groupadd --system app \
-    && useradd --system --gid app --no-create-home --home-dir /app app
+    && groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /app app
 
 WORKDIR /app
 
@@ -30,6 +32,6 @@ COPY gateway ./gateway
 COPY observability ./observability
 COPY serving ./serving
 
-USER app
+USER 10001:10001
 EXPOSE 8000
 CMD ["gunicorn", "--config", "gunicorn.conf.py", "upstream.main:create_app()"]

@@ -32,6 +32,7 @@ class Topology(BaseSettings):
     async_max_connections: int
     async_max_keepalive_connections: int
     upstream_keepalive_s: int
+    gateway_max_deadline_ms: int
 
     @property
     def delays_ms(self) -> dict[str, int]:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Lint, format check, strict type check, and the lock files against pyproject.toml.
+# Lint, format check, strict type check, the lock files against pyproject.toml, the k8s
+# manifests against Kubernetes' schemas, and the Dockerfile.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -9,3 +10,5 @@ run .venv/bin/ruff check .
 run .venv/bin/ruff format --check .
 run .venv/bin/mypy .
 run "$ROOT/scripts/lock.sh" --check
+run .venv/bin/kubernetes-validate --quiet --strict k8s/*.yaml
+run .venv/bin/hadolint Dockerfile
