@@ -9,19 +9,47 @@ addresses out in turn, one per new connection. This gives urllib3 the same behav
 whose every new connection goes to the next address, the name kept for the Host header.
 """
 
+import functools
 import itertools
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import httpcore
 import urllib3
 import urllib3.connection
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 # How long a name's addresses are reused before it is resolved again: replicas that come
 # or go are seen on the connections opened after that (aiohttp's default is 10 s too).
 ADDRESS_TTL_S = 10.0
+
+
+class Resolver:
+    """Name resolution with a bound: `getaddrinfo` blocks for as long as the system's
+    resolver takes (seconds per attempt, and a connect timeout does not count it), so it runs
+    on a thread of its own and the caller waits at most its timeout.
+
+    A resolution past its bound goes on in the background, which cannot cancel it; the
+    threads are few, so a resolver that hangs holds a few of them, never the callers.
+    """
+
+    def __init__(self, threads: int = 4) -> None:
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="resolve")
+
+    def addresses(self, host: str, port: int, timeout_s: float | None) -> tuple[str, ...]:
+        """Every address of `host`, in the resolver's order, without duplicates. Raises
+        TimeoutError past `timeout_s`, OSError when the name does not resolve."""
+        infos = self.pool.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        return tuple(dict.fromkeys(str(info[4][0]) for info in infos.result(timeout_s)))
+
+
+def seconds(timeout: object) -> float | None:
+    """urllib3's connect timeout as seconds: a number, or None for its sentinel or none."""
+    return float(timeout) if isinstance(timeout, int | float) else None
 
 
 @dataclass
@@ -30,22 +58,18 @@ class AddressRotation:
 
     host: str
     port: int
+    resolver: Resolver
     ttl_s: float = ADDRESS_TTL_S
     _addresses: tuple[str, ...] = ()
     _expires: float = 0.0
     _turns: "itertools.count[int]" = field(default_factory=itertools.count)
 
-    def next(self) -> str:
-        """The address for the next connection; the name itself if it does not resolve
-        (urllib3 then reports the failure as it would have)."""
+    def next(self, timeout_s: float | None) -> str:
+        """The address for the next connection, resolving within `timeout_s` when the
+        addresses have expired (TimeoutError past it, OSError if the name does not resolve)."""
         now = time.monotonic()
         if now >= self._expires or not self._addresses:
-            try:
-                infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-            except OSError:
-                return self.host
-            # Stable, without duplicates: one entry per address, whatever its families.
-            self._addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+            self._addresses = self.resolver.addresses(self.host, self.port, timeout_s)
             self._expires = now + self.ttl_s
         return self._addresses[next(self._turns) % len(self._addresses)]
 
@@ -58,10 +82,17 @@ class RotatingConnection(urllib3.connection.HTTPConnection):
     def _new_conn(self) -> socket.socket:
         if self.rotation is None:
             return super()._new_conn()
-        name = self._dns_host
+        name, timeout_s = self._dns_host, seconds(self.timeout)
+        try:
+            address = self.rotation.next(timeout_s)
+        except TimeoutError as exc:
+            message = f"resolving {name} took longer than {timeout_s} s"
+            raise urllib3.exceptions.ConnectTimeoutError(self, message) from exc
+        except socket.gaierror as exc:
+            raise urllib3.exceptions.NameResolutionError(name, self, exc) from exc
         # urllib3 connects to `_dns_host` and nothing else reads it while it connects;
         # the Host header is written after, from the name put back here.
-        self._dns_host = self.rotation.next()
+        self._dns_host = address
         try:
             return super()._new_conn()
         finally:
@@ -73,9 +104,11 @@ class RoundRobinPool(urllib3.HTTPConnectionPool):
 
     ConnectionCls = RotatingConnection
 
-    def __init__(self, host: str, port: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, host: str, port: int | None = None, *, resolver: Resolver, **kwargs: Any
+    ) -> None:
         super().__init__(host, port, **kwargs)
-        self.rotation = AddressRotation(self.host, self.port or 80)
+        self.rotation = AddressRotation(self.host, self.port or 80, resolver)
 
     def _new_conn(self) -> RotatingConnection:
         conn = cast(RotatingConnection, super()._new_conn())  # our ConnectionCls
@@ -84,9 +117,40 @@ class RoundRobinPool(urllib3.HTTPConnectionPool):
 
 
 class RoundRobinAdapter(HTTPAdapter):
-    """requests' adapter, with a round-robin pool for every plain-HTTP host."""
+    """requests' adapter, with a round-robin pool for every plain-HTTP host, each resolving
+    its name within the connect timeout."""
+
+    def __init__(self, *args: Any, resolver: Resolver, **kwargs: Any) -> None:
+        self.resolver = resolver  # init_poolmanager, which super() calls, reads it
+        super().__init__(*args, **kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         classes = self.poolmanager.pool_classes_by_scheme
-        self.poolmanager.pool_classes_by_scheme = {**classes, "http": RoundRobinPool}
+        pool = functools.partial(RoundRobinPool, resolver=self.resolver)
+        self.poolmanager.pool_classes_by_scheme = {**classes, "http": pool}
+
+
+class BoundedResolution(httpcore.SyncBackend):
+    """httpcore's blocking network backend (under httpx.Client), resolving each name within
+    the connect timeout; httpcore's own hands the name to socket.create_connection, which
+    resolves it for as long as the system's resolver takes."""
+
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            address = self.resolver.addresses(host, port, timeout)[0]
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"resolving {host} took longer than {timeout} s") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        return super().connect_tcp(address, port, timeout, local_address, socket_options)

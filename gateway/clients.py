@@ -30,7 +30,7 @@ import stamina
 import urllib3
 from httpx_aiohttp import AiohttpTransport
 
-from gateway.balancing import RoundRobinAdapter
+from gateway.balancing import BoundedResolution, Resolver, RoundRobinAdapter
 from gateway.config import AsyncClientName, GatewaySettings, SyncClientName
 from gateway.fanout import FanOut, SourceOutcome
 from gateway.models import ErrorKind, UpstreamFault
@@ -177,7 +177,16 @@ def build_httpx_client(settings: GatewaySettings) -> httpx.Client:
         max_keepalive_connections=connections,
         keepalive_expiry=settings.keepalive_expiry_s,
     )
-    return httpx.Client(timeout=httpx.Timeout(**_timeout(settings)), limits=limits, trust_env=False)
+    transport = httpx.HTTPTransport(limits=limits)
+    # Each name resolved within the connect timeout (gateway/balancing.py). httpx gives no
+    # way to pass httpcore a network backend; its pool is httpx 0.28's, pinned, and the
+    # hostile-upstream tests would see a resolver that hangs if this stopped applying.
+    transport._pool._network_backend = BoundedResolution(Resolver())
+    return httpx.Client(
+        timeout=httpx.Timeout(**_timeout(settings)),
+        transport=transport,
+        trust_env=False,
+    )
 
 
 def build_session(settings: GatewaySettings) -> requests.Session:
@@ -190,7 +199,9 @@ def build_session(settings: GatewaySettings) -> requests.Session:
     # thread past the tenth open and drop a fresh connection per call.
     # Each new connection to a source takes the next of its replicas' addresses.
     adapter = RoundRobinAdapter(
-        pool_connections=len(settings.sources), pool_maxsize=settings.requests_pool_maxsize
+        pool_connections=len(settings.sources),
+        pool_maxsize=settings.requests_pool_maxsize,
+        resolver=Resolver(),
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.balancing import AddressRotation
+from gateway.balancing import AddressRotation, Resolver
 from gateway.clients import build_session
 from gateway.config import GatewaySettings
 from tests.unit.loopback import HeaderRecorder, LiveServer
@@ -40,8 +40,8 @@ def test_addresses_are_handed_out_in_turn_once_each(monkeypatch: pytest.MonkeyPa
     # One replica listed twice (two families or two answers): still one turn each.
     answers = {NAME: ["10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.3"]}
     monkeypatch.setattr(socket, "getaddrinfo", fake_resolver(answers, calls))
-    rotation = AddressRotation(NAME, 8000)
-    handed = [rotation.next() for _ in range(6)]
+    rotation = AddressRotation(NAME, 8000, Resolver())
+    handed = [rotation.next(1.0) for _ in range(6)]
     assert handed == ["10.0.0.1", "10.0.0.2", "10.0.0.3"] * 2
     assert calls == [NAME]  # resolved once within the TTL
 
@@ -50,19 +50,35 @@ def test_the_name_is_resolved_again_after_its_ttl(monkeypatch: pytest.MonkeyPatc
     calls: list[str] = []
     answers = {NAME: ["10.0.0.1"]}
     monkeypatch.setattr(socket, "getaddrinfo", fake_resolver(answers, calls))
-    rotation = AddressRotation(NAME, 8000, ttl_s=0)
-    assert rotation.next() == "10.0.0.1"
+    rotation = AddressRotation(NAME, 8000, Resolver(), ttl_s=0)
+    assert rotation.next(1.0) == "10.0.0.1"
     answers[NAME] = ["10.0.0.1", "10.0.0.9"]  # a replica joined
-    assert {rotation.next() for _ in range(4)} == {"10.0.0.1", "10.0.0.9"}
+    assert {rotation.next(1.0) for _ in range(4)} == {"10.0.0.1", "10.0.0.9"}
     assert len(calls) == 5
 
 
-def test_a_name_that_does_not_resolve_is_left_to_urllib3(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_name_that_does_not_resolve_raises_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: Any, **kwargs: Any) -> Any:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", fail)
-    assert AddressRotation("nowhere.test", 8000).next() == "nowhere.test"
+    with pytest.raises(socket.gaierror):
+        AddressRotation("nowhere.test", 8000, Resolver()).next(1.0)
+
+
+def test_a_resolution_past_its_bound_raises_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+
+    def hang(*args: Any, **kwargs: Any) -> Any:
+        release.wait(10)
+        raise socket.gaierror(socket.EAI_AGAIN, "too late")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hang)
+    try:
+        with pytest.raises(TimeoutError):
+            AddressRotation("slow.test", 8000, Resolver()).next(0.05)
+    finally:
+        release.set()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Upstreams are untrusted: a source that breaks HTTP, drips, redirects or floods costs its
 own failure, within the deadline, never a 500, never the worker's memory."""
 
+import socket
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -137,3 +138,38 @@ def test_broken_http_names_what_broke_and_quotes_nothing(gateway: TestClient) ->
     bad = gateway.get("/news", params={"sources": "bad-status"}).json()["sources"][0]
     # The parser's class, never its message: that would echo the source's bytes.
     assert bad["error"].startswith("broken HTTP: ") and "abc" not in bad["error"]
+
+
+# A resolver that answers 5x past the deadline, for one name only.
+SLOW_NAME = "slow-dns.test"
+SLOW_DNS_S = 5 * FAULT_DEADLINE_MS / 1000
+
+
+@pytest.fixture
+def slow_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in (SLOW_NAME, SLOW_NAME.encode()):  # anyio passes it IDNA-encoded
+            time.sleep(SLOW_DNS_S)
+            raise socket.gaierror(socket.EAI_NONAME, "slow, then unknown")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize("gateway_name", list(GATEWAYS))
+def test_a_resolver_that_hangs_costs_the_deadline(
+    gateway_name: str, upstreams: Upstreams, slow_dns: None
+) -> None:
+    create_app, extra = GATEWAYS[gateway_name]
+    sources = {"wire": upstreams.urls["wire"], "slow": f"http://{SLOW_NAME}:80"}
+    settings = upstreams.settings(sources=sources, deadline_ms=FAULT_DEADLINE_MS, **extra)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        started = time.perf_counter()
+        response = client.get("/news")
+        took_ms = (time.perf_counter() - started) * 1000
+    wire, slow = response.json()["sources"]
+    assert wire["ok"] and not slow["ok"] and slow["error_kind"] == "timeout", slow
+    assert took_ms < CUT_BY_DEADLINE_MS
