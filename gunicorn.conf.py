@@ -79,10 +79,14 @@ def on_starting(server: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """A worker ended (recycled, or killed): its live gauges must stop counting."""
+    """A worker ended (recycled, or killed): its live gauges must stop counting, and its
+    counters and histograms go into the archives, so that recycling adds no files."""
     from prometheus_client import multiprocess
 
+    from observability.multiprocess import archive_dead_worker
+
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+    archive_dead_worker(os.environ[METRICS_ENV], worker.pid)
 
 
 def on_exit(server: Any) -> None:

@@ -15,21 +15,31 @@ Every service exposes:
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.telemetry import TelemetryConfig
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from observability.multiprocess import RecyclingSafeCollector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0)
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 METRICS_PATH = "/metrics"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # FastAPI's native OpenTelemetry asks the global providers on every request whether any is
 # configured; the lab configures none, and that question alone was 7% of a worker's CPU.
 NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
@@ -92,10 +102,30 @@ def instrument(app: FastAPI, service: ServiceMetrics) -> None:
     )
     instrumentator.add(metrics.requests(registry=registry))
     instrumentator.add(metrics.latency(buckets=LATENCY_BUCKETS, registry=registry))
-    instrumentator.instrument(app).expose(app, endpoint=METRICS_PATH, include_in_schema=False)
+    instrumentator.instrument(app)
+    # /metrics is this module's, not the instrumentator's: its collector would fail a scrape
+    # that meets a recycled worker's file as the master archives it (observability/
+    # multiprocess.py).
+    app.add_api_route(
+        METRICS_PATH, metrics_endpoint(registry), methods=["GET"], include_in_schema=False
+    )
     # The instrumentator's own in-progress gauge always lands in the global registry, which
     # a second app in one process (the tests) cannot share: this one uses the app's.
     app.add_middleware(InFlight, gauge=service.in_flight)
+
+
+def metrics_endpoint(registry: CollectorRegistry) -> Callable[[], Response]:
+    """Every worker's metrics when gunicorn keeps them in files, else this app's registry."""
+
+    def metrics() -> Response:
+        directory = os.environ.get(MULTIPROC_ENV)
+        source = registry
+        if directory:
+            source = CollectorRegistry()
+            RecyclingSafeCollector(source, path=directory)
+        return Response(generate_latest(source), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
 
 
 class InFlight:
