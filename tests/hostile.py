@@ -8,10 +8,13 @@ source URL is ``{server.url}/{case}``.
 import asyncio
 import gzip
 import json
+import sys
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+from gateway.models import ErrorKind
 
 # One valid article, as the upstreams write them.
 ARTICLE = {
@@ -155,10 +158,45 @@ CASES: dict[str, Case] = {
 }
 
 
+# What each misbehaviour is, whichever client met it: bytes that are not HTTP are protocol,
+# a connection that drops is connect. "redirected" is the redirect's target, never called.
+EXPECTED_KIND: dict[str, ErrorKind] = {
+    "bad-status": "protocol",
+    "not-http": "protocol",
+    "http09": "protocol",
+    "bad-chunked": "protocol",
+    "huge-header": "protocol",
+    "many-headers": "protocol",
+    "cut-midway": "connect",
+    "no-answer": "connect",
+    "drip-length": "timeout",
+    "redirect": "status",
+    "big-body": "too_large",
+    "big-chunked": "too_large",
+    "many-articles": "too_large",
+    "gzip-bomb": "invalid_body",
+}
+assert set(EXPECTED_KIND) | {"redirected"} == set(CASES)
+# The one case a client sees otherwise: an HTTP/0.9 answer has no end of head, so h11 (under
+# httpx and httpx2) waits for one until the connection closes, and reports that close.
+H11_CLIENTS = ("sync-httpx", "async-httpx", "async-httpx2")
+EXPECTED_OTHERWISE: dict[tuple[str, str], ErrorKind] = {
+    ("http09", client): "connect" for client in H11_CLIENTS
+}
+
+
+def expected_kind(case: str, client: str) -> ErrorKind:
+    """The kind a gateway reports for `case` with `client` ("sync", "async-httpx", ...)."""
+    return EXPECTED_OTHERWISE.get((case, client), EXPECTED_KIND[case])
+
+
 @dataclass
 class HostileServer:
-    """Serves every case on one loopback port; counts the requests each case got."""
+    """Serves every case on one port (loopback and a free one by default); counts the
+    requests each case got."""
 
+    host: str = "127.0.0.1"
+    port: int = 0
     url: str = ""
     hits: Counter[str] = field(default_factory=Counter)
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
@@ -181,8 +219,8 @@ class HostileServer:
         started = threading.Event()
 
         async def serve() -> None:
-            server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-            self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            server = await asyncio.start_server(self._handle, self.host, self.port)
+            self.url = f"http://{self.host}:{server.sockets[0].getsockname()[1]}"
             started.set()
             async with server:
                 await server.serve_forever()
@@ -212,3 +250,16 @@ class HostileServer:
         self._loop.call_soon_threadsafe(cancel_all)
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def main() -> None:
+    """``python -m tests.hostile HOST PORT``: serve every case until stopped (the hostile
+    service of tests/integration/docker-compose.hostile.yml)."""
+    host, port = sys.argv[1], int(sys.argv[2])
+    with HostileServer(host, port) as server:
+        print(f"hostile upstream on {server.url}", flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

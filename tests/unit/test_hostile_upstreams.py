@@ -12,8 +12,7 @@ from fastapi.testclient import TestClient
 
 from gateway import async_app, sync_app
 from gateway.config import GatewaySettings
-from gateway.models import ErrorKind
-from tests.hostile import CASES, HostileServer
+from tests.hostile import EXPECTED_KIND, HostileServer, expected_kind
 from tests.unit.loopback import FAULT_DEADLINE_MS, Upstreams
 
 # Every gateway and client that reads an upstream's answer.
@@ -24,31 +23,6 @@ GATEWAYS: dict[str, tuple[Callable[[GatewaySettings], Any], dict[str, str]]] = {
         f"async-{client}": (async_app.create_app, {"http_client": client})
         for client in ("httpx-aiohttp", "httpx", "httpx2")
     },
-}
-# What each misbehaviour is, whichever client met it: bytes that are not HTTP are protocol,
-# a connection that drops is connect.
-EXPECTED_KIND: dict[str, ErrorKind] = {
-    "bad-status": "protocol",
-    "not-http": "protocol",
-    "http09": "protocol",
-    "bad-chunked": "protocol",
-    "huge-header": "protocol",
-    "many-headers": "protocol",
-    "cut-midway": "connect",
-    "no-answer": "connect",
-    "drip-length": "timeout",
-    "redirect": "status",
-    "big-body": "too_large",
-    "big-chunked": "too_large",
-    "many-articles": "too_large",
-    "gzip-bomb": "invalid_body",
-}
-assert set(EXPECTED_KIND) | {"redirected"} == set(CASES)
-# The one case a client sees otherwise: an HTTP/0.9 answer has no end of head, so h11 (under
-# httpx and httpx2) waits for one until the connection closes, and reports that close.
-H11_CLIENTS = ("sync-httpx", "async-httpx", "async-httpx2")
-EXPECTED_OTHERWISE: dict[tuple[str, str], ErrorKind] = {
-    ("http09", client): "connect" for client in H11_CLIENTS
 }
 # As for the injected faults: the deadline cut it, not the drip, which runs for 100 s.
 CUT_BY_DEADLINE_MS = FAULT_DEADLINE_MS + 1000
@@ -108,8 +82,7 @@ def test_a_hostile_source_is_its_own_failure_within_the_deadline(
     body = response.json()
     wire, bad = body["sources"]
     assert wire["ok"] and body["partial"] is True
-    expected = EXPECTED_OTHERWISE.get((case, gateway_name), EXPECTED_KIND[case])
-    assert not bad["ok"] and bad["error_kind"] == expected, bad
+    assert not bad["ok"] and bad["error_kind"] == expected_kind(case, gateway_name), bad
     assert took_ms < CUT_BY_DEADLINE_MS
     assert allocations() < MAX_GROWTH_MIB
     assert hostile.hits["redirected"] == 0  # no redirect was ever followed
