@@ -2,6 +2,7 @@
 own failure, within the deadline, never a 500, never the worker's memory."""
 
 import socket
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -119,22 +120,26 @@ SLOW_DNS_S = 5 * FAULT_DEADLINE_MS / 1000
 
 
 @pytest.fixture
-def slow_dns(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = socket.getaddrinfo
+def slow_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """The resolver hangs for SLOW_NAME until the test sets the event (or SLOW_DNS_S), so
+    that no resolver thread outlives the test's own measurement by long."""
+    real, release = socket.getaddrinfo, threading.Event()
 
     def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
         if host in (SLOW_NAME, SLOW_NAME.encode()):  # anyio passes it IDNA-encoded
-            time.sleep(SLOW_DNS_S)
+            release.wait(SLOW_DNS_S)
             raise socket.gaierror(socket.EAI_NONAME, "slow, then unknown")
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield release
+    release.set()
 
 
 @pytest.mark.timing
 @pytest.mark.parametrize("gateway_name", list(GATEWAYS))
 def test_a_resolver_that_hangs_costs_the_deadline(
-    gateway_name: str, upstreams: Upstreams, slow_dns: None
+    gateway_name: str, upstreams: Upstreams, slow_dns: threading.Event
 ) -> None:
     create_app, extra = GATEWAYS[gateway_name]
     sources = {"wire": upstreams.urls["wire"], "slow": f"http://{SLOW_NAME}:80"}
@@ -143,6 +148,7 @@ def test_a_resolver_that_hangs_costs_the_deadline(
         started = time.perf_counter()
         response = client.get("/news")
         took_ms = (time.perf_counter() - started) * 1000
+        slow_dns.set()  # the app's shutdown waits for its resolver threads
     wire, slow = response.json()["sources"]
     assert wire["ok"] and not slow["ok"] and slow["error_kind"] == "timeout", slow
     assert took_ms < CUT_BY_DEADLINE_MS
