@@ -31,6 +31,9 @@ COPY upstream ./upstream
 COPY gateway ./gateway
 COPY observability ./observability
 COPY serving ./serving
+COPY console ./console
+# The console draws each race's ideal line with the benchmark's own theory: that file only.
+COPY bench/__init__.py bench/theory.py ./bench/
 
 USER 10001:10001
 EXPOSE 8000

@@ -1,7 +1,7 @@
 # Every target runs a script in scripts/, which echoes the commands it runs.
 .DEFAULT_GOAL := help
 PRESET ?= quick
-.PHONY: help install up down ps logs test test-slow stress-test lint lock format local-up local-down base-image bench claims swarm-up swarm-scale swarm-bench swarm-down
+.PHONY: help install up down ps logs screenshot test test-slow stress-test lint lock format local-up local-down base-image bench claims swarm-up swarm-scale swarm-bench swarm-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,6 +20,9 @@ ps: ## show the stack's containers
 
 logs: ## follow the stack's logs
 	scripts/compose.sh logs -f
+
+screenshot: ## the README's console picture, by the browser test, into docs/results (about 2 minutes)
+	scripts/screenshot.sh
 
 test: ## unit tests, then integration tests against a fresh stack (about 13 minutes)
 	scripts/test.sh

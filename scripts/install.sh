@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv from the lock (requirements-dev.txt, hashes checked), and install hey, the
-# independent load tool the benchmark is cross-checked against. Does nothing that is
+# independent load tool the benchmark is cross-checked against, and Debian's chromium and
+# its chromedriver, which the console's browser test drives. Does nothing that is
 # already done: a venv installed from this very lock is not touched again.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -17,3 +18,5 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$lock" ]; then
   echo "$lock" >"$STAMP"
 fi
 ensure_debian_package hey || log "warning: could not install hey; the load cross-check test will skip"
+ensure_debian_package chromium || log "warning: could not install chromium; the console's browser test will skip"
+ensure_debian_package chromium-driver chromedriver || log "warning: could not install chromedriver; the console's browser test will skip"

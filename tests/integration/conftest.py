@@ -39,6 +39,7 @@ def stack() -> Iterator[Stack]:
         env={
             "SYNC_PORT": str(free_port()),
             "ASYNC_PORT": str(free_port()),
+            "CONSOLE_PORT": str(free_port()),
             "SYNC_WORKERS": "1",
             "ASYNC_WORKERS": "1",
             "ACCESS_LOG": "false",
