@@ -124,3 +124,15 @@ def test_bad_input_is_refused_with_the_field_named(browser: WebDriver, stack: St
     status = browser.find_element(By.ID, "status")
     WebDriverWait(browser, 30).until(lambda _: status.text.startswith("refused"))
     assert status.text.startswith("refused: fault: ") and "unknown source" in status.text
+
+
+def test_the_page_fits_a_narrow_screen(browser: WebDriver, stack: Stack) -> None:
+    browser.set_window_size(420, 900)
+    try:
+        run_race(browser, stack, "narrow", requests="3")
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
+        assert overflow <= 0  # nothing scrolls sideways: the two sides stack
+    finally:
+        browser.set_window_size(1280, 800)
