@@ -9,10 +9,13 @@ addresses out in turn, one per new connection. This gives urllib3 the same behav
 whose every new connection goes to the next address, the name kept for the Host header.
 """
 
+import contextlib
 import functools
 import itertools
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -26,6 +29,8 @@ from requests.adapters import HTTPAdapter
 # How long a name's addresses are reused before it is resolved again: replicas that come
 # or go are seen on the connections opened after that (aiohttp's default is 10 s too).
 ADDRESS_TTL_S = 10.0
+# A socket timeout of 0 would make it non-blocking: the last wait before a deadline is this.
+MIN_WAIT_S = 0.001
 
 
 class Resolver:
@@ -131,10 +136,53 @@ class RoundRobinAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {**classes, "http": pool}
 
 
+# The deadline (time.monotonic()) of the call this thread is making, if any: httpcore sets
+# a read's timeout once per body, so a body that drips could wait one read past it.
+CALL_DEADLINE = threading.local()
+
+
+@contextlib.contextmanager
+def reads_until(deadline: float) -> Iterator[None]:
+    """Every read this thread makes through BoundedResolution's streams waits at most until
+    `deadline`, inside the block."""
+    CALL_DEADLINE.at = deadline
+    try:
+        yield
+    finally:
+        CALL_DEADLINE.at = None
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    """A connection's stream whose reads also end at the calling thread's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self.stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        deadline = getattr(CALL_DEADLINE, "at", None)
+        if deadline is not None:
+            left = max(deadline - time.monotonic(), MIN_WAIT_S)
+            timeout = left if timeout is None else min(timeout, left)
+        return self.stream.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.stream.write(buffer, timeout)
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return DeadlineStream(self.stream.start_tls(*args, **kwargs))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.stream.get_extra_info(info)
+
+
 class BoundedResolution(httpcore.SyncBackend):
     """httpcore's blocking network backend (under httpx.Client), resolving each name within
-    the connect timeout; httpcore's own hands the name to socket.create_connection, which
-    resolves it for as long as the system's resolver takes."""
+    the connect timeout (httpcore's own hands the name to socket.create_connection, which
+    resolves it for as long as the system's resolver takes), and reading within the calling
+    thread's deadline (`reads_until`)."""
 
     def __init__(self, resolver: Resolver) -> None:
         self.resolver = resolver
@@ -153,4 +201,5 @@ class BoundedResolution(httpcore.SyncBackend):
             raise httpcore.ConnectTimeout(f"resolving {host} took longer than {timeout} s") from exc
         except OSError as exc:
             raise httpcore.ConnectError(str(exc)) from exc
-        return super().connect_tcp(address, port, timeout, local_address, socket_options)
+        stream = super().connect_tcp(address, port, timeout, local_address, socket_options)
+        return DeadlineStream(stream)

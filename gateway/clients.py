@@ -30,7 +30,13 @@ import stamina
 import urllib3
 from httpx_aiohttp import AiohttpTransport
 
-from gateway.balancing import BoundedResolution, Resolver, RoundRobinAdapter
+from gateway.balancing import (
+    MIN_WAIT_S,
+    BoundedResolution,
+    Resolver,
+    RoundRobinAdapter,
+    reads_until,
+)
 from gateway.config import AsyncClientName, GatewaySettings, SyncClientName
 from gateway.fanout import FanOut, SourceOutcome
 from gateway.models import ErrorKind, UpstreamFault
@@ -505,7 +511,17 @@ def _get_within(
     ) as r:
         # read1: whatever each read brings. iter_content's read(64 KiB) waits to fill it,
         # so a body with a Content-Length that drips ran past the deadline between checks.
-        reads = iter(lambda: r.raw.read1(READ_CHUNK, decode_content=False), b"")
+        # And each read waits at most what remains: the socket's timeout was set once, at
+        # connect, so a slow drip overran the deadline by one read's wait (0.8 s measured).
+        sock = getattr(r.raw.connection, "sock", None)
+
+        def read_within_deadline() -> bytes:
+            if sock is not None:
+                sock.settimeout(max(fan_out.remaining(), MIN_WAIT_S))
+            chunk: bytes = r.raw.read1(READ_CHUNK, decode_content=False)
+            return chunk
+
+        reads = iter(read_within_deadline, b"")
         return r.status_code, _read_within(r.headers, reads, fan_out, settings.max_body_bytes)
 
 
@@ -533,9 +549,15 @@ def _httpx_get_within(
         pool=min(settings.pool_timeout_s, remaining),
     )
     url, headers = call.source.news_url, {**call.headers, **IDENTITY}
-    with client.stream(
-        "GET", url, params=call.query(settings), headers=headers, timeout=timeout
-    ) as r:
+    # httpcore sets a read's timeout once per body: reads_until makes each read wait at
+    # most what remains (BoundedResolution's streams read it).
+    deadline = time.monotonic() + remaining
+    with (
+        reads_until(deadline),
+        client.stream(
+            "GET", url, params=call.query(settings), headers=headers, timeout=timeout
+        ) as r,
+    ):
         # Whatever each read brings: with a chunk_size, httpx would wait to fill it, and a
         # dripping body would then run past the deadline between two checks.
         return r.status_code, _read_within(

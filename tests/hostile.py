@@ -25,6 +25,9 @@ ARTICLE = {
     "published_at": "2026-01-01T00:00:00Z",
 }
 DRIP_EVERY_S = 0.05
+# Just under a read timeout set at the start from a 1.5 s deadline: no single read times out,
+# and the read that begins just before the deadline would wait about this long past it.
+DRIP_SLOWLY_S = 1.4
 
 Writer = asyncio.StreamWriter
 Case = Callable[[Writer, "HostileServer"], Awaitable[None]]
@@ -78,6 +81,16 @@ async def drip_with_length(writer: Writer, _: "HostileServer") -> None:
         writer.write(bytes([byte]))
         await writer.drain()
         await asyncio.sleep(DRIP_EVERY_S)
+
+
+async def drip_slowly(writer: Writer, _: "HostileServer") -> None:
+    # A byte, then one every DRIP_SLOWLY_S: only a deadline that bounds every read stops it.
+    body = news(1)
+    writer.write(head("200 OK", len(body)))
+    for byte in body:
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(DRIP_SLOWLY_S)
 
 
 async def cut_midway(writer: Writer, _: "HostileServer") -> None:
@@ -147,6 +160,7 @@ CASES: dict[str, Case] = {
     "huge-header": huge_header,
     "many-headers": many_headers,
     "drip-length": drip_with_length,
+    "drip-slowly": drip_slowly,
     "cut-midway": cut_midway,
     "no-answer": no_answer,
     "redirect": redirect,
@@ -170,6 +184,7 @@ EXPECTED_KIND: dict[str, ErrorKind] = {
     "cut-midway": "connect",
     "no-answer": "connect",
     "drip-length": "timeout",
+    "drip-slowly": "timeout",
     "redirect": "status",
     "big-body": "too_large",
     "big-chunked": "too_large",
