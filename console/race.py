@@ -7,6 +7,7 @@ host, which would queue the requests in the browser and hide what the gateways d
 
 import asyncio
 import math
+import statistics
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ ROUTES: dict[tuple[Side, str], Target] = {
     ("async", "blocking"): TARGETS_BY_NAME["blocking"],
     ("async", "per-call"): PER_CALL,
 }
+# Fan-outs whose median gives each source's delay at rest, before a race.
+CALIBRATION_FAN_OUTS = 3
 # The live gauges read from each gateway's /metrics during a race.
 GAUGES = {
     "http_requests_in_flight": "in_flight",
@@ -231,9 +234,17 @@ class Race:
         return GatewayView.model_validate(await self.get_json(f"{self.base(side)}/healthz"))
 
     async def delays_ms(self) -> dict[str, float]:
-        """Each source's delay at rest, from one overlapped fan-out on the async gateway."""
-        body = await self.get_json(f"{self.base('async')}/news")
-        return {source["name"]: source["elapsed_ms"] for source in body["sources"]}
+        """Each source's delay at rest, as the async gateway measures it: the median of
+        CALIBRATION_FAN_OUTS overlapped fan-outs, after one that warms the connections (a
+        cold one also counts the connects, and made the ideal lines too long)."""
+        url = f"{self.base('async')}/news"
+        await self.get_json(url)
+        bodies = await asyncio.gather(*(self.get_json(url) for _ in range(CALIBRATION_FAN_OUTS)))
+        timings: dict[str, list[float]] = {}
+        for body in bodies:
+            for source in body["sources"]:
+                timings.setdefault(source["name"], []).append(source["elapsed_ms"])
+        return {name: statistics.median(values) for name, values in timings.items()}
 
     async def one(self, side: Side, index: int, t0: float, queue: asyncio.Queue[Any]) -> None:
         target, sent = self.plan.target(side), time.perf_counter()
