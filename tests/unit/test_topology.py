@@ -124,3 +124,13 @@ def test_the_exposed_overlay_turns_every_lever_off() -> None:
         if name.endswith("-gateway"):
             assert env["ADMIN_PORT"] == "9000" and env["GATEWAY_MAX_IN_FLIGHT"] not in ("", "0")
         assert "ports" not in service  # the admin port is published nowhere
+
+
+def test_the_hostile_overlay_points_the_gateways_at_every_case() -> None:
+    from tests.hostile import EXPECTED_KIND
+
+    overlay = compose_file("tests/integration/docker-compose.hostile.yml")
+    sources = overlay["x-hostile-sources"]
+    assert isinstance(sources, dict)
+    named = [item.partition("=")[0] for item in sources["GATEWAY_SOURCES"].split(",")]
+    assert named == ["wire", *EXPECTED_KIND]
