@@ -4,6 +4,7 @@ gunicorn loads it through the factory: ``upstream.main:create_app()``.
 """
 
 import asyncio
+import functools
 from collections.abc import Coroutine
 from typing import Annotated, Any
 
@@ -34,24 +35,42 @@ class NewsPayload(BaseModel):
 
 # nginx's status for a caller that hung up first. Nobody receives it: it is for the logs.
 CALLER_LEFT = 499
+# Bodies kept per worker, by (delay, limit): 3 KB for the 10 articles a gateway asks for,
+# 20 MB at worst (UPSTREAM_ARTICLE_COUNT=1000, every answer at its limit). A latency model
+# that draws a new delay each time only misses.
+NEWS_BODIES_CACHED = 64
 NEWS_RESPONSES: dict[int | str, dict[str, object]] = {
     503: {"model": Overloaded, "description": "Past UPSTREAM_MAX_IN_FLIGHT: see Retry-After."}
 }
 
 
-async def unless_caller_leaves(request: Request, work: Coroutine[Any, Any, Response]) -> Response:
-    """`work`, cancelled as soon as the caller hangs up.
+async def _hung_up(request: Request) -> None:
+    """Returns once the caller has hung up; a GET's empty body is read on the way."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
-    uvicorn does not cancel a request whose caller left: a hang would sleep its 30 s out for
-    nobody, and a flood of them would hold the worker. The answer's body, once it streams,
-    ends at its next write to the closed connection.
+
+async def sleep_unless_caller_leaves(request: Request, seconds: float) -> bool:
+    """Sleep `seconds`, unless the caller hangs up first: False then.
+
+    uvicorn does not cancel a request whose caller left. Waiting for the hang-up with the
+    delay as its timeout makes the sleep itself the watch: no task per request.
     """
+    try:
+        async with asyncio.timeout(seconds):
+            await _hung_up(request)
+    except TimeoutError:
+        return True
+    return False
 
-    async def hung_up() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
 
-    answering, leaving = asyncio.ensure_future(work), asyncio.ensure_future(hung_up())
+async def unless_caller_leaves(request: Request, work: Coroutine[Any, Any, Response]) -> Response:
+    """`work`, cancelled as soon as the caller hangs up: for a fault's answer, which may
+    hang for 30 s or drip for 3 (the normal answer's sleep watches on its own).
+
+    The answer's body, once it streams, ends at its next write to the closed connection.
+    """
+    answering, leaving = asyncio.ensure_future(work), asyncio.ensure_future(_hung_up(request))
     try:
         await asyncio.wait((answering, leaving), return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -110,27 +129,31 @@ def create_app(settings: UpstreamSettings | None = None) -> FastAPI:
         if delay_ms is None:
             delay_ms = draws.delay_ms()
         injected = draws.fault(fault)
-        return await unless_caller_leaves(request, answer(delay_ms, limit, injected))
+        # Parked on the event loop, so one worker holds thousands of waiting requests: the
+        # upstream is slow, never saturated.
+        if not await sleep_unless_caller_leaves(request, delay_ms / 1000):
+            return Response(status_code=CALLER_LEFT)
+        body, headers = news_body(delay_ms, limit), {"Server-Timing": f"delay;dur={delay_ms}"}
+        if injected is not None:
+            return await unless_caller_leaves(
+                request, faulty_response(injected, body, headers, draws)
+            )
+        return Response(body, media_type="application/json", headers=headers)
 
-    async def answer(delay_ms: int, limit: int, injected: FaultKind | None) -> Response:
-        # asyncio.sleep parks the request on the event loop, so one worker holds
-        # thousands of waiting requests: the upstream is slow, never saturated.
-        await asyncio.sleep(delay_ms / 1000)
+    @functools.lru_cache(maxsize=NEWS_BODIES_CACHED)
+    def news_body(delay_ms: int, limit: int) -> bytes:
+        """The answer's body, serialised once per delay and limit: the articles never change.
+
+        Serialised here, not returned as a model, which FastAPI would validate again before
+        serialising it. The OpenAPI schema still comes from response_model.
+        """
         payload = NewsPayload(
             source=settings.name,
             instance=settings.instance,
             delay_ms=delay_ms,
             articles=articles[:limit],
         )
-        # Serialised here, once: returning the model would have FastAPI validate it again
-        # before serialising it. The OpenAPI schema still comes from response_model.
-        body, headers = (
-            payload.model_dump_json().encode(),
-            {"Server-Timing": f"delay;dur={delay_ms}"},
-        )
-        if injected is not None:
-            return await faulty_response(injected, body, headers, draws)
-        return Response(body, media_type="application/json", headers=headers)
+        return payload.model_dump_json().encode()
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
