@@ -16,7 +16,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import TypeAdapter
 
@@ -36,11 +36,12 @@ from bench.theory import (
     ideal,
 )
 from bench.topology import ROOT
+from gateway.config import AsyncClientName
 
 GatewayName = Literal["sync", "async"]
 GATEWAY_SERVICES: dict[GatewayName, str] = {"sync": "sync-gateway", "async": "async-gateway"}
 UPSTREAM_SERVICES = ("upstream-wire", "upstream-gazette", "upstream-chronicle")
-ASYNC_CLIENTS = ("httpx-aiohttp", "httpx2", "httpx")
+ASYNC_CLIENTS: tuple[str, ...] = get_args(AsyncClientName)
 
 
 class Healthz(TypedDict):

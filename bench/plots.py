@@ -17,13 +17,14 @@ if TYPE_CHECKING:
 COLOURS = {
     "sync": "tab:red",
     "sync-threads": "tab:orange",
-    "async · httpx-aiohttp": "tab:blue",
+    "async · aiohttp": "tab:blue",
+    "async · httpx-aiohttp": "tab:olive",
     "async · httpx2": "tab:green",
     "async · httpx": "tab:purple",
     "async-sequential": "tab:cyan",
     "blocking": "tab:gray",
 }
-FALLBACK_COLOURS = ("tab:brown", "tab:pink", "tab:olive", "black")
+FALLBACK_COLOURS = ("tab:brown", "tab:pink", "black")
 
 
 def _pyplot() -> Any:

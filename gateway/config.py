@@ -11,7 +11,8 @@ from gateway.sources import SOURCE_NAME, Source
 from serving.admission import AdmissionPolicy
 from serving.levers import LAB_LEVERS
 
-AsyncClientName = Literal["httpx", "httpx-aiohttp", "httpx2"]
+# The default first: bench compare runs the client axis in this order.
+AsyncClientName = Literal["aiohttp", "httpx-aiohttp", "httpx2", "httpx"]
 SyncClientName = Literal["requests", "httpx"]
 
 
@@ -35,10 +36,11 @@ class GatewaySettings(BaseSettings):
     # Starlette runs `def` routes on anyio's threadpool, 40 tokens by default. It caps how
     # many sync requests one worker serves at once, so it is a setting, not a constant.
     threadpool_tokens: int = Field(40, ge=1, le=1000)
-    # The async gateway's client (gateway/clients.py explains each). httpx-aiohttp is the
-    # default by measurement: the only one whose CPU per fan-out stays flat from C=10 to
-    # C=200 on this lab (README, "Why the client matters").
-    http_client: AsyncClientName = "httpx-aiohttp"
+    # The async gateway's client (gateway/clients.py explains each). aiohttp is the default
+    # by measurement: aiohttp's pool is the one whose CPU per fan-out stays flat from C=10
+    # to C=1000 (docs/benchmark.md, "Why the client matters"), and without httpx's request
+    # layer on top a call costs about half as much ("Where a fan-out's CPU goes").
+    http_client: AsyncClientName = "aiohttp"
     # The sync gateway's client: one requests.Session, or one httpx.Client ("just like
     # requests, but with better performance", says the blog post; bench claims measures it).
     sync_http_client: SyncClientName = "requests"

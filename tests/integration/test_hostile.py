@@ -51,8 +51,8 @@ def test_every_hostile_source_is_contained_across_containers(
     hostile_stack: Stack, gateway: str
 ) -> None:
     stack, service = hostile_stack, f"{gateway}-gateway"
-    # The stack's clients: requests for sync, httpx-aiohttp for async (.env).
-    client = "sync" if gateway == "sync" else "async-httpx-aiohttp"
+    # The stack's clients: requests for sync, aiohttp for async (.env).
+    client = "sync" if gateway == "sync" else "async-aiohttp"
     warm = fetch(stack.url(gateway), sources="wire")
     pid = warm.body["worker_pid"]
     idle = memory_kib(stack, service, pid)

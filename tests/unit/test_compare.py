@@ -25,7 +25,7 @@ from tests.unit.loopback import LiveServer, Upstreams
 
 DELAYS_S = [0.3, 0.5, 0.8]
 SYNC = GatewayConfig("sync", 1, 40, "requests", 1000, 1000)
-ASYNC = GatewayConfig("async", 1, 40, "httpx-aiohttp", 1000, 1000)
+ASYNC = GatewayConfig("async", 1, 40, "aiohttp", 1000, 1000)
 
 
 @pytest.mark.parametrize(
@@ -47,10 +47,14 @@ def test_quick_plan_runs_every_target_then_each_client_once() -> None:
     # Every target at 10, 100, 200 but blocking (10 only), and the other two clients.
     assert series == [
         *((name, c) for name in ("sync", "sync-threads") for c in (10, 100, 200)),
-        *(("async · httpx-aiohttp", c) for c in (10, 100, 200)),
+        *(("async · aiohttp", c) for c in (10, 100, 200)),
         *(("async-sequential", c) for c in (10, 100, 200)),
         ("blocking", 10),
-        *((f"async · {client}", c) for client in ("httpx2", "httpx") for c in (10, 100, 200)),
+        *(
+            (f"async · {client}", c)
+            for client in ("httpx-aiohttp", "httpx2", "httpx")
+            for c in (10, 100, 200)
+        ),
     ]
     assert len(set(points)) == len(points)
     assert {p.config.workers for p in points} == {1}
@@ -65,9 +69,9 @@ def test_full_plan_restarts_each_gateway_as_rarely_as_it_can() -> None:
         if point.config != running[gateway]:
             restarts[gateway] += 1
             running[gateway] = point.config
-    # sync: 3 more threadpool sizes, the overload bound, then 2 and 4 workers; async: 2
+    # sync: 3 more threadpool sizes, the overload bound, then 2 and 4 workers; async: 3
     # more clients, then 2 and 4 workers (back on the stack's own client).
-    assert restarts == {"sync": 6, "async": 4}
+    assert restarts == {"sync": 6, "async": 5}
     sweep = {p.config.threadpool_tokens for p in points if p.target.name == "sync"}
     assert sweep == {40, 100, 200, 400}
     assert max(p.concurrency for p in points if label(p, 40) == "async · httpx") == 1000
@@ -160,7 +164,7 @@ def test_the_matrix_puts_the_stack_back_as_the_user_started_it(user_stack: FakeS
     # It ran one worker with each client, so it restarted, then restored, each gateway.
     assert user_stack.restarts[-2:] == [started["sync"], started["async"]]
     clients = {row.client for row in comparison.rows if row.target.name == "async"}
-    assert clients == {"httpx-aiohttp", "httpx2", "httpx"}
+    assert clients == {"aiohttp", "httpx-aiohttp", "httpx2", "httpx"}
     assert {row.workers for row in comparison.rows} == {1}
 
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from gateway import async_app, sync_app
 from gateway.clients import retry_policy
-from gateway.config import GatewaySettings
+from gateway.config import AsyncClientName, GatewaySettings
 from gateway.models import UpstreamFault
 from serving.cores import whole_cores
 from tests.faults import ERROR_KIND_OF
@@ -40,9 +40,9 @@ SYNC_HTTPX = Gateway("sync", sync_app.create_app, {"sync_http_client": "httpx"})
 # The async gateway on each client it can be configured with; the default comes first.
 ASYNC_CLIENTS = {
     client: Gateway("async", async_app.create_app, {"http_client": client})
-    for client in ("httpx-aiohttp", "httpx", "httpx2")
+    for client in get_args(AsyncClientName)
 }
-ASYNC = ASYNC_CLIENTS["httpx-aiohttp"]
+ASYNC = ASYNC_CLIENTS["aiohttp"]
 EVERY_GATEWAY = {
     "sync": SYNC,
     "sync-httpx": SYNC_HTTPX,

@@ -6,13 +6,13 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from fastapi.testclient import TestClient
 
 from gateway import async_app, sync_app
-from gateway.config import GatewaySettings
+from gateway.config import AsyncClientName, GatewaySettings
 from tests.hostile import EXPECTED_KIND, HostileServer, expected_kind
 from tests.unit.loopback import FAULT_DEADLINE_MS, Upstreams
 
@@ -22,7 +22,7 @@ GATEWAYS: dict[str, tuple[Callable[[GatewaySettings], Any], dict[str, str]]] = {
     "sync-httpx": (sync_app.create_app, {"sync_http_client": "httpx"}),
     **{
         f"async-{client}": (async_app.create_app, {"http_client": client})
-        for client in ("httpx-aiohttp", "httpx", "httpx2")
+        for client in get_args(AsyncClientName)
     },
 }
 # As for the injected faults: the deadline cut it, not the drip, which runs for 100 s.
