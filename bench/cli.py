@@ -1,6 +1,8 @@
-"""The command line: ``python -m bench run | compare | claims | crosscheck | client-check |
-pool-cost``."""
+"""The command line: ``python -m bench run | compare | claims | cost | crosscheck |
+client-check | pool-cost``."""
 
+import json
+import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -15,9 +17,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import claims as blog
 from bench import compare as matrix
+from bench.cost import measure_cost
 from bench.crosscheck import client_check, crosscheck
 from bench.load import LoadSpec, run_load
 from bench.poolcost import pool_cost
+from bench.probe import compose_probe
 from bench.report import write_records, write_report, write_scale_out_report
 from bench.scaleout import SCALE_OUT_PRESETS, run_scale_out
 from bench.tables import (
@@ -25,6 +29,7 @@ from bench.tables import (
     claims_table,
     client_cost_table,
     comparison_table,
+    cost_table,
     crosscheck_table,
     pool_cost_table,
     run_table,
@@ -225,6 +230,34 @@ def claims_command(
     console.print(claims_table(claims))
     for path in blog.write_claims(claims, out):
         console.print(f"wrote {path}")
+
+
+@app.command(name="cost")
+def cost_command(
+    concurrency: Annotated[
+        list[int], typer.Option("-c", "--concurrency", min=1, max=2000, help="Repeatable.")
+    ] = [200],  # noqa: B006 (typer reads the default; it is never mutated)
+    duration: Annotated[float, typer.Option(min=2, max=600, help="Each window, seconds.")] = 5,
+    rounds: Annotated[
+        int, typer.Option(min=1, max=20, help="Pairs of windows: trivial, then fan-out.")
+    ] = 3,
+    out: Annotated[Path | None, typer.Option(help="Write the points as JSON here.")] = None,
+    async_url: AsyncUrl = None,
+) -> None:
+    """CPU per fan-out on the compose stack, in trivial requests (/healthz) of the same run."""
+    _, async_url = gateway_urls(None, async_url)
+    project = os.environ.get("COMPOSE_PROJECT_NAME", "fanout-lab")
+    probe = compose_probe(project, matrix.GATEWAY_SERVICES["async"], matrix.UPSTREAM_SERVICES)
+    if probe is None:
+        console.print("[bold red]error:[/] cannot see the stack's containers from this host")
+        raise typer.Exit(1)
+    with console.status(f"pricing C={', '.join(map(str, concurrency))}"):
+        points = measure_cost(probe, async_url, concurrency, duration, rounds)
+    console.print(cost_table(points))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps([p.record() for p in points], indent=2) + "\n")
+        console.print(f"wrote {out}")
 
 
 @app.command(name="crosscheck")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
+from bench.cost import FAN_OUT_TARGET, UPSTREAM_CALL_TARGET, CostPoint
 from bench.crosscheck import AGREEMENT, ClientCost, CrossCheck
 from bench.load import LoadResult
 
@@ -176,6 +177,30 @@ def client_cost_table(costs: Sequence[ClientCost], url: str, concurrency: int) -
             f"{cost.requests / cost.wall_s:,.0f}",
             f"{cost.cpu_s / cost.requests * 1e6:,.0f}",
             f"{cost.cpu_s / cost.wall_s:.0%}",
+        )
+    return table
+
+
+def cost_table(points: Sequence[CostPoint]) -> Table:
+    title = "CPU per fan-out, in trivial requests (/healthz) of the same run; targets: "
+    title += f"fan-out ≤ {FAN_OUT_TARGET:g}, upstream call ≤ {UPSTREAM_CALL_TARGET:g}"
+    table = Table(title=title)
+    columns: tuple[str, ...] = ("C", "fan-outs/s", "trivial ms", "fan-out ms", "fan-out / trivial")
+    columns += ("call ms", "call / trivial", "client ms", "machine ms", "errors")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for p in points:
+        table.add_row(
+            str(p.concurrency),
+            f"{p.fan_outs_per_s:,.0f}",
+            f"{p.trivial_ms:.3f}",
+            f"{p.fan_out_ms:.3f}",
+            f"{p.fan_out_units:.2f}",
+            f"{p.upstream_call_ms:.3f}",
+            f"{p.upstream_call_units:.2f}",
+            f"{p.client_fan_out_ms:.3f}",
+            f"{p.machine_fan_out_ms:.3f}",
+            str(p.errors),
         )
     return table
 
