@@ -11,9 +11,9 @@ from tests.integration.stack import Stack, record
 pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 # This test's command on this 2-core machine, access log off as in this stack. With the
-# aiohttp client, the median of 3 to 5 rounds was 6.7, 7.9, 8.1 and 8.2 in four runs within
-# 15 minutes (single rounds: 6.2 to 9.7), while the machine's drift moved the fan-out from
-# 2.1 to 2.4 ms; httpx over the same connector, the default before it, gave 9.2. The
+# aiohttp client, the median of 3 to 5 rounds was 6.1 to 8.3 in eight runs within half an
+# hour (single rounds: 6.2 to 9.7); httpx over the same connector, the default before it,
+# gave 9.2 (docs/benchmark.md, "Where a fan-out's CPU goes"). The
 # issue's target is 5 (bench/cost.py), not met yet. The bar is where the code stands plus
 # that spread: it fails a return to 050a8ed's cost (10.5) or worse. The sharp guard of the
 # client's cut is a ratio in one run: bench compare's client axis (test_bench.py).
