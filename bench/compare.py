@@ -8,6 +8,7 @@ puts both back exactly as their /healthz described them at the start.
 
 import functools
 import json
+import math
 import os
 import platform
 import statistics
@@ -34,6 +35,7 @@ from bench.theory import (
     cpu_line,
     fan_out_cost,
     ideal,
+    machine_line,
 )
 from bench.topology import ROOT
 from gateway.config import AsyncClientName
@@ -275,8 +277,42 @@ class Row:
         return cpu_line(self.processes, self.host_cores, seconds)
 
     @property
+    def machine_cpu_ms_per_request(self) -> float | None:
+        """What one answer cost the machine: the gateway, the upstreams, the load client."""
+        if self.cost is None or self.result.ok == 0 or self.result.window_s <= 0:
+            return None
+        window_s, cost = self.result.window_s, self.cost
+        spent = cost.gateway_cpu_s + (cost.upstream_cpu_cores + self.result.client_cpu) * window_s
+        return spent / self.result.ok * 1000
+
+    @property
+    def others_cpu_cores(self) -> float | None:
+        """The cores busy in the window with anything but the gateway's workers, the
+        upstreams and the load client: Docker's port proxy, the daemons, other tenants."""
+        cost = self.cost
+        if cost is None or cost.machine_busy_cores <= 0 or self.result.window_s <= 0:
+            return None
+        ours = cost.gateway_cpu_s / self.result.window_s + cost.upstream_cpu_cores
+        return max(cost.machine_busy_cores - ours - self.result.client_cpu, 0.0)
+
+    @property
+    def machine_line(self) -> float:
+        per_request, others = self.machine_cpu_ms_per_request, self.others_cpu_cores
+        if per_request is None or others is None:
+            return math.inf
+        return machine_line(self.host_cores, others, per_request / 1000)
+
+    @property
+    def cpu_limit(self) -> str | None:
+        """Which CPU ran out first, when one did: the gateway's workers or the machine."""
+        lowest = min(self.cpu_line, self.machine_line)
+        if lowest >= self.ideal.throughput:
+            return None
+        return "gateway CPU" if self.cpu_line <= self.machine_line else "machine CPU"
+
+    @property
     def cpu_bound(self) -> bool:
-        return self.cpu_line < self.ideal.throughput
+        return self.cpu_limit is not None
 
     def record(self) -> "RowRecord":
         summary = self.result.summary()
@@ -312,8 +348,22 @@ class Row:
             if cost is None
             else round(cost.busiest_upstream_cores, 3),
             "cpu_line_throughput": None if per_request is None else round(self.cpu_line, 1),
+            "machine_cpu_ms_per_request": _rounded(self.machine_cpu_ms_per_request, 2),
+            "others_cpu_cores": _rounded(self.others_cpu_cores, 3),
+            "machine_line_throughput": None
+            if math.isinf(self.machine_line)
+            else round(self.machine_line, 1),
+            "cpu_limit": self.cpu_limit,
+            # The cap column: the designed cap, and the CPU that ran out first, if one did.
+            "cap": self.ideal.binding
+            if self.cpu_limit is None
+            else f"{self.ideal.binding}; {self.cpu_limit}",
             "cpu_bound": self.cpu_bound,
         }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 class RowRecord(LoadSummary):
@@ -341,6 +391,11 @@ class RowRecord(LoadSummary):
     upstream_cpu_cores: float | None
     busiest_upstream_cores: float | None
     cpu_line_throughput: float | None
+    machine_cpu_ms_per_request: float | None
+    others_cpu_cores: float | None
+    machine_line_throughput: float | None
+    cpu_limit: str | None
+    cap: str
     cpu_bound: bool
 
 

@@ -44,6 +44,8 @@ class Sample:
     upstream_cpu_s: tuple[float, ...]
     # Connections the upstreams have accepted so far, all of them together.
     upstream_opens: int = 0
+    # Every core's busy time so far, the whole machine's (/proc/stat), in seconds.
+    machine_busy_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class WindowCost:
     # Connections the upstreams accepted in the window: the gateway's, plus one per Docker
     # healthcheck of each upstream (every 3 s by default).
     upstream_connections: float = 0.0
+    machine_busy_cores: float = 0.0  # the whole machine's, every process: 2.0 = 2 cores busy
 
 
 def labelled_containers(labels: dict[str, str]) -> list[str]:
@@ -176,6 +179,17 @@ def passive_opens(container: Container) -> int:
     return int(tcp[1][tcp[0].index("PassiveOpens")])
 
 
+def machine_busy_seconds() -> float:
+    """Every core's busy time since boot (idle and iowait aside), 0 if it cannot be read."""
+    try:
+        fields = (PROC / "stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    ticks = [int(field) for field in fields[:8]]
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def container_cpu_seconds(container: Container) -> float:
     return sum(cpu_seconds(pid) for pid in processes(container))
 
@@ -207,7 +221,13 @@ class StackProbe:
         upstream = tuple(container_cpu_seconds(c) for c in self.upstreams)
         opens = sum(passive_opens(c) for c in self.upstreams)
         taken = Sample(
-            time.perf_counter(), self._gateway_cpu_s, tuple(rss), total_rss, upstream, opens
+            time.perf_counter(),
+            self._gateway_cpu_s,
+            tuple(rss),
+            total_rss,
+            upstream,
+            opens,
+            machine_busy_seconds(),
         )
         self.samples.append(taken)
         return taken
@@ -241,8 +261,8 @@ class StackProbe:
         inside = [s for s in self.samples if start <= s.at <= end]
         peak = max((max(s.worker_rss_bytes, default=0) for s in inside), default=0)
         peak_total = max((s.gateway_rss_bytes for s in inside), default=0)
-        (opens_start, gateway_start, *upstream_start) = interpolate(self.samples, start)
-        (opens_end, gateway_end, *upstream_end) = interpolate(self.samples, end)
+        (busy_start, opens_start, gateway_start, *upstream_start) = interpolate(self.samples, start)
+        (busy_end, opens_end, gateway_end, *upstream_end) = interpolate(self.samples, end)
         upstream = [b - a for a, b in zip(upstream_start, upstream_end, strict=True)]
         window = end - start
         return WindowCost(
@@ -252,19 +272,25 @@ class StackProbe:
             upstream_cpu_cores=sum(upstream) / window,
             busiest_upstream_cores=max(upstream, default=0.0) / window,
             upstream_connections=opens_end - opens_start,
+            machine_busy_cores=(busy_end - busy_start) / window,
         )
 
 
 def interpolate(samples: list[Sample], at: float) -> list[float]:
-    """The cumulative figures at time `at`: the upstreams' accepted connections, the
-    gateway's CPU, then each upstream's CPU."""
+    """The cumulative figures at time `at`: the machine's busy time, the upstreams'
+    accepted connections, the gateway's CPU, then each upstream's CPU."""
     times = [s.at for s in samples]
     index = min(max(bisect.bisect_left(times, at), 1), len(samples) - 1)
     before, after = samples[index - 1], samples[index]
     share = 0.0 if after.at == before.at else (at - before.at) / (after.at - before.at)
     values = zip(
-        (before.upstream_opens, before.gateway_cpu_s, *before.upstream_cpu_s),
-        (after.upstream_opens, after.gateway_cpu_s, *after.upstream_cpu_s),
+        (
+            before.machine_busy_s,
+            before.upstream_opens,
+            before.gateway_cpu_s,
+            *before.upstream_cpu_s,
+        ),
+        (after.machine_busy_s, after.upstream_opens, after.gateway_cpu_s, *after.upstream_cpu_s),
         strict=True,
     )
     return [a + share * (b - a) for a, b in values]

@@ -16,8 +16,14 @@ for), Little's law. The ideal is the lowest of every cap that applies:
 requests' pool is no cap: it does not block (pool_block=False); past pool_maxsize it opens
 a connection and drops it afterwards, which costs CPU but queues nothing.
 
-The CPU line is measured, not designed: the cores the gateway can use over its CPU time
-per request. A row is CPU-bound when that line is below the ideal.
+Two CPU lines are measured, not designed, and a row is CPU-bound when either is below the
+ideal:
+- the gateway's: the cores its workers can use over their CPU time per request;
+- the machine's: (cores - others' CPU) / (gateway + upstreams + client CPU per request).
+  On a machine that runs everything, the gateway is often not what runs out: the whole
+  machine is. "Others" is whatever else kept the cores busy in the same window (Docker's
+  port proxy, the daemons, other tenants), so on a saturated machine this line is what
+  was measured.
 """
 
 import math
@@ -126,6 +132,16 @@ def cpu_line(workers: int, cores: float, cpu_s_per_request: float | None) -> flo
     if cpu_s_per_request is None or cpu_s_per_request <= 0:
         return math.inf
     return min(workers, cores) / cpu_s_per_request
+
+
+def machine_line(
+    cores: float, others_cores: float, machine_cpu_s_per_request: float | None
+) -> float:
+    """Requests per second the whole machine allows: the cores not taken by others, over
+    what one request costs the gateway, the upstreams and the load client together."""
+    if machine_cpu_s_per_request is None or machine_cpu_s_per_request <= 0:
+        return math.inf
+    return max(cores - others_cores, 0.0) / machine_cpu_s_per_request
 
 
 # --- the blog post's other claims (bench claims) ------------------------------------------

@@ -104,6 +104,7 @@ SAMPLES = [
         worker_rss_bytes=(50 * 2**20,),
         gateway_rss_bytes=80 * 2**20,
         upstream_cpu_s=(1.0,),
+        machine_busy_s=100.0,
     ),
     Sample(
         11.0,
@@ -111,6 +112,7 @@ SAMPLES = [
         worker_rss_bytes=(70 * 2**20,),
         gateway_rss_bytes=100 * 2**20,
         upstream_cpu_s=(1.2,),
+        machine_busy_s=101.0,
     ),
     Sample(
         12.0,
@@ -118,6 +120,7 @@ SAMPLES = [
         worker_rss_bytes=(90 * 2**20,),
         gateway_rss_bytes=130 * 2**20,
         upstream_cpu_s=(1.6,),
+        machine_busy_s=103.0,
     ),
     Sample(
         13.0,
@@ -125,6 +128,7 @@ SAMPLES = [
         worker_rss_bytes=(99 * 2**20,),
         gateway_rss_bytes=140 * 2**20,
         upstream_cpu_s=(1.6,),
+        machine_busy_s=105.0,
     ),
 ]
 
@@ -137,6 +141,8 @@ def test_a_window_is_priced_between_its_samples() -> None:
     # Upstream: 1.1 to 1.6 over 1.5 s.
     assert cost.upstream_cpu_cores == pytest.approx(0.5 / 1.5)
     assert cost.busiest_upstream_cores == pytest.approx(0.5 / 1.5)
+    # The machine: 100.5 to 103 busy seconds over 1.5 s.
+    assert cost.machine_busy_cores == pytest.approx(2.5 / 1.5)
     # The samples inside the window: 11 s and 12 s; the 13 s one is after it.
     assert cost.peak_worker_rss_mib == pytest.approx(90)
     assert cost.peak_gateway_rss_mib == pytest.approx(130)

@@ -41,6 +41,26 @@ def make_row(
     return Row(point, label(point, 40), limits, result, best, cost, host_cores=2)
 
 
+def test_the_cap_names_the_cpu_that_ran_out_gateway_or_machine() -> None:
+    # async at C=200 on 2 cores, ideal 250/s (the clients: 200 / 0.8 s): 150 answers in 1 s.
+    row = make_row("async", ASYNC, 200, 150, 1.3, 1.2, cpu_s=0.3)
+    row.result.window_s, row.result.client_cpu = 1.0, 0.2
+    # The worker spent 0.3 s (2 ms each: its line is 500/s); upstreams 0.9 cores, the client
+    # 0.2, others 0.6, so the machine was full (2.0 busy): (2 - 0.6) / 9.33 ms = 150/s.
+    row.cost = WindowCost(0.3, 75.0, 110.0, 0.9, 0.3, machine_busy_cores=2.0)
+    record = row.record()
+    assert record["machine_cpu_ms_per_request"] == pytest.approx(9.33, abs=0.01)
+    assert record["others_cpu_cores"] == pytest.approx(0.6)
+    assert record["machine_line_throughput"] == pytest.approx(150.0)
+    assert record["cap"] == "clients; machine CPU" and record["cpu_bound"] is True
+    # The same answers with a worker that took 1.2 s: its own line, 125/s, binds first.
+    row.cost = WindowCost(1.2, 75.0, 110.0, 0.3, 0.1, machine_busy_cores=1.9)
+    assert row.record()["cap"] == "clients; gateway CPU"
+    # With room on both lines, the cap is the designed one alone.
+    row.cost = WindowCost(0.3, 75.0, 110.0, 0.3, 0.1, machine_busy_cores=0.9)
+    assert row.record()["cap"] == "clients" and row.record()["cpu_bound"] is False
+
+
 @pytest.fixture
 def comparison() -> Comparison:
     comparison = Comparison("quick", DELAYS, {"sync": SYNC, "async": ASYNC})

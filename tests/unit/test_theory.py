@@ -14,6 +14,7 @@ from bench.theory import (
     cpu_line,
     fan_out_cost,
     ideal,
+    machine_line,
 )
 
 DELAYS_S = [0.3, 0.5, 0.8]  # the compose stack's defaults: sum 1.6 s, max 0.8 s
@@ -110,6 +111,21 @@ def test_cpu_line_is_usable_cores_over_cpu_per_request(
     workers: int, cores: int, cpu_s: float | None, line: float
 ) -> None:
     assert cpu_line(workers, cores, cpu_s) == pytest.approx(line)
+
+
+@pytest.mark.parametrize(
+    ("others", "cpu_s", "line"),
+    [
+        (0.0, 0.005, 400.0),  # 2 free cores, 5 ms of the machine per request
+        (0.5, 0.005, 300.0),  # others hold half a core
+        (2.5, 0.005, 0.0),  # others hold more than there is: nothing left
+        (0.0, None, math.inf),  # not measured: no line
+    ],
+)
+def test_the_machine_line_is_the_cores_left_over_what_a_request_costs_all_of_us(
+    others: float, cpu_s: float | None, line: float
+) -> None:
+    assert machine_line(2, others, cpu_s) == pytest.approx(line)
 
 
 @pytest.mark.parametrize(
