@@ -41,8 +41,10 @@ def test_past_capacity_a_bound_turns_a_growing_queue_into_fast_503s(
     record("overload, bound: 503 p99 / one fan-out", fast, "≤ 0.3")
     assert fast <= 0.3
     # ... while the admitted stay far from the unbounded queue (3.3x to 4.0x above) at full
-    # capacity: 1.06 to 1.16 measured before 2026-11-29, 1.39 and 1.41 since (its cause is
-    # not found yet: see the closing note of #17), so the bar is 1.6, not 1.3.
+    # capacity: 1.06 to 1.16 measured before 2026-11-29, then 1.39 and 1.41 in two
+    # fresh-clone runs that day; on 2026-11-30, 1.08 to 1.10 here with the upstream of
+    # either day (an A/B of upstream/main.py) and 1.09 in a fresh-clone run. The cause of
+    # those two is not found, so the bar stays at 1.6 until more runs agree with 1.3.
     admitted = bounded["latency_p99_ms"] / ideal_ms
     record("overload, bound: admitted p99 / one fan-out", admitted, "≤ 1.6")
     assert admitted <= 1.6
