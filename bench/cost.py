@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from bench.load import LoadSpec, run_load
-from bench.probe import SAMPLE_EVERY_S, StackProbe
+from bench.probe import SAMPLE_EVERY_S, StackProbe, WindowCost
 
 # The issue's targets, in trivial requests (docs/benchmark.md, "Where a fan-out's CPU goes").
 FAN_OUT_TARGET = 5.0
@@ -83,13 +83,18 @@ class Window:
     errors: int
 
 
+def _priced_after(probe: StackProbe, start: float, end: float) -> WindowCost | None:
+    """The window's cost, once the probe has a sample past its end to price it with."""
+    time.sleep(2 * SAMPLE_EVERY_S)
+    return probe.cost(start, end)
+
+
 def _window(
     probe: StackProbe, url: str, concurrency: int, duration_s: float, rest_cores: float
 ) -> Window:
     spec = LoadSpec(url, concurrency=concurrency, duration_s=duration_s, warmup_s=1.0, drain_s=5)
     result = run_load(spec)
-    time.sleep(2 * SAMPLE_EVERY_S)  # a sample after the window's end, to price it
-    cost = probe.cost(result.window_start, result.window_end)
+    cost = _priced_after(probe, result.window_start, result.window_end)
     if cost is None or result.ok == 0:
         raise RuntimeError(f"could not price the window on {url}: is the stack on this host?")
     upstream_s = (cost.upstream_cpu_cores - rest_cores) * result.window_s
@@ -120,14 +125,12 @@ def measure_point(
     with probe.running():
         rest_start = time.perf_counter()
         time.sleep(REST_S)
-        rest_end = time.perf_counter()
-        time.sleep(2 * SAMPLE_EVERY_S)  # a sample after the window's end, to price it
-        rest = probe.cost(rest_start, rest_end)
+        rest = _priced_after(probe, rest_start, time.perf_counter())
         if rest is None:
             raise RuntimeError("could not price the rest window: is the stack on this host?")
+        rest_cores = rest.upstream_cpu_cores
         for _ in range(rounds):
             trivial.append(_window(probe, f"{base}/healthz", concurrency, duration_s, 0.0))
-            rest_cores = rest.upstream_cpu_cores
             fan_out.append(_window(probe, f"{base}/news", concurrency, duration_s, rest_cores))
     median = statistics.median
     return CostPoint(

@@ -1,5 +1,6 @@
 """Settings shared by both gateways, read from ``GATEWAY_*`` environment variables."""
 
+import functools
 import re
 import socket
 from typing import Annotated, Any, Literal
@@ -131,6 +132,8 @@ class GatewaySettings(BaseSettings):
         """threads mode: every request in flight may run one call per source at once."""
         return self.threadpool_tokens * len(self.sources)
 
-    @property
+    # Computed once per settings object (they are frozen): the fan-out route reads it on
+    # every request.
+    @functools.cached_property
     def source_list(self) -> tuple[Source, ...]:
         return tuple(Source(name, str(url).rstrip("/")) for name, url in self.sources.items())

@@ -152,9 +152,7 @@ def source_patterns(settings: GatewaySettings) -> tuple[str, str]:
 def fan_out_plan_for(settings: GatewaySettings) -> Callable[..., Awaitable[FanOutPlan]]:
     """The dependency that reads a fan-out request, with its bounds from the settings: which
     names exist, the longest deadline, and whether the lab's levers are on."""
-    # Built once here: the settings' property makes new Sources every time it is read.
-    configured = settings.source_list
-    names = [source.name for source in configured]
+    names = [source.name for source in settings.source_list]
     sources_pattern, fault_pattern = source_patterns(settings)
     longest_fault = max(map(len, get_args(UpstreamFault)))
     levers = settings.lab_levers
@@ -199,11 +197,11 @@ def fan_out_plan_for(settings: GatewaySettings) -> Callable[..., Awaitable[FanOu
         if fault is not None and not levers:
             raise lever_refused("fault", fault)
         try:
-            selected = select_sources(configured, sources)
+            selected = select_sources(settings.source_list, sources)
         except UnknownSourcesError as exc:
             raise invalid_query("sources", str(exc), sources) from exc
         try:
-            faults = parse_faults(configured, fault) if fault is not None else {}
+            faults = parse_faults(settings.source_list, fault) if fault is not None else {}
         except ValueError as exc:
             raise invalid_query("fault", str(exc), fault) from exc
         # The request's id goes to every source, so their logs join the gateway's.
