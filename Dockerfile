@@ -37,4 +37,5 @@ COPY bench/__init__.py bench/theory.py ./bench/
 
 USER 10001:10001
 EXPOSE 8000
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "upstream.main:create_app()"]
+# serving/serve.py starts the server SERVER names (gunicorn by default) for this app.
+CMD ["python", "-m", "serving.serve", "upstream.main:create_app"]

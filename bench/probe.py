@@ -3,9 +3,9 @@
 Read from the host while a load runs, without touching the services: each container's
 processes from its cgroup, each process's CPU from /proc/PID/task/*/schedstat (nanoseconds,
 every thread), and its resident memory from /proc/PID/status. The gateway's CPU counts
-only its gunicorn workers, so the healthcheck Docker runs inside the container every few
-seconds does not inflate "CPU per request" at low load; its memory counts every gunicorn
-process, arbiters too, of every replica: what a replica costs beside a worker. The
+only its server's workers, so the healthcheck Docker runs inside the container every few
+seconds does not inflate "CPU per request" at low load; its memory counts every process of
+the server, its main process too, of every replica: what a replica costs beside a worker. The
 upstreams are counted whole.
 
 It needs a Linux host that runs the containers (not Docker Desktop's VM); elsewhere every
@@ -40,7 +40,7 @@ class Sample:
     at: float  # time.perf_counter()
     gateway_cpu_s: float  # the gateway workers' CPU so far, live workers only
     worker_rss_bytes: tuple[int, ...]
-    gateway_rss_bytes: int  # every gunicorn process of every replica, arbiters included
+    gateway_rss_bytes: int  # every server process of every replica, main ones included
     upstream_cpu_s: tuple[float, ...]
     # Connections the upstreams have accepted so far, all of them together.
     upstream_opens: int = 0
@@ -148,15 +148,63 @@ def status_field(pid: int, name: str) -> int:
     return 0
 
 
-def gunicorn_processes(container: Container) -> set[int]:
-    """The arbiter and its workers."""
-    return {pid for pid in processes(container) if b"gunicorn" in _cmdline(pid)}
+# A container's first process when compose runs it with `init: true` (Docker's tini).
+INITS = ("docker-init", "tini")
+# multiprocessing's helper beside spawned workers (uvicorn's): not a worker.
+HELPERS = (b"multiprocessing.resource_tracker", b"multiprocessing.forkserver")
 
 
-def gunicorn_workers(container: Container) -> list[int]:
-    """The processes whose parent is a gunicorn process: the workers, not the arbiter."""
-    gunicorn = gunicorn_processes(container)
-    return [pid for pid in gunicorn if status_field(pid, "PPid") in gunicorn]
+def _parents(container: Container) -> dict[int, int]:
+    return {pid: status_field(pid, "PPid") for pid in processes(container)}
+
+
+def _children(parents: dict[int, int], pid: int) -> list[int]:
+    return sorted(child for child, parent in parents.items() if parent == pid)
+
+
+def _comm(pid: int) -> str:
+    try:
+        return (PROC / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def server_main(container: Container, parents: dict[int, int]) -> int | None:
+    """The server's first process: the container's own, or the init's child under an init.
+    A healthcheck Docker runs in the container is no descendant of either."""
+    if _comm(container.pid) not in INITS:
+        return container.pid
+    children = _children(parents, container.pid)
+    return children[0] if children else None
+
+
+def server_processes(container: Container) -> set[int]:
+    """The server's main process and every descendant: the whole gateway's memory."""
+    parents = _parents(container)
+    main = server_main(container, parents)
+    found, todo = set(), [] if main is None else [main]
+    while todo:
+        pid = todo.pop()
+        found.add(pid)
+        todo += _children(parents, pid)
+    return found
+
+
+def server_workers(container: Container) -> list[int]:
+    """The processes that serve requests, whatever the server: the main process's children
+    (gunicorn's arbiter, uvicorn's supervisor, granian's main each start the workers), or
+    the main process alone when it has none (uvicorn with one worker). A worker's own
+    children (the /cpu/process pool) are not workers."""
+    parents = _parents(container)
+    main = server_main(container, parents)
+    if main is None:
+        return []
+    workers = [
+        pid
+        for pid in _children(parents, main)
+        if not any(helper in _cmdline(pid) for helper in HELPERS)
+    ]
+    return workers or [main]
 
 
 def _cmdline(pid: int) -> bytes:
@@ -212,12 +260,12 @@ class StackProbe:
     def sample(self) -> Sample:
         rss, total_rss = [], 0
         for gateway in self.gateways:
-            for pid in gunicorn_workers(gateway):
+            for pid in server_workers(gateway):
                 now = cpu_seconds(pid)
                 self._gateway_cpu_s += max(0.0, now - self._last_cpu.get(pid, now))
                 self._last_cpu[pid] = now
                 rss.append(status_field(pid, "VmRSS"))
-            total_rss += sum(status_field(pid, "VmRSS") for pid in gunicorn_processes(gateway))
+            total_rss += sum(status_field(pid, "VmRSS") for pid in server_processes(gateway))
         upstream = tuple(container_cpu_seconds(c) for c in self.upstreams)
         opens = sum(passive_opens(c) for c in self.upstreams)
         taken = Sample(

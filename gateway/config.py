@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from gateway.sources import SOURCE_NAME, Source
 from serving.admission import AdmissionPolicy
 from serving.levers import LAB_LEVERS
+from serving.settings import ServerName
 
 # The default first: bench compare runs the client axis in this order.
 AsyncClientName = Literal["aiohttp", "httpx-aiohttp", "httpx2", "httpx"]
@@ -86,6 +87,9 @@ class GatewaySettings(BaseSettings):
     # gunicorn's worker count, read from the same variable gunicorn.conf.py uses, so that
     # /healthz can tell a benchmark how the gateway is scaled.
     workers: int = Field(1, ge=1, validation_alias="WEB_CONCURRENCY")
+    # The server that runs those workers (SERVER, serving/serve.py), in /healthz with what
+    # it lacks of gunicorn's features.
+    server: ServerName = Field("gunicorn", validation_alias="SERVER")
     # Which replica this is, in every answer: the container's hostname by default.
     instance: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
 

@@ -27,6 +27,7 @@ from observability.metrics import (
 from observability.requestid import REQUEST_ID_HEADER, add_request_ids, current_request_id
 from serving.admission import AdmissionLimit
 from serving.levers import invalid_query, lever_refused
+from serving.settings import SERVER_LACKS
 
 
 def create_gateway_app(
@@ -62,6 +63,8 @@ def create_gateway_app(
             "sources": [source.name for source in settings.source_list],
             "http_client": http_client,
             "workers": settings.workers,
+            "server": settings.server,
+            "server_lacks": list(SERVER_LACKS[settings.server]),
             "threadpool_tokens": settings.threadpool_tokens,
             "executor_threads": settings.executor_threads,
             "requests_pool_maxsize": settings.requests_pool_maxsize,

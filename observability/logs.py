@@ -1,7 +1,8 @@
-"""JSON log lines for gunicorn and the uvicorn workers, each with its request id.
+"""JSON log lines for every server (gunicorn, uvicorn, granian), each with its request id.
 
-gunicorn.conf.py hands ``log_config`` to gunicorn's ``logconfig_dict``; the uvicorn worker
-reuses gunicorn's handlers for its own ``uvicorn.access`` and ``uvicorn.error`` loggers.
+gunicorn.conf.py hands ``log_config`` to gunicorn's ``logconfig_dict``, and the uvicorn
+worker reuses gunicorn's handlers for its own ``uvicorn.access`` and ``uvicorn.error``
+loggers. uvicorn and granian alone (serving/serve.py) take the same dictionary.
 """
 
 import logging
@@ -22,8 +23,13 @@ class AccessFields(logging.Filter):
         return True
 
 
+# Each server's own loggers: gunicorn's, uvicorn's, granian's.
+ERROR_LOGGERS = ("gunicorn.error", "uvicorn.error", "_granian")
+ACCESS_LOGGERS = ("gunicorn.access", "uvicorn.access", "granian.access")
+
+
 def log_config(access_log: bool) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for gunicorn: one JSON object per line."""
+    """A ``logging.config.dictConfig`` for every server: one JSON object per line."""
     filters = ["request_id", "access_fields"]
     handler = {"class": "logging.StreamHandler", "formatter": "json", "filters": filters}
     access: dict[str, Any] = {"level": "INFO", "propagate": False, "handlers": []}
@@ -60,7 +66,10 @@ def log_config(access_log: bool) -> dict[str, Any]:
         # Libraries speak up only when something is wrong: httpx logs every request at INFO.
         "root": {"level": "WARNING", "handlers": ["error"]},
         "loggers": {
-            "gunicorn.error": {"level": "INFO", "propagate": False, "handlers": ["error"]},
-            "gunicorn.access": access,
+            **{
+                name: {"level": "INFO", "propagate": False, "handlers": ["error"]}
+                for name in ERROR_LOGGERS
+            },
+            **{name: access for name in ACCESS_LOGGERS},
         },
     }

@@ -257,8 +257,13 @@ def test_every_source_failing_is_a_502_that_still_explains(
     ids=["sync", "sync-httpx", *(f"async-{c}" for c in ASYNC_CLIENTS)],
 )
 def test_healthz_reports_the_client_and_every_limit(
-    client_for: Callable[..., TestClient], gateway: Gateway, http_client: str
+    client_for: Callable[..., TestClient],
+    gateway: Gateway,
+    http_client: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The server, as serving/serve.py reads it, with what it lacks of gunicorn's features.
+    monkeypatch.setenv("SERVER", "uvicorn")
     client = client_for(gateway, threadpool_tokens=7, max_connections=50, instance="gw-7")
     health = client.get("/healthz").json()
     # The CPU routes' calibration: rounds of pure-Python work per ms of this CPU.
@@ -271,6 +276,8 @@ def test_healthz_reports_the_client_and_every_limit(
         "sources": list(DELAYS_MS),
         "http_client": http_client,
         "workers": 1,
+        "server": "uvicorn",
+        "server_lacks": ["blocked-loop timeout"],
         "threadpool_tokens": 7,
         # threads mode: 7 requests in flight x 3 sources, one thread per call.
         "executor_threads": 21,

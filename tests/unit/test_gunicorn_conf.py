@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from serving.cores import whole_cores
+
 CONF = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
 
 
@@ -34,6 +36,6 @@ def test_gunicorn_conf_defaults_keep_connections_longer_than_httpx(
     for name in ("WEB_CONCURRENCY", "GUNICORN_KEEPALIVE", "ACCESS_LOG"):
         monkeypatch.delenv(name, raising=False)
     conf = runpy.run_path(str(CONF))
-    assert conf["workers"] == conf["whole_cores"]() and conf["accesslog"] == "-"
+    assert conf["workers"] == whole_cores() and conf["accesslog"] == "-"
     # httpx's default keepalive_expiry is 5 s; the server must not close first.
     assert conf["keepalive"] > 5

@@ -1,12 +1,13 @@
 """The cost probe: /proc and cgroup readers on real processes, and a window's arithmetic."""
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,13 @@ from bench.probe import (
     StackProbe,
     cgroup_dir,
     cpu_seconds,
-    gunicorn_processes,
-    gunicorn_workers,
     passive_opens,
+    server_processes,
+    server_workers,
     status_field,
 )
 
+TreeStarter = Callable[[str, int], tuple[Container, list[int]]]
 linux_only = pytest.mark.skipif(not Path("/proc/self/schedstat").exists(), reason="needs /proc")
 
 
@@ -50,44 +52,79 @@ def test_cgroup_dir_lists_this_process() -> None:
     assert str(os.getpid()) in (found / "cgroup.procs").read_text().split()
 
 
-# A parent with "gunicorn" in its command line that starts a child like it, as gunicorn's
-# arbiter starts its workers. The child itself says its pid, on the arbiter's stdout, once
-# it runs: by then both command lines are the ones the probe reads.
-WORKER = "import os, time; print(os.getpid(), flush=True); time.sleep(30)"
-ARBITER = f"""
-import subprocess, sys, time
-subprocess.Popen([sys.executable, "-c", {WORKER!r}, "gunicorn"])
-time.sleep(30)
-"""
+# Process trees as each server starts them, with Python processes that stand in for them.
+# Each process prints its pid and its children's on the root's stdout once it runs; a
+# process that names itself (/proc/self/comm) stands in for Docker's init.
+LEAF = "import os, time; print(os.getpid(), flush=True); time.sleep(30)"
+
+
+def _parent_of(*children: str, comm: str = "") -> str:
+    rename = f"open('/proc/self/comm', 'w').write({comm!r}); " if comm else ""
+    spawns = "".join(f"subprocess.Popen([sys.executable, '-c', {child!r}]); " for child in children)
+    return (
+        f"import os, subprocess, sys, time; {rename}print(os.getpid(), flush=True); "
+        f"{spawns}time.sleep(30)"
+    )
+
+
+# uvicorn's resource tracker says what it is in its command line, as multiprocessing's does.
+TRACKER = LEAF + "  # multiprocessing.resource_tracker"
+# gunicorn: an arbiter with two workers, one of which runs a process pool.
+GUNICORN = _parent_of(LEAF, _parent_of(LEAF))
+# uvicorn's supervisor: its resource tracker, then a worker.
+UVICORN = _parent_of(TRACKER, LEAF)
 
 
 @pytest.fixture
-def process_tree(tmp_path: Path) -> Iterator[tuple[Container, int, int]]:
-    arbiter = subprocess.Popen(
-        [sys.executable, "-c", ARBITER, "gunicorn"], stdout=subprocess.PIPE, text=True
-    )
-    worker = None
-    try:
-        assert arbiter.stdout is not None
-        worker = int(arbiter.stdout.readline())
-        # A cgroup of our own making: the arbiter, its worker, and this test's process.
-        (tmp_path / "cgroup.procs").write_text(f"{os.getpid()}\n{arbiter.pid}\n{worker}\n")
-        yield Container("gateway", arbiter.pid, tmp_path), arbiter.pid, worker
-    finally:
-        if worker is not None:
-            os.kill(worker, signal.SIGKILL)
-        arbiter.kill()
-        arbiter.communicate()
+def start_tree(tmp_path: Path) -> Iterator[TreeStarter]:
+    started: list[subprocess.Popen[str]] = []
+    pids: list[int] = []
+
+    def start(script: str, printed: int) -> tuple[Container, list[int]]:
+        root = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        started.append(root)
+        assert root.stdout is not None
+        pids.extend(int(root.stdout.readline()) for _ in range(printed))
+        # A cgroup of our own making: the tree, and this test's process.
+        everyone = [os.getpid(), root.pid, *pids]
+        (tmp_path / "cgroup.procs").write_text("\n".join(map(str, everyone)))
+        return Container("gateway", root.pid, tmp_path), pids
+
+    yield start
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for root in started:
+        root.kill()
+        root.communicate()
 
 
 @linux_only
-def test_workers_are_the_gunicorn_children_of_a_gunicorn(
-    process_tree: tuple[Container, int, int],
-) -> None:
-    container, arbiter, worker = process_tree
-    assert gunicorn_workers(container) == [worker]
-    # The whole gateway's memory counts the arbiter too; this test's process is no gunicorn.
-    assert gunicorn_processes(container) == {arbiter, worker}
+def test_gunicorns_workers_are_its_arbiters_children(start_tree: TreeStarter) -> None:
+    # Printed: the arbiter, a worker, the other worker, its pool process.
+    container, (arbiter, *rest) = start_tree(GUNICORN, 4)
+    pool = next(pid for pid in rest if status_field(pid, "PPid") not in (arbiter,))
+    workers = sorted(pid for pid in rest if pid != pool)
+    assert server_workers(container) == workers
+    # The whole gateway's memory counts the arbiter and the pool; this test's process is
+    # in the cgroup but in no server's tree.
+    assert server_processes(container) == {arbiter, *workers, pool}
+
+
+@linux_only
+def test_a_server_alone_is_its_own_worker(start_tree: TreeStarter) -> None:
+    container, (alone,) = start_tree(LEAF, 1)
+    assert server_workers(container) == [alone]
+    assert server_processes(container) == {alone}
+
+
+@linux_only
+def test_under_an_init_the_server_is_the_inits_child(start_tree: TreeStarter) -> None:
+    # Printed: the init, the supervisor, then (in either order) the worker and the tracker.
+    container, (init, supervisor, *rest) = start_tree(_parent_of(UVICORN, comm="docker-init"), 4)
+    (worker,) = server_workers(container)
+    assert worker in rest and status_field(worker, "PPid") == supervisor
+    assert server_processes(container) == {supervisor, *rest}
 
 
 def _probe(samples: list[Sample]) -> StackProbe:
