@@ -158,11 +158,12 @@ def compare_command(
     sync_url: SyncUrl = None,
     async_url: AsyncUrl = None,
     restart: Annotated[
-        bool, typer.Option(help="Restart gateways for other workers, clients, threadpools.")
+        bool,
+        typer.Option(help="Restart gateways for other workers, clients, servers, threadpools."),
     ] = True,
 ) -> None:
-    """The matrix: every gateway and mode x concurrency x workers, the async clients and the
-    sync threadpool as axes, each point priced in CPU and memory, with a report folder.
+    """The matrix: every gateway and mode x concurrency x workers, the async clients, the
+    servers and the sync threadpool as axes, each point priced in CPU and memory, with a report folder.
     With --target swarm: each gateway as N replicas of 1 worker against 1 replica of N."""
     command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     if target is DeployTarget.swarm:

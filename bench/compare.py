@@ -39,6 +39,7 @@ from bench.theory import (
 )
 from bench.topology import ROOT
 from gateway.config import AsyncClientName
+from serving.settings import SERVERS
 
 GatewayName = Literal["sync", "async"]
 GATEWAY_SERVICES: dict[GatewayName, str] = {"sync": "sync-gateway", "async": "async-gateway"}
@@ -54,6 +55,7 @@ class Healthz(TypedDict):
     sources: list[str]
     http_client: str
     workers: int
+    server: str
     threadpool_tokens: int
     executor_threads: int
     requests_pool_maxsize: int
@@ -74,6 +76,7 @@ class GatewayConfig:
     max_keepalive_connections: int
     max_in_flight: int = 0  # the overload bound per worker; 0: none
     replicas: int = 1  # on a swarm: the gateway's replicas, each of `workers` workers
+    server: str = "gunicorn"  # SERVER: what runs the workers (serving/serve.py)
 
     @classmethod
     def running(cls, info: Healthz) -> "GatewayConfig":
@@ -85,17 +88,20 @@ class GatewayConfig:
             info["max_connections"],
             info["max_keepalive_connections"],
             info["max_in_flight"],
+            server=info["server"],
         )
 
     def env(self) -> dict[str, str]:
         """The compose variables that start this gateway with this config."""
         if self.gateway == "sync":
             return {
+                "SERVER": self.server,
                 "SYNC_WORKERS": str(self.workers),
                 "SYNC_THREADPOOL_TOKENS": str(self.threadpool_tokens),
                 "SYNC_MAX_IN_FLIGHT": str(self.max_in_flight),
             }
         return {
+            "SERVER": self.server,
             "ASYNC_WORKERS": str(self.workers),
             "ASYNC_HTTP_CLIENT": self.http_client,
             "ASYNC_MAX_CONNECTIONS": str(self.max_connections),
@@ -117,6 +123,9 @@ class Preset:
     # The async target with each client, one worker, at these concurrencies.
     clients: tuple[str, ...] = ()
     client_concurrency: tuple[int, ...] = ()
+    # The async target under each server (SERVER), one worker, at these concurrencies.
+    servers: tuple[str, ...] = ()
+    server_concurrency: tuple[int, ...] = ()
     # The sync target with each threadpool size, one worker, at these concurrencies.
     threadpool_tokens: tuple[int, ...] = ()
     token_concurrency: tuple[int, ...] = ()
@@ -146,6 +155,8 @@ PRESETS = {
         blocking_max_concurrency=10,
         clients=ASYNC_CLIENTS,
         client_concurrency=(10, 100, 200),
+        servers=SERVERS,
+        server_concurrency=(200,),
     ),
     "full": Preset(
         concurrency=(1, 10, 50, 100, 200),
@@ -155,6 +166,8 @@ PRESETS = {
         blocking_max_concurrency=10,
         clients=ASYNC_CLIENTS,
         client_concurrency=(10, 100, 200, 400, 1000),
+        servers=SERVERS,
+        server_concurrency=(200, 400, 1000),
         threadpool_tokens=(40, 100, 200, 400),
         token_concurrency=(200, 400),
         overload=OVERLOAD,
@@ -183,8 +196,9 @@ class Point:
 def plan(preset: Preset, sync: GatewayConfig, async_: GatewayConfig) -> list[Point]:
     """Every point, grouped so that each gateway restarts as rarely as possible.
 
-    One worker first: every target, then the client axis, then the threadpool axis between
-    the two overload points; then every target again with each further worker count.
+    One worker first: every target, then the client and server axes, then the threadpool
+    axis between the two overload points; then every target again with each further worker
+    count.
     """
     base = {"sync": sync, "async": async_}
 
@@ -200,6 +214,12 @@ def plan(preset: Preset, sync: GatewayConfig, async_: GatewayConfig) -> list[Poi
         for client in preset.clients:
             config = replace(async_, workers=1, http_client=client)
             for concurrency in preset.client_concurrency:
+                yield Point(TARGETS_BY_NAME["async"], concurrency, config)
+
+    def servers() -> Iterator[Point]:
+        for server in preset.servers:
+            config = replace(async_, workers=1, server=server)
+            for concurrency in preset.server_concurrency:
                 yield Point(TARGETS_BY_NAME["async"], concurrency, config)
 
     def threadpools() -> Iterator[Point]:
@@ -218,6 +238,7 @@ def plan(preset: Preset, sync: GatewayConfig, async_: GatewayConfig) -> list[Poi
     ordered = [
         *(targets_at(1) if 1 in preset.workers else ()),
         *clients(),
+        *servers(),
         # Unbounded while the sync gateway still runs as the stack does, bounded after the
         # threadpool sweep: one restart for the pair.
         *overload(bounded=False),
@@ -325,6 +346,7 @@ class Row:
             if self.point.overload
             else str(self.concurrency),
             "client": self.client,
+            "server": self.point.config.server,
             "replicas": self.point.config.replicas,
             "workers": self.workers,
             "threadpool_tokens": self.point.config.threadpool_tokens,
@@ -373,6 +395,7 @@ class RowRecord(LoadSummary):
     series: str
     load: str
     client: str
+    server: str
     replicas: int
     workers: int
     threadpool_tokens: int
@@ -423,6 +446,7 @@ class Comparison:
             "threadpool_tokens": sync.threadpool_tokens,
             "async_workers": async_.workers,
             "async_http_client": async_.http_client,
+            "server": async_.server,
             "async_max_connections": async_.max_connections,
             "probe": self.probe_note or "gateway workers' CPU and RSS, upstream containers' CPU",
         }
@@ -441,6 +465,7 @@ class ReportMeta(TypedDict):
     threadpool_tokens: int
     async_workers: int
     async_http_client: str
+    server: str
     async_max_connections: int
     probe: str
 
@@ -482,12 +507,14 @@ def restart_gateway(config: GatewayConfig, **extra: str) -> None:
     until the stack is healthy."""
     env = {**os.environ, **config.env(), **extra}
     # -t 2: a worker stuck in /news/blocking is killed after 2 s instead of draining.
+    # --no-deps: SERVER is every service's variable, and only this gateway may change.
     subprocess.run(
         [
             str(ROOT / "scripts" / "up.sh"),
             "--no-build",
             "-t",
             "2",
+            "--no-deps",
             GATEWAY_SERVICES[config.gateway],
         ],
         env=env,
@@ -607,7 +634,7 @@ def run_matrix(
                 probes[gateway] = compose_probe(
                     project, GATEWAY_SERVICES[gateway], UPSTREAM_SERVICES
                 )
-            series = label(point, as_started["sync"].threadpool_tokens)
+            series = label(point, as_started["sync"].threadpool_tokens, as_started["async"].server)
             on_point(f"{series} workers={point.config.workers} C={point.concurrency}")
             following = points[index + 1] if index + 1 < len(points) else None
             drain = needs_drain(point, following)
@@ -661,14 +688,17 @@ def describe(config: GatewayConfig) -> str:
     if config.gateway == "sync":
         tokens = f"{config.workers} worker(s), {config.threadpool_tokens} threadpool tokens"
         return tokens + bound
-    return f"{config.workers} worker(s), {config.http_client}{bound}"
+    return f"{config.workers} worker(s), {config.http_client}, {config.server}{bound}"
 
 
-def label(point: Point, stack_tokens: int) -> str:
-    """The point's series: the target, with the client of the async target, and the
-    threadpool size of a sync point that runs another one than the stack."""
+def label(point: Point, stack_tokens: int, stack_server: str = "gunicorn") -> str:
+    """The point's series: the target, with the client of the async target and its server
+    when another one than the stack's, and the threadpool size of a sync point that runs
+    another one than the stack."""
     if point.target.name == "async":
-        return f"async · {point.config.http_client}"
+        series = f"async · {point.config.http_client}"
+        server = point.config.server
+        return series if server == stack_server else f"{series} · {server}"
     if point.overload > 0:
         bound = point.config.max_in_flight
         capacity = f"sync · {point.overload:g}x capacity"

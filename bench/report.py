@@ -99,6 +99,49 @@ def _run_lines(meta: ReportMeta, machine_note: str) -> list[str]:
     ]
 
 
+def server_axis(records: Sequence[RowRecord], meta: ReportMeta) -> list[str]:
+    """The async gateway under each server, one worker, on the stack's client: at each C
+    where more than one server ran, each one's CPU per fan-out and its ratio to that of the
+    stack's server, measured in the same run."""
+    by_load: dict[str, dict[str, RowRecord]] = {}
+    for record in records:
+        if (
+            record["target"] == "async"
+            and record["workers"] == 1
+            and record["client"] == meta["async_http_client"]
+        ):
+            by_load.setdefault(record["load"], {})[record["server"]] = record
+    stack = meta["server"]
+    lines = [
+        f"| server | C | req/s | meas/ideal | CPU ms/req | / {stack}'s | p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for load, servers in by_load.items():
+        base = servers.get(stack)
+        if len(servers) < 2 or base is None:
+            continue
+        for server, record in servers.items():
+            cpu, base_cpu = record["gateway_cpu_ms_per_request"], base["gateway_cpu_ms_per_request"]
+            ratio = "–" if cpu is None or not base_cpu else f"{cpu / base_cpu:.2f}"
+            lines.append(
+                f"| {server} | {load} | {record['throughput']:.1f}"
+                f" | {record['throughput_vs_ideal']:.2f} | {cpu if cpu is not None else '–'}"
+                f" | {ratio} | {record['latency_p99_ms']:.0f} |"
+            )
+    if len(lines) == 2:
+        return []
+    return [
+        "## Servers",
+        "",
+        f"The async gateway, 1 worker, on {meta['async_http_client']}, under each server"
+        f" (`SERVER`). `/ {stack}'s` is its CPU per fan-out over that of the stack's server,"
+        " at the same C, in this run.",
+        "",
+        *lines,
+        "",
+    ]
+
+
 def write_report(comparison: Comparison, out_dir: Path, command: str) -> list[Path]:
     """The report folder: summary.md, results.json, results.csv and the PNG plots."""
     records, meta = _write_data(comparison, out_dir, command)
@@ -120,7 +163,7 @@ def write_report(comparison: Comparison, out_dir: Path, command: str) -> list[Pa
         f"- the stack as started: sync {meta['sync_workers']} worker(s) with"
         f" {meta['threadpool_tokens']} threadpool tokens each; async {meta['async_workers']}"
         f" worker(s) on **{meta['async_http_client']}**, max_connections"
-        f" {meta['async_max_connections']} per worker",
+        f" {meta['async_max_connections']} per worker; every service under {meta['server']}",
         f"- cost probe: {meta['probe']}",
         "",
         HOW_TO_READ,
@@ -128,6 +171,7 @@ def write_report(comparison: Comparison, out_dir: Path, command: str) -> list[Pa
         "",
         markdown_table(records),
         "",
+        *server_axis(records, meta),
         "## Plots",
         "",
         *(f"![{path.stem}]({path.name})" for path in plots),

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import uvicorn
 from granian.constants import HTTPModes, Interfaces, Loops
+from granian.http import HTTP1Settings
 
 # granian's process-per-worker server: what `granian.Granian` is on a GIL build of Python.
 from granian.server import MPServer
@@ -39,6 +40,9 @@ GUNICORN_CONF = Path(__file__).resolve().parents[1] / "gunicorn.conf.py"
 # gunicorn's default, for the servers that take one: connections the kernel holds for a
 # worker before it accepts them.
 BACKLOG = 2048
+# granian closes a connection that sends no request headers for this long, idle keep-alive
+# ones included (measured: 30 s by default), and takes at most 60 s.
+GRANIAN_MAX_HEADER_READ_TIMEOUT_S = 60
 
 
 class ServerSettingError(ValueError):
@@ -127,6 +131,11 @@ def granian_server(app: str, settings: ServerSettings) -> MPServer:
         http=HTTPModes.http1,
         websockets=False,
         backlog=BACKLOG,
+        # The keep-alive: still longer than the clients' idle expiry (aiohttp 15 s, httpx 5 s).
+        http1_settings=HTTP1Settings(
+            header_read_timeout=1000
+            * max(1, min(settings.gunicorn_keepalive, GRANIAN_MAX_HEADER_READ_TIMEOUT_S))
+        ),
         log_dictconfig=log_config(settings.access_log),
         log_access=settings.access_log,
         # A stop lets each worker finish what it took, for this long at most.

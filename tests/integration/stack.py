@@ -95,17 +95,19 @@ class Stack:
     def up(self) -> None:
         self.script("up.sh")
 
-    def restart(self, service: str, **env: str) -> None:
-        """Recreate one service with changed settings, and wait until it is healthy."""
+    def restart(self, service: str, deps: bool = True, **env: str) -> None:
+        """Recreate one service with changed settings, and wait until it is healthy. Without
+        `deps`, a setting every service reads (SERVER) changes this one alone."""
         self.env.update(env)
-        self.script("up.sh", "--no-build", service, timeout=300)
+        only = () if deps else ("--no-deps",)
+        self.script("up.sh", "--no-build", *only, service, timeout=300)
 
     @contextmanager
-    def reconfigured(self, service: str, **env: str) -> Iterator[None]:
+    def reconfigured(self, service: str, deps: bool = True, **env: str) -> Iterator[None]:
         """One service runs with these settings inside the block; afterwards it runs again
         with the values it had before (set or unset), whatever the block did."""
         before = {name: self.env.get(name) for name in env}
-        self.restart(service, **env)
+        self.restart(service, deps, **env)
         try:
             yield
         finally:
@@ -114,7 +116,7 @@ class Stack:
                     self.env.pop(name, None)
                 else:
                     self.env[name] = value
-            self.restart(service)
+            self.restart(service, deps)
 
     def down(self) -> None:
         self.script("down.sh", timeout=300, check=False)

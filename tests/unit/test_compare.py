@@ -41,10 +41,11 @@ def test_windows_hold_whole_fan_out_rounds(target: str, duration_s: float, windo
     assert whole_cycles(duration_s, TARGETS_BY_NAME[target], DELAYS_S) == pytest.approx(window_s)
 
 
-def test_quick_plan_runs_every_target_then_each_client_once() -> None:
+def test_quick_plan_runs_every_target_then_each_client_and_server_once() -> None:
     points = plan(PRESETS["quick"], SYNC, ASYNC)
     series = [(label(p, 40), p.concurrency) for p in points]
-    # Every target at 10, 100, 200 but blocking (10 only), and the other two clients.
+    # Every target at 10, 100, 200 but blocking (10 only), the other three clients, and
+    # the other two servers at 200 (gunicorn's point is the target axis's own).
     assert series == [
         *((name, c) for name in ("sync", "sync-threads") for c in (10, 100, 200)),
         *(("async · aiohttp", c) for c in (10, 100, 200)),
@@ -55,6 +56,8 @@ def test_quick_plan_runs_every_target_then_each_client_once() -> None:
             for client in ("httpx-aiohttp", "httpx2", "httpx")
             for c in (10, 100, 200)
         ),
+        ("async · aiohttp · granian", 200),
+        ("async · aiohttp · uvicorn", 200),
     ]
     assert len(set(points)) == len(points)
     assert {p.config.workers for p in points} == {1}
@@ -70,11 +73,13 @@ def test_full_plan_restarts_each_gateway_as_rarely_as_it_can() -> None:
             restarts[gateway] += 1
             running[gateway] = point.config
     # sync: 3 more threadpool sizes, the overload bound, then 2 and 4 workers; async: 3
-    # more clients, then 2 and 4 workers (back on the stack's own client).
-    assert restarts == {"sync": 6, "async": 5}
+    # more clients, 2 more servers, then 2 and 4 workers (back on the stack's own ones).
+    assert restarts == {"sync": 6, "async": 7}
     sweep = {p.config.threadpool_tokens for p in points if p.target.name == "sync"}
     assert sweep == {40, 100, 200, 400}
     assert max(p.concurrency for p in points if label(p, 40) == "async · httpx") == 1000
+    granian = [p.concurrency for p in points if label(p, 40) == "async · aiohttp · granian"]
+    assert granian == [200, 400, 1000]
 
 
 def test_a_point_two_axes_share_runs_once() -> None:
@@ -91,15 +96,20 @@ def test_labels_name_the_client_and_a_threadpool_other_than_the_stacks() -> None
     assert label(sync_point, 40) == "sync · 200 tokens"
     assert label(sync_point, 200) == "sync"
     assert label(Point(TARGETS_BY_NAME["blocking"], 1, ASYNC), 40) == "blocking"
+    granian = Point(TARGETS_BY_NAME["async"], 10, replace(ASYNC, server="granian"))
+    assert label(granian, 40) == "async · aiohttp · granian"
+    assert label(granian, 40, stack_server="granian") == "async · aiohttp"
 
 
 def test_config_env_is_what_compose_reads() -> None:
     assert replace(SYNC, workers=4, threadpool_tokens=100).env() == {
+        "SERVER": "gunicorn",
         "SYNC_WORKERS": "4",
         "SYNC_THREADPOOL_TOKENS": "100",
         "SYNC_MAX_IN_FLIGHT": "0",
     }
-    assert replace(ASYNC, http_client="httpx", max_connections=50).env() == {
+    assert replace(ASYNC, http_client="httpx", max_connections=50, server="uvicorn").env() == {
+        "SERVER": "uvicorn",
         "ASYNC_WORKERS": "1",
         "ASYNC_HTTP_CLIENT": "httpx",
         "ASYNC_MAX_CONNECTIONS": "50",
@@ -116,6 +126,7 @@ def _healthz(config: GatewayConfig) -> Healthz:
         "sources": ["wire", "gazette", "chronicle"],
         "http_client": config.http_client,
         "workers": config.workers,
+        "server": config.server,
         "threadpool_tokens": config.threadpool_tokens,
         "executor_threads": config.threadpool_tokens * 3,
         "requests_pool_maxsize": config.threadpool_tokens,

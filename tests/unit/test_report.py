@@ -72,6 +72,8 @@ def comparison() -> Comparison:
         make_row("async", httpx, 10, 24, 0.8, 0.7, cpu_s=0.06),
         # httpx at C=100: 30 answers for 2 s of CPU, 67 ms each: its CPU line is 15 req/s.
         make_row("async", httpx, 100, 30, 4.0, 6.0, cpu_s=2.0),
+        # granian at C=100: the same answers for 0.45 s of CPU, 0.75 of gunicorn's 0.6 s.
+        make_row("async", replace(ASYNC, server="granian"), 100, 240, 0.8, 0.7, cpu_s=0.45),
         make_row("blocking", ASYNC, 10, 1, 1.6, 3.0, cpu_s=0.01),
         make_row("sync", replace(SYNC, threadpool_tokens=200), 200, 100, 2.0, 1.9, cpu_s=0.5),
         make_row("sync", SYNC, 200, 25, 8.0, 7.0, cpu_s=0.1),
@@ -110,8 +112,16 @@ def test_report_folder_has_summary_data_and_every_plot(
     assert runs["async · httpx", 100]["gateway_cpu_ms_per_request"] == pytest.approx(66.67)
     assert runs["async · httpx", 100]["cpu_bound"] is True
     assert runs["async · httpx-aiohttp", 100]["cpu_bound"] is False
+    assert runs["async · httpx-aiohttp · granian", 100]["server"] == "granian"
     summary = (tmp_path / "summary.md").read_text()
     assert "async 1 worker(s) on **httpx-aiohttp**, max_connections 1000" in summary
+    # The server axis: only C=100 ran under two servers, on the stack's client.
+    servers = summary.split("## Servers", 1)[1].split("##", 1)[0]
+    rows = [line.split(" | ") for line in servers.splitlines() if line.startswith("| g")]
+    assert [(r[0], r[1], r[4], r[5]) for r in rows] == [
+        ("| gunicorn", "100", "2.5", "1.00"),
+        ("| granian", "100", "1.88", "0.75"),
+    ]
 
 
 def test_markdown_and_terminal_tables_share_one_column_spec(comparison: Comparison) -> None:

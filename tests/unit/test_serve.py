@@ -57,6 +57,12 @@ def test_granian_gets_the_same_settings_as_gunicorn() -> None:
     server = granian_server(APP, settings)
     assert (server.workers, server.workers_kill_timeout) == (3, 12)
     assert server.factory and server.respawn_failed_workers
+    # Its idle keep-alive is its header read timeout, 60 s at most: 75 s becomes 60.
+    assert server.http1_settings is not None
+    assert server.http1_settings.header_read_timeout == 60_000
+    shorter = granian_server(APP, ServerSettings(gunicorn_keepalive=20))
+    assert shorter.http1_settings is not None
+    assert shorter.http1_settings.header_read_timeout == 20_000
 
 
 def test_granian_refuses_an_admin_port_it_cannot_bind(
