@@ -163,7 +163,8 @@ def compare_command(
     ] = True,
 ) -> None:
     """The matrix: every gateway and mode x concurrency x workers, the async clients, the
-    servers and the sync threadpool as axes, each point priced in CPU and memory, with a report folder.
+    servers and the sync threadpool as axes, each point priced in CPU and memory, with a
+    report folder.
     With --target swarm: each gateway as N replicas of 1 worker against 1 replica of N."""
     command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     if target is DeployTarget.swarm:

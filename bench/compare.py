@@ -123,9 +123,11 @@ class Preset:
     # The async target with each client, one worker, at these concurrencies.
     clients: tuple[str, ...] = ()
     client_concurrency: tuple[int, ...] = ()
-    # The async target under each server (SERVER), one worker, at these concurrencies.
+    # The async target under each server (SERVER), one worker, at these concurrencies; and
+    # the sync one, whose `def` routes run in a threadpool that a server might change.
     servers: tuple[str, ...] = ()
     server_concurrency: tuple[int, ...] = ()
+    sync_server_concurrency: tuple[int, ...] = ()
     # The sync target with each threadpool size, one worker, at these concurrencies.
     threadpool_tokens: tuple[int, ...] = ()
     token_concurrency: tuple[int, ...] = ()
@@ -157,6 +159,7 @@ PRESETS = {
         client_concurrency=(10, 100, 200),
         servers=SERVERS,
         server_concurrency=(200,),
+        sync_server_concurrency=(100,),
     ),
     "full": Preset(
         concurrency=(1, 10, 50, 100, 200),
@@ -168,6 +171,7 @@ PRESETS = {
         client_concurrency=(10, 100, 200, 400, 1000),
         servers=SERVERS,
         server_concurrency=(200, 400, 1000),
+        sync_server_concurrency=(100, 200),
         threadpool_tokens=(40, 100, 200, 400),
         token_concurrency=(200, 400),
         overload=OVERLOAD,
@@ -196,11 +200,11 @@ class Point:
 def plan(preset: Preset, sync: GatewayConfig, async_: GatewayConfig) -> list[Point]:
     """Every point, grouped so that each gateway restarts as rarely as possible.
 
-    One worker first: every target, then the client and server axes, then the threadpool
-    axis between the two overload points; then every target again with each further worker
-    count.
+    One worker first: every target, then the client axis and the async server axis, then the
+    threadpool and sync server axes between the two overload points; then every target again
+    with each further worker count.
     """
-    base = {"sync": sync, "async": async_}
+    base: dict[GatewayName, GatewayConfig] = {"sync": sync, "async": async_}
 
     def targets_at(workers: int) -> Iterator[Point]:
         # The blocking endpoint goes last: its queue may outlive its window.
@@ -216,11 +220,11 @@ def plan(preset: Preset, sync: GatewayConfig, async_: GatewayConfig) -> list[Poi
             for concurrency in preset.client_concurrency:
                 yield Point(TARGETS_BY_NAME["async"], concurrency, config)
 
-    def servers() -> Iterator[Point]:
+    def servers(target: GatewayName, concurrencies: tuple[int, ...]) -> Iterator[Point]:
         for server in preset.servers:
-            config = replace(async_, workers=1, server=server)
-            for concurrency in preset.server_concurrency:
-                yield Point(TARGETS_BY_NAME["async"], concurrency, config)
+            config = replace(base[target], workers=1, server=server)
+            for concurrency in concurrencies:
+                yield Point(TARGETS_BY_NAME[target], concurrency, config)
 
     def threadpools() -> Iterator[Point]:
         for tokens in preset.threadpool_tokens:
@@ -238,11 +242,12 @@ def plan(preset: Preset, sync: GatewayConfig, async_: GatewayConfig) -> list[Poi
     ordered = [
         *(targets_at(1) if 1 in preset.workers else ()),
         *clients(),
-        *servers(),
+        *servers("async", preset.server_concurrency),
         # Unbounded while the sync gateway still runs as the stack does, bounded after the
         # threadpool sweep: one restart for the pair.
         *overload(bounded=False),
         *threadpools(),
+        *servers("sync", preset.sync_server_concurrency),
         *overload(bounded=True),
         *(p for workers in preset.workers if workers != 1 for p in targets_at(workers)),
     ]
@@ -634,7 +639,8 @@ def run_matrix(
                 probes[gateway] = compose_probe(
                     project, GATEWAY_SERVICES[gateway], UPSTREAM_SERVICES
                 )
-            series = label(point, as_started["sync"].threadpool_tokens, as_started["async"].server)
+            stack = as_started[gateway]
+            series = label(point, as_started["sync"].threadpool_tokens, stack.server)
             on_point(f"{series} workers={point.config.workers} C={point.concurrency}")
             following = points[index + 1] if index + 1 < len(points) else None
             drain = needs_drain(point, following)
@@ -692,13 +698,17 @@ def describe(config: GatewayConfig) -> str:
 
 
 def label(point: Point, stack_tokens: int, stack_server: str = "gunicorn") -> str:
-    """The point's series: the target, with the client of the async target and its server
-    when another one than the stack's, and the threadpool size of a sync point that runs
-    another one than the stack."""
+    """The point's series: the target, with the client of the async target, the threadpool
+    size of a sync point that runs another one than the stack, and the server when another
+    one than the stack's."""
+    server = point.config.server
+    series = _series(point, stack_tokens)
+    return series if server == stack_server else f"{series} · {server}"
+
+
+def _series(point: Point, stack_tokens: int) -> str:
     if point.target.name == "async":
-        series = f"async · {point.config.http_client}"
-        server = point.config.server
-        return series if server == stack_server else f"{series} · {server}"
+        return f"async · {point.config.http_client}"
     if point.overload > 0:
         bound = point.config.max_in_flight
         capacity = f"sync · {point.overload:g}x capacity"

@@ -100,23 +100,31 @@ def _run_lines(meta: ReportMeta, machine_note: str) -> list[str]:
 
 
 def server_axis(records: Sequence[RowRecord], meta: ReportMeta) -> list[str]:
-    """The async gateway under each server, one worker, on the stack's client: at each C
-    where more than one server ran, each one's CPU per fan-out and its ratio to that of the
-    stack's server, measured in the same run."""
-    by_load: dict[str, dict[str, RowRecord]] = {}
+    """Each gateway under each server, one worker, as the stack runs it otherwise (the async
+    one on its client, the sync one with its threadpool, closed loop): at each C where more
+    than one server ran, each one's CPU per fan-out and its ratio to that of the stack's
+    server, measured in the same run."""
+    by_point: dict[tuple[str, str], dict[str, RowRecord]] = {}
     for record in records:
+        as_stack = (
+            record["client"] == meta["async_http_client"]
+            if record["target"] == "async"
+            else record["threadpool_tokens"] == meta["threadpool_tokens"]
+        )
         if (
-            record["target"] == "async"
+            record["target"] in ("async", "sync")
             and record["workers"] == 1
-            and record["client"] == meta["async_http_client"]
+            and as_stack
+            and not record["load"].endswith("/s")  # an overload point's open loop
         ):
-            by_load.setdefault(record["load"], {})[record["server"]] = record
+            point = (record["target"], record["load"])
+            by_point.setdefault(point, {})[record["server"]] = record
     stack = meta["server"]
     lines = [
-        f"| server | C | req/s | meas/ideal | CPU ms/req | / {stack}'s | p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| gateway | server | C | req/s | meas/ideal | CPU ms/req | / {stack}'s | p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for load, servers in by_load.items():
+    for (target, load), servers in by_point.items():
         base = servers.get(stack)
         if len(servers) < 2 or base is None:
             continue
@@ -124,7 +132,7 @@ def server_axis(records: Sequence[RowRecord], meta: ReportMeta) -> list[str]:
             cpu, base_cpu = record["gateway_cpu_ms_per_request"], base["gateway_cpu_ms_per_request"]
             ratio = "–" if cpu is None or not base_cpu else f"{cpu / base_cpu:.2f}"
             lines.append(
-                f"| {server} | {load} | {record['throughput']:.1f}"
+                f"| {target} | {server} | {load} | {record['throughput']:.1f}"
                 f" | {record['throughput_vs_ideal']:.2f} | {cpu if cpu is not None else '–'}"
                 f" | {ratio} | {record['latency_p99_ms']:.0f} |"
             )
@@ -133,9 +141,10 @@ def server_axis(records: Sequence[RowRecord], meta: ReportMeta) -> list[str]:
     return [
         "## Servers",
         "",
-        f"The async gateway, 1 worker, on {meta['async_http_client']}, under each server"
-        f" (`SERVER`). `/ {stack}'s` is its CPU per fan-out over that of the stack's server,"
-        " at the same C, in this run.",
+        f"Each gateway, 1 worker, under each server (`SERVER`): the async one on"
+        f" {meta['async_http_client']}, the sync one with {meta['threadpool_tokens']} threadpool"
+        f" tokens. `/ {stack}'s` is its CPU per fan-out over that of the stack's server, at"
+        " the same C, in this run.",
         "",
         *lines,
         "",

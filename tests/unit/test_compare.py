@@ -45,7 +45,8 @@ def test_quick_plan_runs_every_target_then_each_client_and_server_once() -> None
     points = plan(PRESETS["quick"], SYNC, ASYNC)
     series = [(label(p, 40), p.concurrency) for p in points]
     # Every target at 10, 100, 200 but blocking (10 only), the other three clients, and
-    # the other two servers at 200 (gunicorn's point is the target axis's own).
+    # the other two servers, async at 200 and sync at 100 (gunicorn's points are the target
+    # axis's own).
     assert series == [
         *((name, c) for name in ("sync", "sync-threads") for c in (10, 100, 200)),
         *(("async · aiohttp", c) for c in (10, 100, 200)),
@@ -58,6 +59,8 @@ def test_quick_plan_runs_every_target_then_each_client_and_server_once() -> None
         ),
         ("async · aiohttp · granian", 200),
         ("async · aiohttp · uvicorn", 200),
+        ("sync · granian", 100),
+        ("sync · uvicorn", 100),
     ]
     assert len(set(points)) == len(points)
     assert {p.config.workers for p in points} == {1}
@@ -72,9 +75,10 @@ def test_full_plan_restarts_each_gateway_as_rarely_as_it_can() -> None:
         if point.config != running[gateway]:
             restarts[gateway] += 1
             running[gateway] = point.config
-    # sync: 3 more threadpool sizes, the overload bound, then 2 and 4 workers; async: 3
-    # more clients, 2 more servers, then 2 and 4 workers (back on the stack's own ones).
-    assert restarts == {"sync": 6, "async": 7}
+    # sync: 2 more servers, 3 more threadpool sizes, the overload bound, then 2 and 4
+    # workers; async: 3 more clients, 2 more servers, then 2 and 4 workers (back on the
+    # stack's own ones).
+    assert restarts == {"sync": 8, "async": 7}
     sweep = {p.config.threadpool_tokens for p in points if p.target.name == "sync"}
     assert sweep == {40, 100, 200, 400}
     assert max(p.concurrency for p in points if label(p, 40) == "async · httpx") == 1000
