@@ -1,7 +1,7 @@
 # Every target runs a script in scripts/, which echoes the commands it runs.
 .DEFAULT_GOAL := help
 PRESET ?= quick
-.PHONY: help install up down ps logs screenshot test test-slow stress-test lint lock format local-up local-down base-image bench claims swarm-up swarm-scale swarm-bench swarm-down
+.PHONY: help install up down ps logs screenshot test test-slow stress-test lint lock format local-up local-down base-image bench claims swarm-up swarm-scale swarm-bench swarm-down cluster-up cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,3 +69,10 @@ swarm-bench: ## replicas against workers on the swarm stack (PRESET=full for 1, 
 
 swarm-down: ## remove the swarm stack; leave the swarm only if swarm-up created it
 	scripts/swarm.sh down
+
+NODES ?= 3
+cluster-up: ## a NODES-node swarm on this machine (daemons in network namespaces), and the stack
+	scripts/cluster.sh up $(NODES)
+
+cluster-down: ## remove the cluster: its stack, daemons, namespaces, links, and the swarm it made
+	scripts/cluster.sh down

@@ -92,6 +92,8 @@ class GatewaySettings(BaseSettings):
     server: ServerName = Field("gunicorn", validation_alias="SERVER")
     # Which replica this is, in every answer: the container's hostname by default.
     instance: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
+    # The node that runs it, on a swarm (NODE_NAME, from the stack's template); None elsewhere.
+    node: str | None = Field(None, validation_alias="NODE_NAME", max_length=64)
 
     @field_validator("sources", mode="before")
     @classmethod

@@ -37,6 +37,8 @@ class FanOut:
     start: float = field(default_factory=time.perf_counter)
     # The gateway replica that answers: its hostname (GATEWAY_INSTANCE).
     instance: str = field(default_factory=socket.gethostname)
+    # The swarm node it runs on (NODE_NAME); None elsewhere.
+    node: str | None = None
 
     @property
     def deadline(self) -> float:
@@ -70,6 +72,7 @@ class FanOut:
             status=status,
             articles=len(payload.articles),
             instance=payload.instance,
+            node=payload.node,
         )
         return SourceOutcome(result, payload.articles)
 
@@ -114,6 +117,7 @@ class FanOut:
                 "gateway": gateway,
                 "mode": mode,
                 "instance": self.instance,
+                "node": self.node,
                 "worker_pid": os.getpid(),
                 "elapsed_ms": elapsed_ms,
                 "deadline_ms": _ms(self.deadline_s),

@@ -29,6 +29,7 @@ class UpstreamNews(BaseModel):
 
     source: str
     instance: str = Field(description="The replica that answered: its hostname.")
+    node: str | None = Field(None, description="The swarm node it runs on; null elsewhere.")
     delay_ms: int
     articles: list[Article]
 
@@ -43,6 +44,9 @@ class SourceResult(BaseModel):
     instance: str | None = Field(
         None, description="The replica of the source that answered; null when none did."
     )
+    node: str | None = Field(
+        None, description="The swarm node of that replica; null off a swarm or when none did."
+    )
     error_kind: ErrorKind | None = None
     error: str | None = Field(None, description="What happened, for people.")
 
@@ -51,6 +55,7 @@ class NewsResponse(BaseModel):
     gateway: Literal["sync", "async"]
     mode: str
     instance: str = Field(description="The gateway replica that answered: its hostname.")
+    node: str | None = Field(None, description="The swarm node it runs on; null elsewhere.")
     worker_pid: int
     elapsed_ms: float = Field(description="The gateway's own fan-out time.")
     deadline_ms: float = Field(description="The most the fan-out was allowed to take.")

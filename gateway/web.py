@@ -60,6 +60,7 @@ def create_gateway_app(
             "status": "ok",
             "gateway": gateway,
             "instance": settings.instance,
+            "node": settings.node,
             "sources": [source.name for source in settings.source_list],
             "http_client": http_client,
             "workers": settings.workers,
@@ -131,9 +132,10 @@ class FanOutPlan:
     deadline_s: float
     metrics: FanOutMetrics
     instance: str
+    node: str | None = None
 
     def start(self) -> FanOut:
-        return FanOut(self.deadline_s, instance=self.instance)
+        return FanOut(self.deadline_s, instance=self.instance, node=self.node)
 
     def respond(self, news: NewsResponse) -> Response:
         """Count each source's outcome, then answer (see `news_response`)."""
@@ -213,7 +215,7 @@ def fan_out_plan_for(settings: GatewaySettings) -> Callable[..., Awaitable[FanOu
         calls = [Call(source, faults.get(source.name), headers) for source in selected]
         metrics: FanOutMetrics = request.app.state.fan_out_metrics
         deadline_s = (deadline_ms or settings.deadline_ms) / 1000
-        return FanOutPlan(calls, deadline_s, metrics, settings.instance)
+        return FanOutPlan(calls, deadline_s, metrics, settings.instance, settings.node)
 
     return fan_out_plan
 

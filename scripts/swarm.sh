@@ -19,6 +19,7 @@ STACK=${SWARM_STACK:-fanout}
 STATE_DIR=${SWARM_STATE_DIR:-$ROOT/.swarm}
 # Written by `up` when it initialised the swarm; `down` leaves the swarm only then.
 CREATED="$STATE_DIR/created-by-$STACK"
+GWBRIDGE="$STATE_DIR/gwbridge-by-$STACK"
 
 swarm_state() { docker info --format '{{.Swarm.LocalNodeState}}'; }
 
@@ -82,6 +83,8 @@ up() {
   done
   if [ "$(swarm_state)" = inactive ]; then
     mkdir -p "$STATE_DIR"
+    # The swarm makes docker_gwbridge and leaves it behind: down removes it if up made it.
+    docker network inspect docker_gwbridge >/dev/null 2>&1 || touch "$GWBRIDGE"
     run docker swarm init --advertise-addr 127.0.0.1 >/dev/null
     touch "$CREATED"
   fi
@@ -192,6 +195,10 @@ down() {
     for attempt in 1 2 3 4 5; do
       if run docker swarm leave --force >/dev/null; then
         rm -f "$CREATED"
+        if [ -e "$GWBRIDGE" ]; then
+          docker network rm docker_gwbridge >/dev/null 2>&1 || true
+          rm -f "$GWBRIDGE"
+        fi
         return 0
       fi
       log "swarm leave failed (attempt $attempt of 5); retrying in 3 s"

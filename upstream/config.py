@@ -44,6 +44,8 @@ class UpstreamSettings(BaseSettings):
     seed: int = Field(0, description="With the name, seeds every draw: a run repeats.")
     # Which replica of the source this is, in every answer: the container's hostname.
     instance: str = Field(default_factory=socket.gethostname, max_length=64)
+    # The node that runs it, on a swarm (NODE_NAME, from the stack's template); None elsewhere.
+    node: str | None = Field(None, validation_alias="NODE_NAME", max_length=64)
 
     @model_validator(mode="after")
     def base_delay_within_max(self) -> "UpstreamSettings":

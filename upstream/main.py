@@ -29,6 +29,7 @@ from upstream.faults import Draws, faulty_response
 class NewsPayload(BaseModel):
     source: str
     instance: str
+    node: str | None = None
     delay_ms: int
     articles: list[Article]
 
@@ -150,6 +151,7 @@ def create_app(settings: UpstreamSettings | None = None) -> FastAPI:
         payload = NewsPayload(
             source=settings.name,
             instance=settings.instance,
+            node=settings.node,
             delay_ms=delay_ms,
             articles=articles[:limit],
         )

@@ -56,6 +56,22 @@ def test_articles_merge_newest_first_across_sources() -> None:
     assert [s.name for s in news.sources] == ["wire", "gazette"]
 
 
+def test_each_answer_names_the_node_of_the_gateway_and_of_each_source() -> None:
+    clock = FanOut(2.5, node="node-1")
+    body = json.loads(payload("wire", [1]))
+    wire = clock.answered(
+        WIRE, clock.start, 200, json.dumps({**body, "node": "node-2"}).encode(), 10
+    )
+    # Off a swarm a source names no node: null, not a guess.
+    gazette = clock.answered(GAZETTE, clock.start, 200, payload("gazette", [1]), 10)
+    news = clock.assemble("async", "concurrent", [wire, gazette])
+    assert news.node == "node-1"
+    assert [(s.instance, s.node) for s in news.sources] == [
+        ("wire-1", "node-2"),
+        ("gazette-1", None),
+    ]
+
+
 def test_an_http_error_is_a_failed_source_with_its_status() -> None:
     clock = FanOut(2.5)
     outcome = clock.answered(WIRE, clock.start, 503, b"busy", 10)

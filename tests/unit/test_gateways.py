@@ -264,6 +264,7 @@ def test_healthz_reports_the_client_and_every_limit(
 ) -> None:
     # The server, as serving/serve.py reads it, with what it lacks of gunicorn's features.
     monkeypatch.setenv("SERVER", "uvicorn")
+    monkeypatch.setenv("NODE_NAME", "fanout-n3")
     client = client_for(gateway, threadpool_tokens=7, max_connections=50, instance="gw-7")
     health = client.get("/healthz").json()
     # The CPU routes' calibration: rounds of pure-Python work per ms of this CPU.
@@ -273,6 +274,7 @@ def test_healthz_reports_the_client_and_every_limit(
         "status": "ok",
         "gateway": gateway.name,
         "instance": "gw-7",
+        "node": "fanout-n3",
         "sources": list(DELAYS_MS),
         "http_client": http_client,
         "workers": 1,

@@ -127,6 +127,7 @@ class FakeSwarm:
         return {
             "gateway": gateway,
             "workers": self.shapes[service].workers,
+            "server": config.server,
             "threadpool_tokens": config.threadpool_tokens,
             "executor_threads": 120,
             "http_client": config.http_client,

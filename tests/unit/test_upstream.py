@@ -86,7 +86,14 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UPSTREAM_NAME", "chronicle")
     monkeypatch.setenv("UPSTREAM_DELAY_MS", "800")
     settings = UpstreamSettings()
-    assert (settings.name, settings.delay_ms) == ("chronicle", 800)
+    assert (settings.name, settings.delay_ms, settings.node) == ("chronicle", 800, None)
+
+
+def test_an_answer_names_its_node_on_a_swarm(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The swarm stack sets NODE_NAME from the node's hostname (docker-compose.swarm.yml).
+    monkeypatch.setenv("NODE_NAME", "fanout-n2")
+    body = TestClient(create_app(UpstreamSettings(name="wire", delay_ms=0))).get("/news").json()
+    assert (body["source"], body["node"]) == ("wire", "fanout-n2")
 
 
 def test_healthz_answers_at_once(client: TestClient) -> None:
