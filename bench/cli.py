@@ -1,6 +1,7 @@
-"""The command line: ``python -m bench run | compare | claims | cost | crosscheck |
-client-check | pool-cost``."""
+"""The command line: ``python -m bench run | compare | claims | cost | failover |
+cross-node | crosscheck | client-check | pool-cost``."""
 
+import dataclasses
 import json
 import os
 import shlex
@@ -17,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import claims as blog
 from bench import compare as matrix
+from bench import failover
 from bench.cost import measure_cost
 from bench.crosscheck import client_check, crosscheck
 from bench.load import LoadSpec, run_load
@@ -30,6 +32,7 @@ from bench.tables import (
     client_cost_table,
     comparison_table,
     cost_table,
+    cross_node_table,
     crosscheck_table,
     pool_cost_table,
     run_table,
@@ -260,6 +263,50 @@ def cost_command(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps([p.record() for p in points], indent=2) + "\n")
         console.print(f"wrote {out}")
+
+
+class FailoverEvent(StrEnum):
+    drain = "drain"
+    kill = "kill"
+    update = "update"
+
+
+@app.command(name="failover")
+def failover_command(
+    event: Annotated[FailoverEvent, typer.Option(help="What happens to the cluster.")],
+    clients: Annotated[int, typer.Option(min=1, max=50, help="Per gateway replica.")] = 5,
+    max_duration: Annotated[float, typer.Option(min=20, max=600, help="Seconds, at most.")] = 150,
+    out: Annotated[Path | None, typer.Option(help="Write the summary as JSON here.")] = None,
+) -> None:
+    """On make cluster-up's swarm: a closed loop on every gateway replica while a node
+    drains, a node dies (kill), or every source rolls (update); what was lost, and how
+    long until every answer was full again."""
+    with console.status(f"{event.value} under load"):
+        run = failover.failover(event.value, clients, max_duration)
+    summary = run.summary()
+    console.print_json(data=summary)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+@app.command(name="cross-node")
+def cross_node_command(
+    rounds: Annotated[int, typer.Option(min=1, max=10)] = 2,
+    clients: Annotated[int, typer.Option(min=1, max=200)] = 20,
+    duration: Annotated[float, typer.Option(min=2, max=120, help="Each window, seconds.")] = 10,
+    out: Annotated[Path | None, typer.Option(help="Write the windows as JSON here.")] = None,
+) -> None:
+    """On make cluster-up's swarm: the async gateway's sources on its own node, then on
+    another, in turns; each call's latency and the machine's CPU per fan-out, and the
+    difference the overlay between nodes makes."""
+    with console.status("placing the sources, node by node"):
+        points = failover.cross_node_cost(rounds, clients, duration)
+    console.print(cross_node_table(points))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        records = [dataclasses.asdict(point) for point in points]
+        out.write_text(json.dumps(records, indent=2) + "\n")
 
 
 @app.command(name="crosscheck")

@@ -1,6 +1,7 @@
 """The benchmark's tables: one column spec renders both the terminal and the markdown table."""
 
 import math
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from bench.load import LoadResult
 
 if TYPE_CHECKING:  # the pool-cost module builds the gateway's clients: import it only there
     from bench.claims import Claims
+    from bench.failover import PlacementCost
     from bench.poolcost import PoolCost
 
 Record = Mapping[str, Any]
@@ -229,5 +231,39 @@ def claims_table(claims: "Claims") -> Table:
     for row in claims.rows:
         table.add_row(
             row.key, row.ratio, number(2)(row.measured), number(2)(row.ideal), row.verdict
+        )
+    return table
+
+
+def cross_node_table(points: Sequence["PlacementCost"]) -> Table:
+    """The async gateway's sources on its own node and on another, window by window, and
+    the difference: per call, latency and the machine's CPU."""
+    names = sorted({name for point in points for name in point.call_ms})
+    table = Table(title="sources on the gateway's node, then on another (one run)")
+    for column in ("sources on", "same node", "fan-outs", *(f"{n} ms" for n in names)):
+        table.add_column(column, justify="right")
+    table.add_column("machine CPU ms / fan-out", justify="right")
+    for point in points:
+        table.add_row(
+            point.sources_on,
+            "yes" if point.same_node else "no",
+            str(point.fan_outs),
+            *(f"{point.call_ms.get(n, float('nan')):.1f}" for n in names),
+            f"{point.machine_cpu_ms_per_fan_out:.2f}",
+        )
+    same = [p for p in points if p.same_node]
+    other = [p for p in points if not p.same_node]
+    if same and other:
+        latency = statistics.mean(
+            statistics.median(p.call_ms[n] for p in other)
+            - statistics.median(p.call_ms[n] for p in same)
+            for n in names
+        )
+        cpu = statistics.median(p.machine_cpu_ms_per_fan_out for p in other) - statistics.median(
+            p.machine_cpu_ms_per_fan_out for p in same
+        )
+        table.caption = (
+            f"across nodes, per call: {latency:+.2f} ms of latency, "
+            f"{cpu / max(1, len(names)):+.3f} ms of the machine's CPU"
         )
     return table

@@ -49,6 +49,10 @@ check_free() {
   [ ! -e "$MANIFEST" ] || refuse "a cluster is already up (or half up): $MANIFEST; run make cluster-down"
   [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" = inactive ] ||
     refuse "this engine is already in a swarm: leave it (make swarm-down) before make cluster-up"
+  # Leaving a swarm cuts the networking of the engine's standalone containers (compose's):
+  # they keep running, with no address (moby/moby#47392). cluster-down leaves the swarm.
+  [ -z "$(docker ps -q)" ] ||
+    refuse "containers are running here; cluster-down would cut their networking when it leaves the swarm (moby/moby#47392): stop them first (make down)"
   ! ip link show "$BRIDGE" >/dev/null 2>&1 || refuse "the link $BRIDGE exists already"
   ! ip -o addr | grep -q " $PREFIX\." || refuse "an address in $PREFIX.0/24 is in use: set CLUSTER_SUBNET_PREFIX"
   for ((i = 2; i <= nodes; i++)); do
@@ -170,11 +174,20 @@ stop_daemon() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
-# Every process in a node's namespace: its daemon, containerd, the shims, the containers.
-namespace_pids() {
-  local ns=$1
+# Every process of a node: those in its namespace (its daemon, containerd, the shims,
+# fuse-overlayfs) and their descendants (the containers, each in a namespace of its own).
+node_pids() {
+  local ns=$1 roots
   [ -e "/var/run/netns/$ns" ] || return 0
-  ip netns pids "$ns" 2>/dev/null || true
+  roots=$(ip netns pids "$ns" 2>/dev/null || true)
+  [ -n "$roots" ] || return 0
+  ps -eo pid=,ppid= | awk -v roots="$roots" '
+    BEGIN { n = split(roots, r, /[ \n]+/); for (i = 1; i <= n; i++) if (r[i] != "") keep[r[i]] = 1 }
+    { parent[$1] = $2 }
+    END {
+      do { grown = 0; for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; grown = 1 } } while (grown)
+      for (p in keep) print p
+    }'
 }
 
 unmount_under() {
@@ -185,16 +198,19 @@ unmount_under() {
   done
 }
 
-# A hard failure of one node: every process in its namespace is killed at once, as when a
-# host loses power. The manifest keeps the node, so down still removes it.
+# A hard failure of one node: its link is cut and every process in its namespace killed,
+# as when a host loses power. The manifest keeps the node, so down still removes it.
 kill_node() {
   local node=${1:-}
   [ -n "$node" ] && [ "$node" != n1 ] && nodes_in_manifest | grep -qx "$node" ||
     refuse "usage: scripts/cluster.sh kill NODE (one of: $(nodes_in_manifest | tr '\n' ' '))"
+  # The link first, so that no process of the node gets to say goodbye: its peers see
+  # silence, as from a host that lost power, not resets from a kernel still running.
+  ip link set "$(link "$node")" down
   local pids
-  pids=$(namespace_pids "$(netns "$node")")
+  pids=$(node_pids "$(netns "$node")")
   [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
-  log "node $node: killed $(wc -w <<<"$pids") processes"
+  log "node $node: link cut, $(wc -w <<<"$pids") processes killed"
 }
 
 down() {
@@ -209,10 +225,12 @@ down() {
     case "$what" in
       daemon)
         node_docker "$name" swarm leave --force >/dev/null 2>&1 || true
-        stop_daemon "$extra"
+        # The node's whole tree at once: daemon, containerd, shims and containers. Its state
+        # goes with it, so nothing needs a graceful stop.
         local pids
-        pids=$(namespace_pids "$(netns "$name")")
+        pids=$(node_pids "$(netns "$name")")
         [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+        stop_daemon "$extra"
         unmount_under "$DATA/$name"
         unmount_under "$RUN_DIR/$name"
         ;;

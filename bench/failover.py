@@ -1,0 +1,435 @@
+"""Node failure under load, on the multi-node swarm of ``scripts/cluster.sh``.
+
+A bounded closed loop runs against every gateway replica while one thing happens to the
+cluster: a node drains, a node dies (its link cut, then every process in its namespace
+killed, as when a host loses power), or the sources roll to new tasks. Each answer is
+sorted as it came: full (every source answered), partial or failed (accepted, and lost),
+or not accepted at all. The figures: what was lost after the event, what was in flight at
+that moment, how long until every gateway answered fully again, and where the replicas
+run afterwards.
+
+Loads go only to the gateways' own addresses on the cluster's bridge, and every loop is
+bounded in time.
+"""
+
+import statistics
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import requests
+
+from bench.probe import machine_busy_seconds
+from bench.topology import ROOT
+
+Event = Literal["drain", "kill", "update"]
+Kind = Literal["full", "partial", "failed", "refused"]
+LABEL = "fanout.node"
+STACK = "fanout"
+SOURCES = ("upstream-wire", "upstream-gazette", "upstream-chronicle")
+GATEWAYS = ("sync-gateway", "async-gateway")
+# Every gateway answers fully for this long, on every client: recovered.
+RECOVERED_AFTER_S = 10.0
+# A request longer than this is a failure of the request, not a slow answer: the longest
+# fan-out deadline is 2.5 s.
+REQUEST_TIMEOUT_S = 10.0
+
+
+def docker(*args: str, timeout: float = 60) -> str:
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=True
+    )
+    return result.stdout
+
+
+def cluster(*args: str, timeout: float = 120) -> str:
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "cluster.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return result.stdout
+
+
+def swarm_urls(service: str) -> list[str]:
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "swarm.sh"), "urls", service],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.split()
+
+
+def node_ids() -> dict[str, str]:
+    """Each node's label (n1, n2, ...) to its swarm id."""
+    ids = docker("node", "ls", "-q").split()
+    labels = docker("node", "inspect", "--format", f'{{{{index .Spec.Labels "{LABEL}"}}}}', *ids)
+    return dict(zip(labels.split(), ids, strict=True))
+
+
+def placement() -> dict[str, Counter[str]]:
+    """Where each service's running tasks are: service to a count per node hostname."""
+    lines = docker(
+        "stack",
+        "ps",
+        STACK,
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.Name}} {{.Node}} {{.CurrentState}}",
+    ).splitlines()
+    where: dict[str, Counter[str]] = {}
+    for line in lines:
+        name, node, state = line.split(" ", 2)
+        if state.startswith("Running"):
+            service = name.removeprefix(f"{STACK}_").rsplit(".", 1)[0]
+            where.setdefault(service, Counter())[node] += 1
+    return where
+
+
+def node_hostname(label: str) -> str:
+    return str(
+        docker("node", "inspect", "--format", "{{.Description.Hostname}}", node_ids()[label])
+    ).strip()
+
+
+def quiet_node(gateway_nodes: set[str]) -> str:
+    """A node other than the host's that runs no gateway: the one an event may hit while
+    every gateway URL stays put."""
+    for label in sorted(node_ids()):
+        if label != "n1" and node_hostname(label) not in gateway_nodes:
+            return label
+    raise RuntimeError("every node but n1 runs a gateway: add a node (NODES=4)")
+
+
+@dataclass(frozen=True)
+class Answer:
+    sent: float  # seconds from the loop's start
+    done: float
+    gateway: str
+    kind: Kind
+    source_nodes: tuple[str, ...] = ()
+    error: str | None = None  # the first failed source's, or the request's
+
+
+@dataclass
+class Run:
+    event: Event
+    node: str | None
+    event_at: float = 0.0
+    settled_s: float | None = None  # from the event until the swarm had done its part
+    replicas_on_node: int = 0  # the sources' replicas on the node, before the event
+    answers: list[Answer] = field(default_factory=list)
+    placement_after: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def after(self) -> list[Answer]:
+        return [a for a in self.answers if a.done >= self.event_at]
+
+    def lost(self) -> int:
+        """Requests a gateway accepted that did not get every source's answer."""
+        return sum(a.kind in ("partial", "failed") for a in self.after())
+
+    def refused(self) -> int:
+        return sum(a.kind == "refused" for a in self.after())
+
+    def in_flight_at_event(self) -> int:
+        return sum(a.sent <= self.event_at < a.done for a in self.answers)
+
+    def lost_after_settled(self) -> int:
+        """Lost answers to requests sent once the swarm had done its part: what stale DNS or
+        pooled connections to the dead node would cost."""
+        if self.settled_s is None:
+            return self.lost()
+        since = self.event_at + self.settled_s
+        return sum(a.kind in ("partial", "failed") for a in self.answers if a.sent >= since)
+
+    def lost_before(self) -> int:
+        return sum(a.kind != "full" for a in self.answers if a.done < self.event_at)
+
+    def recovery_s(self) -> float | None:
+        """From the event to the start of the last stretch in which every gateway answered
+        fully for RECOVERED_AFTER_S; 0 when nothing was lost; None if it never recovered."""
+        bad = [a.done for a in self.after() if a.kind != "full"]
+        if not bad:
+            return 0.0
+        last_bad = max(bad)
+        end = max(a.done for a in self.answers)
+        if end - last_bad < RECOVERED_AFTER_S:
+            return None
+        return last_bad - self.event_at
+
+    def summary(self) -> dict[str, object]:
+        kinds = Counter(a.kind for a in self.after())
+        errors = Counter(f"{a.gateway.split('#')[0]}: {a.error}" for a in self.after() if a.error)
+        latencies = [a.done - a.sent for a in self.after() if a.kind == "full"]
+        return {
+            "event": self.event,
+            "node": self.node,
+            "answers_after_event": len(self.after()),
+            "kinds_after_event": dict(kinds),
+            "lost": self.lost(),
+            "errors": dict(errors.most_common(5)),
+            "refused": self.refused(),
+            "in_flight_at_event": self.in_flight_at_event(),
+            "replicas_on_node": self.replicas_on_node,
+            "lost_after_settled": self.lost_after_settled(),
+            "lost_before_event": self.lost_before(),
+            "recovery_s": None if self.recovery_s() is None else round(self.recovery_s() or 0, 1),
+            "swarm_settled_s": None if self.settled_s is None else round(self.settled_s, 1),
+            "full_p50_s": round(statistics.median(latencies), 3) if latencies else None,
+            "placement_after": {s: dict(c) for s, c in sorted(self.placement_after.items())},
+        }
+
+
+def classify(response: requests.Response) -> tuple[Kind, tuple[str, ...], str | None]:
+    try:
+        body = response.json()
+        sources = body["sources"]
+    except (ValueError, KeyError, TypeError):
+        return "failed", (), f"HTTP {response.status_code}"
+    nodes = tuple(str(s.get("node")) for s in sources if s.get("ok"))
+    failed = [f"{s['name']}: {s.get('error')}" for s in sources if not s["ok"]]
+    if response.status_code == 200 and not failed:
+        return "full", nodes, None
+    kind: Kind = "partial" if response.status_code == 200 else "failed"
+    return kind, nodes, failed[0] if failed else f"HTTP {response.status_code}"
+
+
+def closed_loop(
+    urls: dict[str, str],
+    clients: int,
+    run: Run,
+    event: Callable[[], None],
+    settled: Callable[[], bool],
+    event_after_s: float,
+    max_s: float,
+) -> None:
+    """`clients` loops per gateway URL until `max_s`, or until the swarm has settled after
+    the event and every gateway has answered fully for RECOVERED_AFTER_S since; the event
+    fires once, `event_after_s` into the loop."""
+    start = time.perf_counter()
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def now() -> float:
+        return time.perf_counter() - start
+
+    def client(gateway: str, url: str) -> None:
+        with requests.Session() as session:
+            while not stop.is_set() and now() < max_s:
+                sent = now()
+                kind: Kind = "refused"
+                nodes: tuple[str, ...] = ()
+                try:
+                    response = session.get(f"{url}/news", timeout=REQUEST_TIMEOUT_S)
+                    kind, nodes, error = classify(response)
+                except requests.RequestException as exc:
+                    error = type(exc).__name__
+                    time.sleep(0.2)  # a gateway that is not there is not hammered
+                with lock:
+                    run.answers.append(Answer(sent, now(), gateway, kind, nodes, error))
+
+    threads = [
+        threading.Thread(target=client, args=(gateway, url), daemon=True)
+        for gateway, url in urls.items()
+        for _ in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(event_after_s)
+    run.event_at = now()
+    event()
+    settled_at = None
+    while now() < max_s:
+        time.sleep(1)
+        if settled_at is None and settled():
+            settled_at = now()
+            run.settled_s = settled_at - run.event_at
+        with lock:
+            recovered = run.recovery_s() is not None
+        if settled_at is not None and recovered and now() - settled_at > RECOVERED_AFTER_S:
+            break
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=REQUEST_TIMEOUT_S + 5)
+
+
+def converged() -> bool:
+    """Every service runs all its replicas, and none is being updated."""
+    lines = docker("stack", "services", STACK, "--format", "{{.Replicas}}").split()
+    if not all(a == b for a, b in (line.split("/")[:2] for line in lines)):
+        return False
+    ids = docker("stack", "services", "-q", STACK).split()
+    states = docker(
+        "service", "inspect", "--format", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}", *ids
+    ).split()
+    return not {"updating", "rollback_started"} & set(states)
+
+
+def node_status(label: str) -> str:
+    return docker("node", "inspect", "--format", "{{.Status.State}}", node_ids()[label]).strip()
+
+
+def settled_after(event: Event, node: str | None) -> Callable[[], bool]:
+    """When the swarm has done its part: the dead node is down, or the drained node runs
+    nothing, and every service runs all its replicas again."""
+    hostname = None if node is None else node_hostname(node)
+
+    def settled() -> bool:
+        if event == "kill" and node_status(str(node)) != "down":
+            return False
+        if event == "drain" and any(hostname in where for where in placement().values()):
+            return False
+        return converged()
+
+    return settled
+
+
+def wait_converged(timeout_s: float = 180) -> None:
+    """Every service runs all its replicas again (the swarm has rescheduled)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if converged():
+            return
+        time.sleep(2)
+    raise RuntimeError(f"the stack did not converge in {timeout_s:.0f} s")
+
+
+def gateway_urls() -> dict[str, str]:
+    urls = {}
+    for service in GATEWAYS:
+        for index, url in enumerate(swarm_urls(service)):
+            urls[f"{service.removesuffix('-gateway')}#{index + 1}"] = url
+    return urls
+
+
+def failover(event: Event, clients: int = 5, max_s: float = 150.0, lead_s: float = 8.0) -> Run:
+    """Run the loop against every gateway replica, and fire the event `lead_s` in."""
+    where = placement()
+    gateway_nodes = {node for service in GATEWAYS for node in where.get(service, {})}
+    node = None if event == "update" else quiet_node(gateway_nodes)
+    ids = node_ids()
+
+    def act() -> None:
+        if event == "drain":
+            docker("node", "update", "--availability", "drain", ids[str(node)])
+        elif event == "kill":
+            cluster("kill", str(node))
+        else:
+            # A rolling update of every source, one task at a time, start-first: each new
+            # replica is healthy before the old one stops (docker-compose.swarm.yml).
+            for source in SOURCES:
+                docker("service", "update", "--detach", "--force", f"{STACK}_{source}")
+
+    run = Run(event, node)
+    if node is not None:
+        hostname = node_hostname(node)
+        run.replicas_on_node = sum(where.get(source, Counter())[hostname] for source in SOURCES)
+    settled = settled_after(event, node)
+    closed_loop(gateway_urls(), clients, run, act, settled, lead_s, max_s)
+    if event != "kill":
+        wait_converged()
+    run.placement_after = placement()
+    return run
+
+
+def restore_node(label: str) -> None:
+    """A drained node takes tasks again; the sources spread over every node again."""
+    docker("node", "update", "--availability", "active", node_ids()[label])
+    for source in SOURCES:
+        docker("service", "update", "--force", f"{STACK}_{source}", timeout=300)
+
+
+@dataclass(frozen=True)
+class PlacementCost:
+    """The async gateway's fan-outs with every source on one node, in one window."""
+
+    sources_on: str  # the node's hostname
+    same_node: bool  # the gateway's own node
+    fan_outs: int
+    call_ms: dict[str, float]  # each source's median elapsed_ms, as the gateway measured it
+    machine_cpu_ms_per_fan_out: float  # every core's busy time over the window, per fan-out
+
+
+def constrain_sources(label: str | None, previous: str | None) -> None:
+    """Every source's replicas on the node labelled `label` (None: anywhere again)."""
+    for source in SOURCES:
+        args = ["service", "update", "--detach"]
+        if previous is not None:
+            args += ["--constraint-rm", f"node.labels.{LABEL}=={previous}"]
+        if label is not None:
+            args += ["--constraint-add", f"node.labels.{LABEL}=={label}"]
+        docker(*args, f"{STACK}_{source}")
+    wait_converged()
+
+
+def measure_placement(
+    url: str, node: str, same_node: bool, clients: int, window_s: float, warmup_s: float
+) -> PlacementCost:
+    calls: dict[str, list[float]] = {}
+    fan_outs = 0
+    lock = threading.Lock()
+    measuring = threading.Event()
+    stop = threading.Event()
+
+    def client() -> None:
+        nonlocal fan_outs
+        with requests.Session() as session:
+            while not stop.is_set():
+                body = session.get(f"{url}/news", timeout=REQUEST_TIMEOUT_S).json()
+                if not measuring.is_set() or stop.is_set():
+                    continue
+                with lock:
+                    fan_outs += 1
+                    for source in body["sources"]:
+                        calls.setdefault(source["name"], []).append(source["elapsed_ms"])
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(warmup_s)
+    busy = machine_busy_seconds()
+    measuring.set()
+    time.sleep(window_s)
+    stop.set()
+    spent, counted = machine_busy_seconds() - busy, fan_outs
+    for thread in threads:
+        thread.join(timeout=REQUEST_TIMEOUT_S + 5)
+    return PlacementCost(
+        node,
+        same_node,
+        counted,
+        {name: statistics.median(values) for name, values in calls.items()},
+        1000 * spent / max(1, counted),
+    )
+
+
+def cross_node_cost(
+    rounds: int = 2, clients: int = 20, window_s: float = 10.0, warmup_s: float = 3.0
+) -> list[PlacementCost]:
+    """The async gateway's sources on its own node, then on another, `rounds` times in one
+    run, then free again: each window's per-call latency and the machine's CPU."""
+    (url,) = swarm_urls("async-gateway")
+    gateway_node = requests.get(f"{url}/healthz", timeout=30).json()["node"]
+    labels = {node_hostname(label): label for label in node_ids()}
+    other = next(host for host in sorted(labels) if host != gateway_node)
+    points: list[PlacementCost] = []
+    previous = None
+    try:
+        for _ in range(rounds):
+            for host in (gateway_node, other):
+                constrain_sources(labels[host], previous)
+                previous = labels[host]
+                same = host == gateway_node
+                points.append(measure_placement(url, host, same, clients, window_s, warmup_s))
+    finally:
+        constrain_sources(None, previous)
+    return points

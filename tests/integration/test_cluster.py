@@ -1,0 +1,163 @@
+"""A three-node swarm on this machine (scripts/cluster.sh): the contract on every gateway
+replica, each node named in the answers, the replicas spread over the nodes, a drain, a
+rolling update and a node's death under load; and the engine left as it was found."""
+
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from bench import failover
+from gateway.models import NewsResponse
+from tests.integration.stack import (
+    REQUIRE_DOCKER,
+    ROOT,
+    docker_unavailable,
+    fetch,
+    free_port,
+    record,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.cluster]
+
+NODES = 3
+CLIENTS = 5  # per gateway replica: a bounded closed loop, well below capacity
+MAX_EVENT_S = 150.0
+# A dead node's replicas are found dead, and rescheduled, within this (12.9 s measured).
+MAX_RECOVERY_S = 60.0
+
+
+def sh(*command: str) -> str:
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False).stdout
+
+
+def engine_state() -> dict[str, object]:
+    """What cluster-up may touch, and cluster-down must put back."""
+    mounts = [line for line in sh("cat", "/proc/mounts").splitlines() if "fanout-cluster" in line]
+    return {
+        "swarm": sh("docker", "info", "--format", "{{.Swarm.LocalNodeState}}").strip(),
+        "namespaces": sorted(sh("ip", "netns", "list").split()),
+        "links": sorted(
+            line.split()[0].split("@")[0] for line in sh("ip", "-br", "link").splitlines()
+        ),
+        "networks": sorted(sh("docker", "network", "ls", "--format", "{{.Name}}").split()),
+        "daemons": len(sh("pgrep", "-x", "dockerd").split()),
+        "docker_user_rules": sh("iptables", "-S", "DOCKER-USER").splitlines(),
+        # The host's own containers (the compose test stack's), and every container's init:
+        # a node's containers left running after it went would show here.
+        "containers": sorted(sh("docker", "ps", "-q").split()),
+        "container_inits": len(sh("pgrep", "-x", "docker-init").split()),
+        "cluster_mounts": mounts,
+    }
+
+
+def cluster_script(*args: str, env: dict[str, str], timeout: float = 300) -> str:
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "cluster.sh"), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"cluster.sh {' '.join(args)} failed:\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[dict[str, str]]:
+    """No compose stack beside it (cluster.sh refuses: leaving the swarm would cut its
+    networking); cluster.sh builds the image. Whatever happens, the cluster goes, and the
+    engine must be as it was."""
+    reason = docker_unavailable()
+    if reason is not None:
+        if os.environ.get(REQUIRE_DOCKER) == "1":
+            pytest.fail(f"{REQUIRE_DOCKER}=1 but {reason}", pytrace=False)
+        pytest.skip(f"the cluster needs a Docker engine: {reason}")
+    if os.geteuid() != 0:
+        pytest.skip("the cluster needs root: network namespaces, links and dockerd")
+    before = engine_state()
+    # The gateways' host-mode ports, away from the compose test stack's.
+    env = {"SYNC_PORT": str(free_port()), "ASYNC_PORT": str(free_port()), "ACCESS_LOG": "false"}
+    try:
+        cluster_script("up", str(NODES), env=env)
+        yield env
+    finally:
+        try:
+            cluster_script("down", env=env)
+        finally:
+            assert engine_state() == before
+
+
+def test_every_gateway_replica_answers_and_names_every_node(cluster: dict[str, str]) -> None:
+    nodes = {failover.node_hostname(label) for label in failover.node_ids()}
+    assert len(nodes) == NODES
+    seen: set[str] = set()
+    for url in failover.gateway_urls().values():
+        for _ in range(6):
+            answer = NewsResponse.model_validate(fetch(f"{url}/news").body)
+            assert not answer.partial and answer.node in nodes
+            assert all(source.ok and source.node in nodes for source in answer.sources)
+            seen |= {answer.node, *(str(source.node) for source in answer.sources)}
+    # dnsrr spreads each gateway's connections over a source's replicas, on every node.
+    assert seen == nodes
+
+
+def test_each_sources_replicas_spread_over_the_nodes(cluster: dict[str, str]) -> None:
+    where = failover.placement()
+    for source in failover.SOURCES:
+        assert sorted(where[source].values()) == [1] * NODES, where[source]
+
+
+def test_a_drain_loses_nothing_and_a_rolling_update_spreads_back(
+    cluster: dict[str, str],
+) -> None:
+    drained = failover.failover("drain", CLIENTS, MAX_EVENT_S)
+    summary = drained.summary()
+    record("cluster: drain a node, lost / answers after", drained.lost(), "0")
+    assert drained.node is not None and drained.recovery_s() is not None, summary
+    assert drained.lost() == 0 and drained.refused() == 0, summary
+    hostname = failover.node_hostname(drained.node)
+    assert all(hostname not in where for where in drained.placement_after.values())
+
+    failover.docker("node", "update", "--availability", "active", failover.node_ids()[drained.node])
+    rolled = failover.failover("update", CLIENTS, MAX_EVENT_S)
+    summary = rolled.summary()
+    record("cluster: rolling update of every source, lost", rolled.lost(), "0 (not yet)")
+    # Not 0 yet: the sync gateway's new connections reach a replica that is gone, while
+    # its node's DNS still lists it (3 and 7 of about 280 answers, docs/scale-out.md). The
+    # bar fails a loss that grows past that.
+    assert rolled.lost() <= 0.05 * len(rolled.after()), summary
+    assert rolled.refused() == 0 and rolled.recovery_s() is not None, summary
+    # The drained node takes replicas again (the spread counts the old tasks while the new
+    # ones start, so it need not come out one per node).
+    running_on = {node for source in failover.SOURCES for node in rolled.placement_after[source]}
+    assert hostname in running_on and len(running_on) == NODES, summary
+
+
+def test_a_dead_node_loses_at_most_what_it_had_in_flight(cluster: dict[str, str]) -> None:
+    died = failover.failover("kill", CLIENTS, MAX_EVENT_S)
+    summary = died.summary()
+    assert died.node is not None
+    recovery = died.recovery_s()
+    in_flight, replicas = died.in_flight_at_event(), died.replicas_on_node
+    record(
+        f"cluster: kill a node ({replicas} of 9 source replicas), lost",
+        died.lost(),
+        f"({in_flight} in flight)",
+    )
+    record("cluster: kill a node, seconds until every answer is full", recovery or -1, "")
+    assert died.lost_before() == 0 and died.refused() == 0, summary
+    # A dead node costs the fan-outs that had a call on it, and those that picked one of
+    # its replicas until the swarm declared it down and dropped them from DNS (8 and 22
+    # lost here, with 3 and 5 of the 9 source replicas on it). Once the swarm has done
+    # that, nothing more: no stale address, no pooled connection to the dead node.
+    assert died.settled_s is not None, summary
+    assert died.lost_after_settled() == 0, summary
+    assert recovery is not None and recovery <= MAX_RECOVERY_S, summary
+    # Its replicas run on the nodes left, and every service has all of them.
+    hostname = failover.node_hostname(died.node)
+    assert all(hostname not in where for where in died.placement_after.values())
+    for source in failover.SOURCES:
+        assert sum(died.placement_after[source].values()) == NODES, summary
