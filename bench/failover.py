@@ -341,9 +341,8 @@ def failover(event: Event, clients: int = 5, max_s: float = 150.0, lead_s: float
     return run
 
 
-def restore_node(label: str) -> None:
-    """A drained node takes tasks again; the sources spread over every node again."""
-    docker("node", "update", "--availability", "active", node_ids()[label])
+def spread_sources() -> None:
+    """Every source's replicas restart, one at a time, and spread over the nodes."""
     for source in SOURCES:
         docker("service", "update", "--force", f"{STACK}_{source}", timeout=300)
 
@@ -432,4 +431,7 @@ def cross_node_cost(
                 points.append(measure_placement(url, host, same, clients, window_s, warmup_s))
     finally:
         constrain_sources(None, previous)
+        # Freed, the replicas stay where they are (swarm moves a task only when it must):
+        # a rolling restart spreads them over the nodes again.
+        spread_sources()
     return points
