@@ -125,9 +125,9 @@ def test_a_drain_loses_nothing_and_a_rolling_update_spreads_back(
     rolled = failover.failover("update", CLIENTS, MAX_EVENT_S)
     summary = rolled.summary()
     record("cluster: rolling update of every source, lost", rolled.lost(), "0 (not yet)")
-    # Not 0 yet: the sync gateway's new connections reach a replica that is gone, while
-    # its node's DNS still lists it (3 and 7 of about 280 answers, docs/scale-out.md). The
-    # bar fails a loss that grows past that.
+    # Not 0 yet: the sync gateway's new connections go to an address its node's DNS lists
+    # while the overlay cannot reach it (3 to 7 of about 280 answers, docs/scale-out.md).
+    # The bar fails a loss that grows past that.
     assert rolled.lost() <= 0.05 * len(rolled.after()), summary
     assert rolled.refused() == 0 and rolled.recovery_s() is not None, summary
     # The drained node takes replicas again (the spread counts the old tasks while the new
