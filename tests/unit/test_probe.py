@@ -53,16 +53,17 @@ def test_cgroup_dir_lists_this_process() -> None:
 
 
 # Process trees as each server starts them, with Python processes that stand in for them.
-# Each process prints its pid and its children's on the root's stdout once it runs; a
-# process that names itself (/proc/self/comm) stands in for Docker's init.
-LEAF = "import os, time; print(os.getpid(), flush=True); time.sleep(30)"
+# Each process writes its pid on the root's stdout once it runs, in one write: print()
+# writes the number and the newline apart, and two processes interleaved them under load.
+# A process that names itself (/proc/self/comm) stands in for Docker's init.
+LEAF = "import os, time; os.write(1, b'%d\\n' % os.getpid()); time.sleep(30)"
 
 
 def _parent_of(*children: str, comm: str = "") -> str:
     rename = f"open('/proc/self/comm', 'w').write({comm!r}); " if comm else ""
     spawns = "".join(f"subprocess.Popen([sys.executable, '-c', {child!r}]); " for child in children)
     return (
-        f"import os, subprocess, sys, time; {rename}print(os.getpid(), flush=True); "
+        f"import os, subprocess, sys, time; {rename}os.write(1, b'%d\\n' % os.getpid()); "
         f"{spawns}time.sleep(30)"
     )
 
