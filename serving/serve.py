@@ -30,9 +30,8 @@ from observability.logs import log_config
 from serving.settings import (
     ServerName,
     ServerSettings,
-    prepare_workers_environment,
-    remove_temporary_metrics,
     retire_worker_metrics,
+    workers_environment,
 )
 from serving.worker import GracefulServer
 
@@ -101,16 +100,13 @@ def serve_uvicorn(app: str, settings: ServerSettings) -> None:
     if settings.admin_port:
         # uvicorn serves any sockets it is given: the admin port is a second one.
         sockets.append(uvicorn_config(app, settings, port=settings.admin_port).bind_socket())
-    prepare_workers_environment(settings)
-    try:
+    with workers_environment(settings):
         if settings.workers > 1 or settings.gunicorn_max_requests:
             ArchivingSupervisor(config, sockets=sockets).run()
         else:
             # One process, as `uvicorn --workers 1` runs: no supervisor to restart it.
             # GracefulServer: the same shutdown as under gunicorn (serving/worker.py).
             GracefulServer(config).run(sockets=sockets)
-    finally:
-        remove_temporary_metrics(settings)
 
 
 def granian_server(app: str, settings: ServerSettings) -> MPServer:
@@ -146,11 +142,8 @@ def granian_server(app: str, settings: ServerSettings) -> MPServer:
 
 def serve_granian(app: str, settings: ServerSettings) -> None:
     server = granian_server(app, settings)
-    prepare_workers_environment(settings)
-    try:
+    with workers_environment(settings):
         server.serve()
-    finally:
-        remove_temporary_metrics(settings)
 
 
 SERVE: dict[ServerName, Callable[[str, ServerSettings], None]] = {

@@ -8,6 +8,8 @@ the ones it has an equivalent for: docs/configuration.md has the table.
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
@@ -101,3 +103,14 @@ def retire_worker_metrics(pid: int) -> None:
 def remove_temporary_metrics(settings: ServerSettings) -> None:
     if settings.prometheus_multiproc_dir is None:
         shutil.rmtree(os.environ.get(METRICS_ENV, ""), ignore_errors=True)
+
+
+@contextmanager
+def workers_environment(settings: ServerSettings) -> Iterator[str]:
+    """The two steps above around a server that runs in this process (uvicorn, granian);
+    gunicorn.conf.py takes them in its own hooks."""
+    directory = prepare_workers_environment(settings)
+    try:
+        yield directory
+    finally:
+        remove_temporary_metrics(settings)
