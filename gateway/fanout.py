@@ -39,6 +39,8 @@ class FanOut:
     instance: str = field(default_factory=socket.gethostname)
     # The swarm node it runs on (NODE_NAME); None elsewhere.
     node: str | None = None
+    # How long the request waited for its route to start: a threadpool token, on sync.
+    queued_s: float = 0.0
 
     @property
     def deadline(self) -> float:
@@ -120,6 +122,7 @@ class FanOut:
                 "node": self.node,
                 "worker_pid": os.getpid(),
                 "elapsed_ms": elapsed_ms,
+                "queued_ms": _ms(self.queued_s),
                 "deadline_ms": _ms(self.deadline_s),
                 "partial": 0 < answered < len(outcomes),
                 "sources": [outcome.result for outcome in outcomes],
@@ -138,10 +141,12 @@ def status_of(news: NewsResponse) -> int:
 
 
 def server_timing(news: NewsResponse) -> str:
-    """The per-source durations as a ``Server-Timing`` header, plus the whole fan-out."""
+    """The per-source durations as a ``Server-Timing`` header, plus the whole fan-out and
+    the wait before it."""
     entries = [
         f'{source.name};dur={source.elapsed_ms};desc="{"ok" if source.ok else "failed"}"'
         for source in news.sources
     ]
     entries.append(f"fanout;dur={news.elapsed_ms}")
+    entries.append(f"queue;dur={news.queued_ms}")
     return ", ".join(entries)

@@ -58,6 +58,10 @@ class NewsResponse(BaseModel):
     node: str | None = Field(None, description="The swarm node it runs on; null elsewhere.")
     worker_pid: int
     elapsed_ms: float = Field(description="The gateway's own fan-out time.")
+    queued_ms: float = Field(
+        description="From the request's arrival at its route to its fan-out's start: on the"
+        " sync gateway, the wait for a threadpool token."
+    )
     deadline_ms: float = Field(description="The most the fan-out was allowed to take.")
     partial: bool = Field(description="Some sources answered and some failed.")
     sources: list[SourceResult]

@@ -1,8 +1,9 @@
 """FastAPI pieces both gateways share: the app factory, the fan-out a request asks for
 (``?sources=``, ``?fault=``, ``?deadline_ms=``), and the response."""
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, cast, get_args
 
 from fastapi import FastAPI, Query, Request, Response
@@ -133,9 +134,19 @@ class FanOutPlan:
     metrics: FanOutMetrics
     instance: str
     node: str | None = None
+    # When the request reached its route (perf_counter): what comes between this and
+    # start() is the wait for the route to run, a threadpool token on the sync gateway.
+    planned_at: float = field(default_factory=time.perf_counter)
 
     def start(self) -> FanOut:
-        return FanOut(self.deadline_s, instance=self.instance, node=self.node)
+        now = time.perf_counter()
+        return FanOut(
+            self.deadline_s,
+            start=now,
+            instance=self.instance,
+            node=self.node,
+            queued_s=now - self.planned_at,
+        )
 
     def respond(self, news: NewsResponse) -> Response:
         """Count each source's outcome, then answer (see `news_response`)."""

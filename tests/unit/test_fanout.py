@@ -97,8 +97,8 @@ def test_an_unreadable_payload_is_a_failed_source() -> None:
     assert outcome.result.error is not None and outcome.result.error.startswith("invalid payload")
 
 
-def test_server_timing_lists_every_source_then_the_fan_out() -> None:
-    clock = FanOut(2.5)
+def test_server_timing_lists_every_source_then_the_fan_out_and_its_wait() -> None:
+    clock = FanOut(2.5, queued_s=0.0421)
     news = clock.assemble(
         "sync",
         "sequential",
@@ -109,9 +109,10 @@ def test_server_timing_lists_every_source_then_the_fan_out() -> None:
     )
     header = server_timing(news)
     entries = [entry.split(";") for entry in header.split(", ")]
-    assert [entry[0] for entry in entries] == ["wire", "gazette", "fanout"]
+    assert [entry[0] for entry in entries] == ["wire", "gazette", "fanout", "queue"]
     assert entries[0][2] == 'desc="ok"' and entries[1][2] == 'desc="failed"'
     assert entries[2][1] == f"dur={news.elapsed_ms}"
+    assert news.queued_ms == 42.1 and entries[3][1] == "dur=42.1"
 
 
 @pytest.mark.timing

@@ -3,6 +3,7 @@
 import socket
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
@@ -309,6 +310,20 @@ def test_sync_lifespan_sizes_the_threadpool_and_the_requests_pool(
     adapter = client.app_state["session"].get_adapter(upstreams.urls["wire"])
     pool = adapter.poolmanager.connection_from_url(upstreams.urls["wire"])
     assert pool.pool is not None and pool.pool.maxsize == 7
+
+
+def test_a_request_waiting_for_a_threadpool_token_reports_its_wait(
+    client_for: Callable[..., TestClient],
+) -> None:
+    # One token: whichever request gets it first holds it for its whole fan-out, so the
+    # other waits at least that long before its own starts, however busy the machine.
+    client = client_for(SYNC, threadpool_tokens=1)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first, second = pool.map(lambda _: get_news(client, "/news", None), range(2))
+    served, waited = sorted((first, second), key=lambda body: body["queued_ms"])
+    assert waited["queued_ms"] >= served["elapsed_ms"] - ROUNDING_MS
+    response = client.get("/news")
+    assert response.headers["Server-Timing"].endswith(f"queue;dur={response.json()['queued_ms']}")
 
 
 # --- faults: the deadline, the error kinds, partial answers ------------------------------
