@@ -1,4 +1,4 @@
-"""The command line: ``python -m bench run | compare | claims | cost | failover |
+"""The command line: ``python -m bench run | compare | sweep | claims | cost | failover |
 cross-node | crosscheck | client-check | pool-cost``."""
 
 import dataclasses
@@ -24,8 +24,9 @@ from bench.crosscheck import client_check, crosscheck
 from bench.load import LoadSpec, run_load
 from bench.poolcost import pool_cost
 from bench.probe import compose_probe
-from bench.report import write_records, write_report, write_scale_out_report
+from bench.report import write_records, write_report, write_scale_out_report, write_sweep_report
 from bench.scaleout import SCALE_OUT_PRESETS, run_scale_out
+from bench.sweep import SWEEP_PRESETS, GatewayName, run_sweep
 from bench.tables import (
     SCALE_OUT,
     claims_table,
@@ -36,6 +37,7 @@ from bench.tables import (
     crosscheck_table,
     pool_cost_table,
     run_table,
+    sweep_table,
 )
 from bench.topology import Topology
 
@@ -202,6 +204,66 @@ def _compare_swarm(preset: str, out: Path, stack: str, command: str) -> None:
     records = [row.record() for row in comparison.rows]
     console.print(comparison_table(records, SCALE_OUT, "replicas against workers"))
     for path in write_scale_out_report(comparison, out, command):
+        console.print(f"wrote {path}")
+
+
+class SweepGateway(StrEnum):
+    both = "both"
+    sync = "sync"
+    async_ = "async"
+
+
+@app.command(name="sweep")
+def sweep_command(
+    preset: Annotated[
+        str,
+        typer.Option(help=f"One of {', '.join(SWEEP_PRESETS)}: quick takes about 2 minutes."),
+    ] = "quick",
+    gateway: Annotated[SweepGateway, typer.Option(help="Which gateways to sweep.")] = (
+        SweepGateway.both
+    ),
+    seed: Annotated[int, typer.Option(help="The first point's arrivals; +1 per point.")] = 0,
+    load: Annotated[
+        list[float] | None,
+        typer.Option(min=0.05, max=0.99, help="Repeatable: these loads rho, not the preset's."),
+    ] = None,
+    window: Annotated[
+        float | None,
+        typer.Option(min=5, max=3600, help="Seconds measured per point, not the preset's."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where sweep.json, sweep.md and wait.png go.")] = Path(
+        "reports/sweep"
+    ),
+    sync_url: SyncUrl = None,
+    async_url: AsyncUrl = None,
+) -> None:
+    """Poisson arrivals at shares of each gateway's capacity: the wait each point measured,
+    against queueing theory's prediction and an ideal queue fed the same arrivals."""
+    if preset not in SWEEP_PRESETS:
+        raise typer.BadParameter(f"choose one of {', '.join(SWEEP_PRESETS)}", param_hint="--preset")
+    chosen = SWEEP_PRESETS[preset]
+    if load:
+        chosen = dataclasses.replace(chosen, loads=tuple(load))
+    if window is not None:
+        chosen = dataclasses.replace(chosen, sync_window_s=window, async_window_s=window)
+    command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    sync_url, async_url = gateway_urls(sync_url, async_url)
+    every: dict[GatewayName, str] = {"sync": sync_url, "async": async_url}
+    bases = {
+        name: base
+        for name, base in every.items()
+        if gateway is SweepGateway.both or gateway.value == name
+    }
+    try:
+        with console.status("measuring") as status:
+            sweep = run_sweep(
+                chosen, preset, bases, command, seed, lambda step: status.update(step)
+            )
+    except OSError as exc:  # no stack there
+        console.print(f"[bold red]error:[/] a gateway did not answer ({exc}): is the stack up?")
+        raise typer.Exit(1) from exc
+    console.print(sweep_table([point.record() for point in sweep.points]))
+    for path in write_sweep_report(sweep, out):
         console.print(f"wrote {path}")
 
 

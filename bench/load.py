@@ -2,14 +2,16 @@
 of a gateway's replicas), recorded in HDR histograms.
 
 Closed loop: C clients, each sending its next request when the last one answers.
-Open loop: requests are *scheduled* at a constant rate, and each latency is measured from
-its intended send time, so a stalled server cannot hide its queue (coordinated omission).
+Open loop: requests are *scheduled* at a rate, evenly or as Poisson arrivals (seeded), and
+each latency is measured from its intended send time, so a stalled server cannot hide its
+queue (coordinated omission).
 """
 
 import asyncio
 import contextlib
 import itertools
 import json
+import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -72,10 +74,26 @@ class LoadSpec:
     # The same endpoint on the gateway's other replicas (a swarm's, on their own ports):
     # closed-loop client i keeps the i-th of `urls` in turn, open-loop requests take turns.
     replica_urls: tuple[str, ...] = ()
+    # Open loop: evenly spaced sends, or Poisson arrivals (exponential gaps) from this seed.
+    arrivals: Literal["even", "poisson"] = "even"
+    seed: int = 0
+    # Keep every answer's timing (Answer), for measures a histogram cannot give.
+    keep_answers: bool = False
 
     @property
     def urls(self) -> tuple[str, ...]:
         return (self.url, *self.replica_urls)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One good answer's timing: when it was due and came back (perf_counter), and the
+    gateway's own fan-out time and wait before it (`elapsed_ms`, `queued_ms`)."""
+
+    intended: float
+    done: float
+    fan_out_s: float
+    queued_s: float
 
 
 @dataclass
@@ -103,6 +121,8 @@ class LoadResult:
     workers: Counter[str] = field(default_factory=Counter)
     sample: dict[str, Any] | None = None  # one answer, for the waterfall plot
     partial: int = 0  # answers in the window that said some source failed
+    # With spec.keep_answers: every good answer, in the window or not, in arrival order.
+    answers: list[Answer] = field(default_factory=list)
 
     @property
     def throughput(self) -> float:
@@ -200,11 +220,19 @@ LoadSummary = TypedDict(
 )
 
 
-def open_loop_schedule(rate: float, duration_s: float) -> list[float]:
-    """Intended send times, in seconds from the start, for a constant arrival rate."""
+def open_loop_schedule(
+    rate: float, duration_s: float, arrivals: Literal["even", "poisson"] = "even", seed: int = 0
+) -> list[float]:
+    """Intended send times, in seconds from the start: evenly spaced at `rate`, or Poisson
+    arrivals at `rate` (independent exponential gaps, reproducible from `seed`)."""
     if rate <= 0 or duration_s <= 0:
         raise ValueError("rate and duration must be positive")
-    return [index / rate for index in range(int(rate * duration_s))]
+    if arrivals == "even":
+        return [index / rate for index in range(int(rate * duration_s))]
+    draw, times, now = random.Random(seed), [], 0.0
+    while (now := now + draw.expovariate(rate)) < duration_s:
+        times.append(now)
+    return times
 
 
 class _Recorder:
@@ -252,6 +280,11 @@ class _Recorder:
         finally:
             del self.pending[ticket]
         done = time.perf_counter()
+        payload = _contract(body) if kind is None else None
+        if payload is not None and spec.keep_answers:
+            queued_ms = payload.get("queued_ms")
+            fan_out_s, queued_s = payload["elapsed_ms"] / 1000, (queued_ms or 0) / 1000
+            result.answers.append(Answer(intended, done, fan_out_s, queued_s))
         if not self.in_window(done):
             return
         if kind is not None:
@@ -261,16 +294,11 @@ class _Recorder:
             return
         result.ok += 1
         result.latency.record_seconds(done - intended)
-        self._read_contract(body)
+        if payload is not None:
+            self._read_contract(payload)
 
-    def _read_contract(self, body: bytes) -> None:
+    def _read_contract(self, payload: dict[str, Any]) -> None:
         """The gateway's own view: its fan-out time and which worker answered."""
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return
-        if not isinstance(payload, dict) or "elapsed_ms" not in payload:
-            return
         self.result.gateway_elapsed.record_seconds(payload["elapsed_ms"] / 1000)
         self.result.partial += payload.get("partial") is True
         instance = str(payload.get("instance", "?"))
@@ -278,6 +306,15 @@ class _Recorder:
         self.result.workers[f"{instance}/{payload.get('worker_pid', 0)}"] += 1
         if self.result.sample is None:
             self.result.sample = payload
+
+
+def _contract(body: bytes) -> dict[str, Any] | None:
+    """A gateway's answer, if the body is one (it has `elapsed_ms`)."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) and "elapsed_ms" in payload else None
 
 
 async def _closed_loop(session: aiohttp.ClientSession, recorder: _Recorder, start: float) -> None:
@@ -315,7 +352,10 @@ async def _open_loop(session: aiohttp.ClientSession, recorder: _Recorder, start:
             slots.release()
 
     try:
-        for offset in open_loop_schedule(spec.rate, spec.warmup_s + spec.duration_s):
+        schedule = open_loop_schedule(
+            spec.rate, spec.warmup_s + spec.duration_s, spec.arrivals, spec.seed
+        )
+        for offset in schedule:
             intended = start + offset
             delay = intended - time.perf_counter()
             if delay > 0:

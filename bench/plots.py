@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.compare import Comparison, Row
-from bench.theory import TARGETS, ideal
+from bench.theory import TARGETS, ideal, mdc_wait
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -282,3 +282,47 @@ def plot_scale_out(comparison: Comparison, out_dir: Path) -> list[Path]:
             ax.legend(fontsize=8)
     fig.suptitle("replicas against workers, on one machine, in one run")
     return [_save(fig, out_dir / "scale_out.png")]
+
+
+def plot_sweep(records: Sequence[dict[str, Any]], meta: dict[str, Any], out_dir: Path) -> Path:
+    """Mean wait against rho for both gateways on the same axes: measured (with twice its
+    standard error), replayed and predicted. The sync gateway's prediction is M/D/c on a
+    fine grid; the async gateway's is no wait at all."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for gateway in ("sync", "async"):
+        points = sorted((r for r in records if r["gateway"] == gateway), key=lambda r: r["rho"])
+        if not points:
+            continue
+        shade = colour(gateway if gateway == "sync" else "async · aiohttp")
+        rhos = [r["rho"] for r in points]
+        ax.errorbar(
+            rhos,
+            [r["wait_mean_ms"] for r in points],
+            yerr=[2 * r["wait_error_ms"] for r in points],
+            fmt="o",
+            capsize=3,
+            color=shade,
+            label=f"{gateway}: measured (± 2 s.e.)",
+        )
+        if gateway == "sync":
+            capacity = meta["capacities"]["sync"]
+            servers, service_s = capacity["servers"], capacity["service_ms"] / 1000
+            grid = [rho / 100 for rho in range(int(100 * min(rhos)), int(100 * max(rhos)) + 1)]
+            predicted = [
+                mdc_wait(servers, rho * servers / service_s, service_s).mean_s * 1000
+                for rho in grid
+            ]
+            ax.plot(grid, predicted, "-", color=shade, alpha=0.7, label=f"sync: M/D/{servers}")
+            replayed = [r["replayed_mean_ms"] for r in points]
+            ax.plot(rhos, replayed, "x", color=shade, label="sync: ideal queue, same arrivals")
+        else:
+            ax.plot(rhos, [0.0] * len(rhos), "--", color=shade, label="async: M/D/∞ (no wait)")
+    ax.set_xlabel("load rho: arrivals / capacity (Poisson)")
+    ax.set_ylabel("mean wait before the fan-out (ms)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(
+        f"waiting against queueing theory · {meta['started_at']} · {meta['commit']}", fontsize=10
+    )
+    return _save(fig, out_dir / "wait.png")

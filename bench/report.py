@@ -10,11 +10,13 @@ from bench.plots import (
     plot_against_ideal,
     plot_cpu_per_request,
     plot_scale_out,
+    plot_sweep,
     plot_threadpool,
     plot_waterfalls,
 )
 from bench.scaleout import ratios
-from bench.tables import SCALE_OUT, markdown_table
+from bench.sweep import Sweep
+from bench.tables import SCALE_OUT, SWEEP, markdown_table, sweep_rows
 
 HOW_TO_READ = """\
 ## How to read it
@@ -232,3 +234,35 @@ def write_scale_out_report(comparison: Comparison, out_dir: Path, command: str) 
     ]
     (out_dir / "summary.md").write_text("\n".join(summary))
     return [out_dir / "summary.md", out_dir / "results.json", out_dir / "results.csv", *plots]
+
+
+def write_sweep_report(sweep: Sweep, out_dir: Path) -> list[Path]:
+    """sweep.json (the run and every point), sweep.md (the table) and wait.png."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = sweep.record()
+    meta, points = record["meta"], record["points"]
+    data = out_dir / "sweep.json"
+    data.write_text(json.dumps(record, indent=2) + "\n")
+    capacities = "; ".join(
+        f"{name}: {c['rate']} req/s ({c['basis']})" for name, c in meta["capacities"].items()
+    )
+    overrides = ", ".join(f"{k}={v}" for k, v in meta["env_overrides"].items()) or "none"
+    lines = [
+        "# Waiting under Poisson arrivals, against queueing theory",
+        "",
+        f"`{meta['command']}` at {meta['commit']}, {meta['started_at']}, on {meta['machine']}.",
+        f"Capacity (rho = 1): {capacities}. Settings changed from .env: {overrides}.",
+        "",
+        markdown_table(sweep_rows(points), SWEEP),
+        "",
+        "Wait: an answer's time from its intended send, less its fan-out time and what an",
+        "answer spends outside its fan-out at rest (`overhead_at_rest_ms` in sweep.json).",
+        "± s.e.: the standard error of the mean wait, by 10 batch means. Predicted: M/D/c on",
+        "the sync gateway's tokens (Cosmetatos), no wait on the async one (M/D/∞). Replayed:",
+        "an ideal FIFO queue of the same servers fed this run's arrivals and fan-out times.",
+        'Token wait: the gateway\'s own `queued_ms`. See docs/benchmark.md, "Waiting".',
+        "",
+    ]
+    summary = out_dir / "sweep.md"
+    summary.write_text("\n".join(lines))
+    return [data, summary, plot_sweep(points, meta, out_dir)]

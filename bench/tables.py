@@ -121,7 +121,7 @@ def markdown_table(records: Sequence[Record], columns: Sequence[Column] = COMPAR
     ]
     for record in records:
         cells = [column.cell(record).replace("|", "\\|") for column in columns]
-        if record["cpu_bound"]:
+        if record.get("cpu_bound"):
             cells[0] += " \\*"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -266,4 +266,42 @@ def cross_node_table(points: Sequence["PlacementCost"]) -> Table:
             f"across nodes, per call: {latency:+.2f} ms of latency, "
             f"{cpu / max(1, len(names)):+.3f} ms of the machine's CPU"
         )
+    return table
+
+
+# The open-loop sweep (bench/sweep.py): per point, the wait measured against the theory's
+# and against the ideal queue replayed on the same arrivals.
+SWEEP = (
+    Column("gateway", "gateway", left=True),
+    Column("rho", "rho", number(2)),
+    Column("req/s", "rate", number(1)),
+    Column("answered / due", "answered_of_sent"),
+    Column("mean wait ms", "wait_mean_ms", number(1)),
+    Column("± s.e.", "wait_error_ms", number(1)),
+    Column("predicted ms", "predicted_mean_ms", number(1)),
+    Column("meas / pred", "ratio", number(2)),
+    Column("replayed ms", "replayed_mean_ms", number(1)),
+    Column("meas / replay", "replay_ratio", number(2)),
+    Column("p99 wait ms", "wait_p99_ms", number(0)),
+    Column("predicted p99 ms", "predicted_p99_ms", number(0), terminal=False),
+    Column("token wait ms", "queued_mean_ms", number(1), terminal=False),
+    Column("fan-out ms", "fan_out_mean_ms", number(0)),
+)
+
+
+def sweep_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
+    return [{**r, "answered_of_sent": f"{r['answered']} / {r['sent']}"} for r in records]
+
+
+def sweep_table(records: Sequence[Record]) -> Table:
+    table = Table(
+        title="waiting under Poisson arrivals: measured, predicted, replayed",
+        caption="replayed: an ideal FIFO queue of the gateway's servers, fed this run's"
+        " arrivals and fan-out times",
+    )
+    columns = [c for c in SWEEP if c.terminal]
+    for column in columns:
+        table.add_column(column.title, justify="left" if column.left else "right")
+    for record in sweep_rows(records):
+        table.add_row(*(column.cell(record) for column in columns))
     return table

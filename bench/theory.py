@@ -26,7 +26,11 @@ ideal:
   was measured.
 """
 
+import heapq
+import itertools
 import math
+import random
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -258,23 +262,46 @@ def predicted_wait(
     return Wait(0.0, 0.0, 0.0)
 
 
+def replay_fifo_wait(
+    arrivals: Sequence[float], services: Sequence[float], servers: int
+) -> list[float]:
+    """Each arrival's wait in an ideal FIFO queue of `servers` servers, fed these arrival
+    times (sorted) and service times, by the Kiefer-Wolfowitz recursion: each starts when
+    it arrives or when the earliest server frees, whichever is later.
+
+    Fed a run's own arrivals and fan-out times, it gives the wait that run should have seen
+    had the gateway been that ideal queue: the yardstick free of the run's luck, where the
+    theory's mean is the long-run one."""
+    free_at = [0.0] * servers
+    waits = []
+    for arrived, service in zip(arrivals, services, strict=True):
+        start = max(arrived, heapq.heappop(free_at))
+        heapq.heappush(free_at, start + service)
+        waits.append(start - arrived)
+    return waits
+
+
 def simulate_fifo_wait(
     servers: int, rate: float, service_s: float, arrivals: int, seed: int = 0
 ) -> tuple[float, float]:
     """The mean and 99th percentile wait of a FIFO queue with `servers` servers, Poisson
-    arrivals and a fixed service time, by the Kiefer-Wolfowitz recursion: each arrival
-    starts when it arrives or when the earliest server frees, whichever is later. The
-    first tenth is a warm-up, left out."""
-    import heapq
-    import random
-
+    arrivals and a fixed service time (replay_fifo_wait). The first tenth is a warm-up,
+    left out."""
     draw = random.Random(seed)
-    free_at = [0.0] * servers
-    now, waits = 0.0, []
-    for _ in range(arrivals):
-        now += draw.expovariate(rate)
-        start = max(now, heapq.heappop(free_at))
-        heapq.heappush(free_at, start + service_s)
-        waits.append(start - now)
+    times = list(itertools.accumulate(draw.expovariate(rate) for _ in range(arrivals)))
+    waits = replay_fifo_wait(times, [service_s] * arrivals, servers)
     kept = sorted(waits[arrivals // 10 :])
     return sum(kept) / len(kept), kept[int(0.99 * (len(kept) - 1))]
+
+
+def batch_means(values: Sequence[float], batches: int = 10) -> tuple[float, float]:
+    """The mean of a run's waits in arrival order, and its standard error by the method of
+    batch means: waits in a queue are correlated (one bunch of arrivals delays many), so the
+    textbook s / sqrt(n) would be far too small. The run is cut into `batches` consecutive
+    batches, long enough to be nearly independent, and the error is that of their means
+    (A. M. Law, Simulation Modeling and Analysis, 5th ed., section 9.5.3)."""
+    size = len(values) // batches
+    if size < 1:
+        raise ValueError(f"{len(values)} values cannot make {batches} batches")
+    means = [sum(values[i * size : (i + 1) * size]) / size for i in range(batches)]
+    return sum(values) / len(values), statistics.stdev(means) / math.sqrt(batches)

@@ -2,10 +2,12 @@
 environment wins over the file. The benchmark's local runs and the tests take their source
 delays, ports and pool sizes from here, never from numbers of their own."""
 
+import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from dotenv import dotenv_values
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,3 +55,14 @@ def local_mode(command: str, env: Mapping[str, str]) -> subprocess.CompletedProc
         timeout=120,
         check=False,
     )
+
+
+def env_overrides() -> dict[str, str]:
+    """The .env settings this process's environment changes, as the environment has them:
+    what a run started from this shell ran with, besides the file."""
+    defaults = dotenv_values(ROOT / ".env")
+    return {
+        name: os.environ[name]
+        for name, value in defaults.items()
+        if name in os.environ and os.environ[name] != value
+    }

@@ -13,6 +13,9 @@ from bench.cli import app
         (["compare", "--preset", "huge"], "--preset"),
         (["pool-cost", "-c", "0"], "--concurrency"),
         (["claims", "--preset", "huge"], "--preset"),
+        (["sweep", "--preset", "huge"], "--preset"),
+        (["sweep", "--load", "1.2"], "--load"),
+        (["sweep", "--gateway", "blocking"], "--gateway"),
     ],
 )
 def test_bad_input_is_a_usage_error_without_a_traceback(args: list[str], names: str) -> None:
@@ -44,5 +47,12 @@ def test_a_stack_that_is_not_there_is_an_error_without_a_traceback() -> None:
 def test_claims_without_a_stack_is_an_error_without_a_traceback() -> None:
     urls = ["--sync-url", "http://127.0.0.1:9", "--async-url", "http://127.0.0.1:9"]
     result = CliRunner().invoke(app, ["claims", *urls])
+    assert result.exit_code == 1
+    assert "is the stack up?" in result.output and "Traceback" not in result.output
+
+
+def test_a_sweep_without_a_stack_is_an_error_without_a_traceback() -> None:
+    args = ["sweep", "--sync-url", "http://127.0.0.1:9", "--gateway", "sync"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert "is the stack up?" in result.output and "Traceback" not in result.output

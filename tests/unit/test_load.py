@@ -1,8 +1,11 @@
 """The load generator: its histograms, its open-loop schedule, and runs against real apps."""
 
+import itertools
 import math
 import socket
+import statistics
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -60,6 +63,18 @@ def test_open_loop_schedule_ignores_a_partial_last_interval() -> None:
     schedule = open_loop_schedule(rate=1000, duration_s=0.0105)
     assert len(schedule) == 10
     assert schedule[-1] == pytest.approx(0.009)
+
+
+def test_poisson_arrivals_come_at_the_rate_with_exponential_gaps_from_the_seed() -> None:
+    schedule = open_loop_schedule(rate=50, duration_s=400, arrivals="poisson", seed=5)
+    gaps = [later - earlier for earlier, later in itertools.pairwise([0.0, *schedule])]
+    # 20,000 arrivals: the count within 3%, and the exponential's signature, a standard
+    # deviation equal to its mean (evenly spaced gaps would have none).
+    assert len(schedule) == pytest.approx(50 * 400, rel=0.03)
+    assert statistics.stdev(gaps) == pytest.approx(statistics.fmean(gaps), rel=0.05)
+    assert schedule[-1] < 400
+    assert schedule == open_loop_schedule(50, 400, "poisson", seed=5)
+    assert schedule[:10] != open_loop_schedule(50, 400, "poisson", seed=6)[:10]
 
 
 @pytest.mark.parametrize(("rate", "duration"), [(0, 1), (-1, 1), (10, 0)])
@@ -134,6 +149,27 @@ def test_closed_loop_stops_at_max_requests(async_gateway: str) -> None:
     result = run_load(spec)
     assert 20 <= result.ok <= 21  # the other client's last request may land too
     assert result.window_s < 30
+
+
+def test_kept_answers_carry_the_gateways_own_times(async_gateway: str) -> None:
+    spec = LoadSpec(
+        url=f"{async_gateway}/news",
+        loop="open",
+        rate=20,
+        concurrency=50,
+        duration_s=1.0,
+        warmup_s=0.2,
+        drain_s=5.0,
+        arrivals="poisson",
+        keep_answers=True,
+    )
+    result = run_load(spec)
+    # Every good answer, the warm-up's too, each after its intended send and its fan-out.
+    assert len(result.answers) >= result.ok > 0
+    for answer in result.answers:
+        assert answer.done - answer.intended >= answer.fan_out_s > 0
+        assert answer.queued_s >= 0
+    assert not run_load(replace(spec, keep_answers=False)).answers
 
 
 @pytest.mark.parametrize(

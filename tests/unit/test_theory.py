@@ -7,6 +7,7 @@ import pytest
 from bench.theory import (
     TARGETS_BY_NAME,
     GatewayLimits,
+    batch_means,
     burst_ideal,
     caps,
     cpu_jobs_ideal,
@@ -19,6 +20,7 @@ from bench.theory import (
     md1_wait,
     mdc_wait,
     predicted_wait,
+    replay_fifo_wait,
     simulate_fifo_wait,
 )
 
@@ -197,3 +199,23 @@ def test_each_gateway_waits_as_its_design_says() -> None:
     assert blocking.mean_s == pytest.approx(0.5 * 1.6 / (2 * 0.5))
     # At or past capacity the queue never settles.
     assert math.isinf(mdc_wait(4, 4 / 1.6, 1.6).mean_s)
+
+
+def test_a_replayed_queue_starts_each_arrival_on_the_first_free_server() -> None:
+    # Two servers, worked by hand: 0 and 0.1 start at once; 0.2 waits for the first to free
+    # at 1.0, then 0.3 for the second at 1.1; 5.0 finds both free.
+    waits = replay_fifo_wait([0.0, 0.1, 0.2, 0.3, 5.0], [1.0, 1.0, 1.0, 0.5, 1.0], servers=2)
+    assert waits == pytest.approx([0.0, 0.0, 0.8, 0.8, 0.0])
+
+
+def test_batch_means_give_the_error_of_the_mean_from_consecutive_batches() -> None:
+    # Two batches with means 1 and 3: the mean is 2, and the batch means' standard
+    # deviation sqrt(2), over sqrt(2) batches, is 1.
+    mean, error = batch_means([1.0, 1.0, 3.0, 3.0], batches=2)
+    assert (mean, error) == pytest.approx((2.0, 1.0))
+    # Correlated waits: a long bunch, then none. s / sqrt(n) would call this mean exact
+    # to 10%; batch means see that the run holds only a few independent stretches.
+    bunched = [1.0] * 50 + [0.0] * 50
+    assert batch_means(bunched, batches=10)[1] > 0.15
+    with pytest.raises(ValueError, match="cannot make 10 batches"):
+        batch_means([1.0] * 9)
