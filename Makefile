@@ -1,7 +1,7 @@
 # Every target runs a script in scripts/, which echoes the commands it runs.
 .DEFAULT_GOAL := help
 PRESET ?= quick
-.PHONY: help install up down ps logs screenshot test test-slow stress-test lint lock format local-up local-down base-image bench claims swarm-up swarm-scale swarm-bench swarm-down cluster-up cluster-down
+.PHONY: help install up down ps logs screenshot test test-slow stress-test lint lock format local-up local-down base-image bench claims sweep swarm-up swarm-scale swarm-bench swarm-down cluster-up cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,9 +33,13 @@ test-slow: ## the slow rest: the swarm, the bench's matrices, the fuzzing (about
 stress-test: ## the unit tests 5 times in a row beside 2 CPU hogs (RUNS=, HOGS=)
 	scripts/stress-test.sh
 
-bench: ## compare sync and async, then the blog's claims, on the running stack (PRESET=full: long)
+bench: ## compare sync and async, the blog's claims, then the waiting sweep (PRESET=full: long)
 	scripts/bench.sh compare --preset $(PRESET) --out reports/$(PRESET)
-	scripts/bench.sh claims --preset $(PRESET) --out reports/$(PRESET)
+	$(if $(filter quick full,$(PRESET)),scripts/bench.sh claims --preset $(PRESET) --out reports/$(PRESET),@echo "claims and sweep have no $(PRESET) preset: only compare ran")
+	$(if $(filter quick full,$(PRESET)),scripts/bench.sh sweep --preset $(PRESET) --out reports/$(PRESET))
+
+sweep: ## waiting under Poisson arrivals against queueing theory, into docs/results/sweep
+	scripts/bench.sh sweep --preset $(PRESET) --out docs/results/sweep
 
 claims: ## the blog post's claims, measured, into docs/results/claims.md (about 4 minutes)
 	scripts/bench.sh claims --preset $(PRESET) --out docs/results

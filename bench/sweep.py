@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from bench.compare import get_json, git_commit, healthz, machine_description
 from bench.load import Answer, LoadResult, LoadSpec, open_loop_schedule, run_load
-from bench.theory import Wait, batch_means, mdc_wait, replay_fifo_wait
+from bench.theory import Wait, batch_means, mdc_wait, mean_wait_spread, replay_fifo_wait
 from bench.topology import env_overrides
 
 GatewayName = Literal["sync", "async"]
@@ -89,6 +89,8 @@ class SweepPoint:
     fan_out_mean_s: float
     predicted: Wait
     replayed_mean_s: float | None  # the ideal FIFO queue on these arrivals; async: none
+    # M/D/c's middle 95% of mean waits over runs this long: where this one should lie.
+    spread_s: tuple[float, float] | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -107,6 +109,7 @@ class SweepPoint:
         def rounded(value: float | None) -> float | None:
             return None if value is None else round(value, 3)
 
+        low, high = self.spread_s or (None, None)
         return {
             "gateway": self.gateway,
             "rho": self.rho,
@@ -123,6 +126,8 @@ class SweepPoint:
             "predicted_mean_ms": ms(self.predicted.mean_s),
             "predicted_p99_ms": ms(self.predicted.p99_s),
             "replayed_mean_ms": ms(self.replayed_mean_s),
+            "spread_low_ms": ms(low),
+            "spread_high_ms": ms(high),
             "ratio": rounded(self.ratio),
             "replay_ratio": rounded(self.replay_ratio),
         }
@@ -268,12 +273,15 @@ def summarise(capacity: Capacity, rho: float, spec: LoadSpec, result: LoadResult
     waits = [wait_of(answer, capacity.rest) for answer in window]
     mean, error = batch_means(waits, BATCHES)
     fan_out_mean = statistics.fmean(answer.fan_out_s for answer in window)
-    replayed = None
+    replayed, spread = None, None
     if capacity.servers is not None:
         every = replay_fifo_wait(
             [a.intended for a in answers], [a.fan_out_s for a in answers], capacity.servers
         )
         replayed = statistics.fmean(every[index] for index in kept)
+        spread = mean_wait_spread(
+            capacity.servers, spec.rate, fan_out_mean, spec.warmup_s, spec.duration_s
+        )
     return SweepPoint(
         gateway=capacity.gateway,
         rho=rho,
@@ -289,6 +297,7 @@ def summarise(capacity: Capacity, rho: float, spec: LoadSpec, result: LoadResult
         fan_out_mean_s=fan_out_mean,
         predicted=predict(capacity, spec.rate, fan_out_mean),
         replayed_mean_s=replayed,
+        spread_s=spread,
     )
 
 

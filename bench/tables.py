@@ -280,6 +280,7 @@ SWEEP = (
     Column("± s.e.", "wait_error_ms", number(1)),
     Column("predicted ms", "predicted_mean_ms", number(1)),
     Column("meas / pred", "ratio", number(2)),
+    Column("runs this long, 95%", "spread", left=True),
     Column("replayed ms", "replayed_mean_ms", number(1)),
     Column("meas / replay", "replay_ratio", number(2)),
     Column("p99 wait ms", "wait_p99_ms", number(0)),
@@ -290,7 +291,15 @@ SWEEP = (
 
 
 def sweep_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
-    return [{**r, "answered_of_sent": f"{r['answered']} / {r['sent']}"} for r in records]
+    def spread(record: Record) -> str:
+        if record["spread_low_ms"] is None:
+            return "-"
+        return f"{record['spread_low_ms']:,.1f} to {record['spread_high_ms']:,.1f}"
+
+    return [
+        {**r, "answered_of_sent": f"{r['answered']} / {r['sent']}", "spread": spread(r)}
+        for r in records
+    ]
 
 
 def sweep_table(records: Sequence[Record]) -> Table:

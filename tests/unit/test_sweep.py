@@ -30,14 +30,15 @@ WINDOW_START = 1000.0
 
 
 def queued_run(
-    capacity: Capacity, rho: float, window_s: float, seed: int = 3
+    capacity: Capacity, rho: float, window_s: float, seed: int = 3, servers: int | None = None
 ) -> tuple[LoadSpec, LoadResult, list[float]]:
-    """A run whose gateway is the ideal FIFO queue of 4 servers (or none to wait for):
-    every answer comes back after its wait, its fan-out and the overhead at rest."""
+    """A run whose gateway is the ideal FIFO queue of its servers (or of `servers`, when
+    it serves with fewer than it says; none to wait for on async): every answer comes back
+    after its wait, its fan-out and the overhead at rest."""
     spec = point_spec("http://gw", capacity, rho, window_s, seed)
     schedule = open_loop_schedule(spec.rate, spec.warmup_s + spec.duration_s, "poisson", seed)
     intended = [WINDOW_START - spec.warmup_s + offset for offset in schedule]
-    servers = capacity.servers or len(intended)
+    servers = servers or capacity.servers or len(intended)
     waits = replay_fifo_wait(intended, [capacity.service_s] * len(intended), servers)
     result = LoadResult(spec, window_start=WINDOW_START, window_s=window_s)
     result.answers = [
@@ -64,6 +65,16 @@ def test_a_point_counts_the_answers_due_in_its_window_and_their_waits() -> None:
     assert point.predicted == mdc_wait(4, spec.rate, SERVICE_S)
     assert point.ratio == pytest.approx(point.wait_mean_s / point.predicted.mean_s)
     assert point.wait_error_s > 0
+    assert point.spread_s is not None and point.spread_s[0] < point.wait_mean_s < point.spread_s[1]
+
+
+def test_a_gateway_that_serves_with_fewer_tokens_than_it_has_waits_past_the_replay() -> None:
+    # 3 of its 4 tokens at work: at rho 0.6 of 4 that is rho 0.8 of 3, and the queue
+    # replayed on the same arrivals with 4 servers waits far less.
+    spec, result, _ = queued_run(SYNC, rho=0.6, window_s=600, servers=3)
+    point = summarise(SYNC, 0.6, spec, result)
+    assert point.replay_ratio is not None and point.replay_ratio > 2
+    assert point.spread_s is not None and point.wait_mean_s > point.spread_s[1]
 
 
 def test_a_missing_answer_shows_as_answered_below_due() -> None:

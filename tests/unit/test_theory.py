@@ -19,6 +19,7 @@ from bench.theory import (
     machine_line,
     md1_wait,
     mdc_wait,
+    mean_wait_spread,
     predicted_wait,
     replay_fifo_wait,
     simulate_fifo_wait,
@@ -219,3 +220,15 @@ def test_batch_means_give_the_error_of_the_mean_from_consecutive_batches() -> No
     assert batch_means(bunched, batches=10)[1] > 0.15
     with pytest.raises(ValueError, match="cannot make 10 batches"):
         batch_means([1.0] * 9)
+
+
+def test_one_runs_mean_wait_spreads_widely_and_narrows_with_its_length() -> None:
+    # The issue's setting: 4 tokens, 1.6 s, rho 0.6. M/D/4's long-run mean is 0.157 s.
+    rate, long_run = 0.6 * 4 / 1.6, mdc_wait(4, 0.6 * 4 / 1.6, 1.6).mean_s
+    five_minutes = mean_wait_spread(4, rate, 1.6, warmup_s=6.4, window_s=300)
+    an_hour = mean_wait_spread(4, rate, 1.6, warmup_s=6.4, window_s=3600, runs=50)
+    for low, high in (five_minutes, an_hour):
+        assert low < long_run < high
+    # Five minutes: from under half to about twice the long-run mean.
+    assert five_minutes[0] < 0.5 * long_run and five_minutes[1] > 1.8 * long_run
+    assert an_hour[1] - an_hour[0] < 0.5 * (five_minutes[1] - five_minutes[0])
