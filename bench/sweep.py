@@ -91,6 +91,9 @@ class SweepPoint:
     replayed_mean_s: float | None  # the ideal FIFO queue on these arrivals; async: none
     # M/D/c's middle 95% of mean waits over runs this long: where this one should lie.
     spread_s: tuple[float, float] | None = None
+    # The load client's own health: a late or busy client makes waits of its own.
+    client_cpu: float = 0.0
+    max_schedule_lag_ms: float = 0.0
 
     @property
     def ratio(self) -> float | None:
@@ -130,6 +133,8 @@ class SweepPoint:
             "spread_high_ms": ms(high),
             "ratio": rounded(self.ratio),
             "replay_ratio": rounded(self.replay_ratio),
+            "client_cpu": round(self.client_cpu, 3),
+            "max_schedule_lag_ms": round(self.max_schedule_lag_ms, 1),
         }
 
 
@@ -298,6 +303,8 @@ def summarise(capacity: Capacity, rho: float, spec: LoadSpec, result: LoadResult
         predicted=predict(capacity, spec.rate, fan_out_mean),
         replayed_mean_s=replayed,
         spread_s=spread,
+        client_cpu=result.client_cpu,
+        max_schedule_lag_ms=result.max_schedule_lag_ms,
     )
 
 

@@ -3,6 +3,9 @@
 import json
 import re
 from pathlib import Path
+from typing import Any
+
+from bench.tables import sweep_brief
 
 ROOT = Path(__file__).resolve().parents[2]
 CLAIMS = "### The blog post's claims"
@@ -34,3 +37,30 @@ def test_the_claims_results_come_from_a_full_run() -> None:
     assert results["preset"] == "full"
     assert not results["commit"].endswith("-dirty")
     assert "(preset full)" in (ROOT / "docs" / "results" / "claims.md").read_text()
+
+
+def sweep_results(folder: str) -> dict[str, Any]:
+    results: dict[str, Any] = json.loads(
+        (ROOT / "docs" / "results" / folder / "sweep.json").read_text()
+    )
+    assert not results["meta"]["commit"].endswith("-dirty")
+    return results
+
+
+def test_the_docs_quote_the_four_token_sweep_as_its_results_file_has_it() -> None:
+    results = sweep_results("sweep-4-tokens")
+    assert results["meta"]["env_overrides"] == {"SYNC_THREADPOOL_TOKENS": "4"}
+    assert sweep_brief(results["points"]) in (ROOT / "docs" / "benchmark.md").read_text()
+
+
+def test_the_readme_quotes_the_full_sweep_at_rho_0_8() -> None:
+    results = sweep_results("sweep")
+    assert results["meta"]["preset"] == "full" and results["meta"]["env_overrides"] == {}
+    (point,) = [p for p in results["points"] if p["gateway"] == "sync" and p["rho"] == 0.8]
+    servers = results["meta"]["capacities"]["sync"]["servers"]
+    row = (
+        f"| sync, Poisson arrivals at 0.8 of capacity: mean wait, measured ± s.e. / M/D/{servers}"
+        f" | {point['wait_mean_ms']:.1f} ± {point['wait_error_ms']:.1f} ms"
+        f" | {point['predicted_mean_ms']:.1f} ms | sweep |"
+    )
+    assert row in (ROOT / "README.md").read_text()

@@ -40,7 +40,7 @@ def queued_run(
     intended = [WINDOW_START - spec.warmup_s + offset for offset in schedule]
     servers = servers or capacity.servers or len(intended)
     waits = replay_fifo_wait(intended, [capacity.service_s] * len(intended), servers)
-    result = LoadResult(spec, window_start=WINDOW_START, window_s=window_s)
+    result = LoadResult(spec, window_start=WINDOW_START, window_s=window_s, client_cpu=0.25)
     result.answers = [
         Answer(sent, sent + wait + capacity.service_s + OVERHEAD_S, capacity.service_s, wait)
         for sent, wait in zip(intended, waits, strict=True)
@@ -121,6 +121,7 @@ def test_the_report_writes_the_points_the_table_and_the_plot(tmp_path: Path) -> 
     assert data["meta"]["commit"] == sweep.commit
     sync = data["points"][0]
     assert sync["wait_mean_ms"] == round(sweep.points[0].wait_mean_s * 1000, 2)
+    assert sync["client_cpu"] == 0.25
     summary = (tmp_path / "sweep.md").read_text()
     assert f"| sync | 0.80 | {sync['rate']:.1f} | {sync['sent']} / {sync['sent']} |" in summary
     assert sweep.started_at in summary and (tmp_path / "wait.png").stat().st_size > 10_000
