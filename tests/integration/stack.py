@@ -18,6 +18,23 @@ from typing import Any
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_script(name: str, *args: str, env: dict[str, str], timeout: float) -> str:
+    """`scripts/NAME ARGS...` with this environment: its output, or an error that ends
+    with the end of what it said on stderr."""
+    result = subprocess.run(
+        [str(ROOT / "scripts" / name), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{name} {' '.join(args)} failed:\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
 REQUIRE_DOCKER = "FANOUT_REQUIRE_DOCKER"
 UPSTREAMS = ("wire", "gazette", "chronicle")
 DEADLINE_MS = 2500  # the stack's default fan-out deadline (.env)

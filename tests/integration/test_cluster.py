@@ -12,11 +12,11 @@ from bench import failover
 from gateway.models import NewsResponse
 from tests.integration.stack import (
     REQUIRE_DOCKER,
-    ROOT,
     docker_unavailable,
     fetch,
     free_port,
     record,
+    run_script,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.cluster]
@@ -53,16 +53,7 @@ def engine_state() -> dict[str, object]:
 
 
 def cluster_script(*args: str, env: dict[str, str], timeout: float = 300) -> str:
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "cluster.sh"), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"cluster.sh {' '.join(args)} failed:\n{result.stderr[-4000:]}")
-    return result.stdout
+    return run_script("cluster.sh", *args, env={**os.environ, **env}, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

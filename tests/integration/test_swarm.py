@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from bench.topology import SOURCE_NAMES
-from tests.integration.stack import ROOT, Stack, closed_loop, fetch, free_port, record
+from tests.integration.stack import ROOT, Stack, closed_loop, fetch, free_port, record, run_script
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -51,16 +51,7 @@ class Swarm:
         return {**os.environ, "SWARM_STACK": self.name, **self.env}
 
     def script(self, *args: str, timeout: float = 600) -> str:
-        result = subprocess.run(
-            [str(ROOT / "scripts" / "swarm.sh"), *args],
-            env=self.script_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"swarm.sh {' '.join(args)} failed:\n{result.stderr[-4000:]}")
-        return result.stdout
+        return run_script("swarm.sh", *args, env=self.script_env, timeout=timeout)
 
     def urls(self, gateway: str) -> list[str]:
         """Each running replica's base URL, as `swarm.sh urls` lists them."""
