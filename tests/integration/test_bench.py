@@ -140,3 +140,33 @@ def test_quick_compare_shows_the_lesson_at_c100_and_restores_the_stack(
     # server.
     after = {g: GatewayConfig.running(healthz(stack.url(g, ""))) for g in ("sync", "async")}
     assert after == before
+
+
+@pytest.mark.slow
+def test_quick_sweep_writes_its_report_and_the_sync_gateway_queues_as_replayed(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """`bench sweep` as the docs run it: both gateways at rho 0.5 and 0.8, every request due
+    answered, and the sync gateway's wait the ideal queue's on the same arrivals."""
+    urls = ("--sync-url", stack.url("sync", ""), "--async-url", stack.url("async", ""))
+    out = tmp_path / "sweep"
+    result = stack.bench("sweep", "--preset", "quick", *urls, "--out", str(out), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "sweep.md").read_text().startswith("# Waiting under Poisson arrivals")
+    assert (out / "wait.png").stat().st_size > 10_000
+    sweep = json.loads((out / "sweep.json").read_text())
+    capacities = sweep["meta"]["capacities"]
+    assert capacities["sync"]["servers"] == 40 and capacities["async"]["servers"] is None
+    points = {(p["gateway"], p["rho"]): p for p in sweep["points"]}
+    assert set(points) == {(g, rho) for g in ("sync", "async") for rho in (0.5, 0.8)}
+    assert all(p["answered"] == p["sent"] > 0 for p in points.values())
+    # M/D/40 at rho 0.8 predicts about 14 ms; with the same arrivals, the queue is the same.
+    sync = points[("sync", 0.8)]
+    record(
+        "sweep, sync at rho 0.8: mean wait - ideal queue's, same arrivals (ms)",
+        sync["wait_mean_ms"] - sync["replayed_mean_ms"],
+        "≈ 0",
+    )
+    assert abs(sync["wait_mean_ms"] - sync["replayed_mean_ms"]) <= (
+        0.3 * sync["replayed_mean_ms"] + 5
+    )
