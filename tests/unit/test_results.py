@@ -47,10 +47,12 @@ def sweep_results(folder: str) -> dict[str, Any]:
     return results
 
 
-def test_the_docs_quote_the_four_token_sweep_as_its_results_file_has_it() -> None:
-    results = sweep_results("sweep-4-tokens")
-    assert results["meta"]["env_overrides"] == {"SYNC_THREADPOOL_TOKENS": "4"}
-    assert sweep_brief(results["points"]) in (ROOT / "docs" / "benchmark.md").read_text()
+def test_the_docs_quote_both_sweeps_as_their_results_files_have_them() -> None:
+    docs = (ROOT / "docs" / "benchmark.md").read_text()
+    full, four_tokens = sweep_results("sweep"), sweep_results("sweep-4-tokens")
+    assert four_tokens["meta"]["env_overrides"] == {"SYNC_THREADPOOL_TOKENS": "4"}
+    for results in (full, four_tokens):
+        assert sweep_brief(results["points"]) in docs
 
 
 def test_the_readme_quotes_the_full_sweep_at_rho_0_8() -> None:
@@ -63,4 +65,11 @@ def test_the_readme_quotes_the_full_sweep_at_rho_0_8() -> None:
         f" | {point['wait_mean_ms']:.1f} ± {point['wait_error_ms']:.1f} ms"
         f" | {point['predicted_mean_ms']:.1f} ms | sweep |"
     )
-    assert row in (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert row in readme
+    # The sentence under the table: the run, and the two yardsticks beside theory's.
+    meta = results["meta"]
+    assert f"`make sweep PRESET=full` of\n{meta['started_at'][:10]} at `{meta['commit']}`" in readme
+    spread = f"{point['spread_low_ms']:.1f} to {point['spread_high_ms']:.1f} ms"
+    assert f"(here {spread} for {point['window_s'] / 60:g} minutes)" in readme
+    assert f"ideal queue of {servers} tokens is {point['replayed_mean_ms']:.1f} ms" in readme
