@@ -287,7 +287,8 @@ def plot_scale_out(comparison: Comparison, out_dir: Path) -> list[Path]:
 def plot_sweep(records: Sequence[dict[str, Any]], meta: dict[str, Any], out_dir: Path) -> Path:
     """Mean wait against rho for both gateways on the same axes: measured (with twice its
     standard error), replayed and predicted. The sync gateway's prediction is M/D/c on a
-    fine grid; the async gateway's is no wait at all."""
+    fine grid, with the band where one run this long lands; the async gateway's is no
+    wait at all."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for gateway in ("sync", "async"):
@@ -314,12 +315,23 @@ def plot_sweep(records: Sequence[dict[str, Any]], meta: dict[str, Any], out_dir:
                 for rho in grid
             ]
             ax.plot(grid, predicted, "-", color=shade, alpha=0.7, label=f"sync: M/D/{servers}")
+            ax.fill_between(
+                rhos,
+                [r["spread_low_ms"] for r in points],
+                [r["spread_high_ms"] for r in points],
+                color=shade,
+                alpha=0.12,
+                label=f"sync: M/D/{servers}, 95% of runs this long",
+            )
             replayed = [r["replayed_mean_ms"] for r in points]
             ax.plot(rhos, replayed, "x", color=shade, label="sync: ideal queue, same arrivals")
         else:
             ax.plot(rhos, [0.0] * len(rhos), "--", color=shade, label="async: M/D/∞ (no wait)")
     ax.set_xlabel("load rho: arrivals / capacity (Poisson)")
     ax.set_ylabel("mean wait before the fan-out (ms)")
+    # Waits span 0 to seconds: logarithmic above 1 ms, linear below, where 0 can show.
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(
