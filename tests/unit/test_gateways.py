@@ -25,6 +25,8 @@ from upstream.config import FaultKind
 # with the previous call's start plus its duration is three of them, off by up to 0.15, and
 # their float sum by a hair more.
 ROUNDING_MS = 0.2
+# How long a test holds the only threadpool token once a request waits for it.
+HOLD_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -315,13 +317,26 @@ def test_sync_lifespan_sizes_the_threadpool_and_the_requests_pool(
 def test_a_request_waiting_for_a_threadpool_token_reports_its_wait(
     client_for: Callable[..., TestClient],
 ) -> None:
-    # One token: whichever request gets it first holds it for its whole fan-out, so the
-    # other waits at least that long before its own starts, however busy the machine.
+    # The only token is held here until the request is seen waiting for it, and for
+    # HOLD_S more: it reached its route before it was seen, and starts its fan-out after
+    # the release, so its wait is at least HOLD_S however busy the machine is.
     client = client_for(SYNC, threadpool_tokens=1)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        first, second = pool.map(lambda _: get_news(client, "/news", None), range(2))
-    served, waited = sorted((first, second), key=lambda body: body["queued_ms"])
-    assert waited["queued_ms"] >= served["elapsed_ms"] - ROUNDING_MS
+    portal, holder = client.portal, object()
+    assert portal is not None
+    limiter = portal.call(anyio.to_thread.current_default_thread_limiter)
+    portal.call(limiter.acquire_on_behalf_of, holder)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        answer = pool.submit(get_news, client, "/news", None)
+        deadline = time.monotonic() + 30
+        while portal.call(lambda: limiter.statistics().tasks_waiting) == 0:
+            assert time.monotonic() < deadline and not answer.done()
+            time.sleep(0.01)
+        seen = time.perf_counter()
+        time.sleep(HOLD_S)
+        held_ms = (time.perf_counter() - seen) * 1000
+        portal.call(limiter.release_on_behalf_of, holder)
+        body = answer.result(timeout=30)
+    assert body["queued_ms"] >= held_ms - ROUNDING_MS
     response = client.get("/news")
     assert response.headers["Server-Timing"].endswith(f"queue;dur={response.json()['queued_ms']}")
 
