@@ -26,7 +26,7 @@ from bench.poolcost import pool_cost
 from bench.probe import compose_probe
 from bench.report import write_records, write_report, write_scale_out_report, write_sweep_report
 from bench.scaleout import SCALE_OUT_PRESETS, run_scale_out
-from bench.sweep import SWEEP_PRESETS, GatewayName, run_sweep
+from bench.sweep import SWEEP_PRESETS, run_sweep
 from bench.tables import (
     SCALE_OUT,
     claims_table,
@@ -248,7 +248,7 @@ def sweep_command(
         chosen = dataclasses.replace(chosen, sync_window_s=window, async_window_s=window)
     command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     sync_url, async_url = gateway_urls(sync_url, async_url)
-    every: dict[GatewayName, str] = {"sync": sync_url, "async": async_url}
+    every: dict[matrix.GatewayName, str] = {"sync": sync_url, "async": async_url}
     bases = {
         name: base
         for name, base in every.items()

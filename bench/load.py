@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ from typing import Any, Literal, TypedDict
 import aiohttp
 import uvloop
 from hdrh.histogram import HdrHistogram
+
+from bench.theory import poisson_arrivals
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 # What an overloaded gateway answers when its bound refuses a request.
@@ -229,10 +230,7 @@ def open_loop_schedule(
         raise ValueError("rate and duration must be positive")
     if arrivals == "even":
         return [index / rate for index in range(int(rate * duration_s))]
-    draw, times, now = random.Random(seed), [], 0.0
-    while (now := now + draw.expovariate(rate)) < duration_s:
-        times.append(now)
-    return times
+    return poisson_arrivals(rate, duration_s, seed)
 
 
 class _Recorder:

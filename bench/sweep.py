@@ -8,19 +8,17 @@ answer spends outside its fan-out at rest. The gateway also says how long it wai
 its route to start (``queued_ms``): on the sync gateway, the wait for a threadpool token.
 """
 
-import math
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from bench.compare import get_json, git_commit, healthz, machine_description
+from bench.compare import GatewayName, get_json, git_commit, healthz, machine_description
 from bench.load import Answer, LoadResult, LoadSpec, open_loop_schedule, run_load
 from bench.theory import Wait, batch_means, mdc_wait, mean_wait_spread, replay_fifo_wait
 from bench.topology import env_overrides
 
-GatewayName = Literal["sync", "async"]
 # No client-side cap on requests in flight: an open loop must never wait for itself.
 IN_FLIGHT = 5000
 # The async gateway has no server count to divide by: its capacity is what it serves with
@@ -255,11 +253,6 @@ def wait_of(answer: Answer, rest: AtRest) -> float:
     return answer.done - answer.intended - answer.fan_out_s - rest.overhead_s
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(share / 100 * len(ordered)) - 1)]
-
-
 def summarise(capacity: Capacity, rho: float, spec: LoadSpec, result: LoadResult) -> SweepPoint:
     """The point's waits from the answers due in its window. The warm-up's answers only
     feed the replay, so that it starts from the queue the window found."""
@@ -297,7 +290,7 @@ def summarise(capacity: Capacity, rho: float, spec: LoadSpec, result: LoadResult
         answered=len(window),
         wait_mean_s=mean,
         wait_error_s=error,
-        wait_p99_s=percentile(waits, 99),
+        wait_p99_s=statistics.quantiles(waits, n=100, method="inclusive")[98],
         queued_mean_s=statistics.fmean(answer.queued_s for answer in window),
         fan_out_mean_s=fan_out_mean,
         predicted=predict(capacity, spec.rate, fan_out_mean),

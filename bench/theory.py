@@ -262,6 +262,16 @@ def predicted_wait(
     return Wait(0.0, 0.0, 0.0)
 
 
+def poisson_arrivals(rate: float, duration_s: float, seed: int) -> list[float]:
+    """Arrival times in [0, duration) of a Poisson process at `rate`: independent
+    exponential gaps, reproducible from `seed`. The load client sends these, and the
+    simulations draw them."""
+    draw, times, now = random.Random(seed), [], 0.0
+    while (now := now + draw.expovariate(rate)) < duration_s:
+        times.append(now)
+    return times
+
+
 def replay_fifo_wait(
     arrivals: Sequence[float], services: Sequence[float], servers: int
 ) -> list[float]:
@@ -311,9 +321,7 @@ def mean_wait_spread(
     This is the range a measured mean must be judged against, from the same model."""
     means = []
     for seed in range(runs):
-        draw, now, times = random.Random(seed), 0.0, []
-        while (now := now + draw.expovariate(rate)) < warmup_s + window_s:
-            times.append(now)
+        times = poisson_arrivals(rate, warmup_s + window_s, seed)
         waits = replay_fifo_wait(times, [service_s] * len(times), servers)
         kept = [wait for wait, time in zip(waits, times, strict=True) if time >= warmup_s]
         means.append(statistics.fmean(kept) if kept else 0.0)
