@@ -7,18 +7,25 @@ gateway's connections piled onto whichever replica came first (30/30/0 calls ove
 replicas, measured). aiohttp's connector, under the async gateway, hands a name's cached
 addresses out in turn, one per new connection. This gives urllib3 the same behaviour: a pool
 whose every new connection goes to the next address, the name kept for the Host header.
+
+A listed address may not answer: a replica that just stopped, one whose route has not
+reached this node yet, or one on a node that died. A new connection then falls back to the
+name's other addresses (`connect_in_turn`), as aiohttp's does, and every socket a gateway
+opens to a source finds a dead peer within a second (`dead_peer_options`).
 """
 
 import contextlib
+import errno
 import functools
 import itertools
+import math
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import httpcore
 import urllib3
@@ -31,6 +38,89 @@ from requests.adapters import HTTPAdapter
 ADDRESS_TTL_S = 10.0
 # A socket timeout of 0 would make it non-blocking: the last wait before a deadline is this.
 MIN_WAIT_S = 0.001
+
+T = TypeVar("T")
+SocketOption = tuple[int, int, int]
+
+
+def dead_peer_options(timeout_s: float) -> list[SocketOption]:
+    """Socket options under which a connection to a peer that has gone silent fails within
+    about `timeout_s` (two of it, for an idle one), instead of hanging.
+
+    A source's kernel acknowledges our bytes within a millisecond on any network this lab
+    runs on, even when the source itself is slow or hung. When its host dies or its link is
+    cut, nothing answers and nothing says so: TCP would retransmit for about 15 minutes,
+    and a call on a pooled connection to it waits out the whole fan-out's deadline.
+    - TCP_USER_TIMEOUT: a connection whose sent bytes stay unacknowledged this long is
+      aborted (the call fails with ETIMEDOUT).
+    - Keepalive, probing after `timeout_s` idle, once: a pooled connection to a dead peer is
+      found, and the pool drops it, before a call picks it. A live peer's kernel answers
+      the probe, so a slow or hung source is never mistaken for a dead one.
+    TCP_NODELAY is urllib3's and aiohttp's default, kept.
+    """
+    idle_s = max(1, math.ceil(timeout_s))
+    options = [
+        (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+    ]
+    # Linux's names; elsewhere the connection still works, without the quick verdict.
+    for name, value in (
+        ("TCP_KEEPIDLE", idle_s),
+        ("TCP_KEEPINTVL", idle_s),
+        ("TCP_KEEPCNT", 1),
+        ("TCP_USER_TIMEOUT", max(1, round(timeout_s * 1000))),
+    ):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    return options
+
+
+def peer_went_silent(exc: BaseException) -> bool:
+    """Whether `exc`, or what it was raised from, is the kernel's verdict that the peer
+    stopped acknowledging (ETIMEDOUT, under `dead_peer_options`): a timeout by its class in
+    Python, but no wait of ours ran out."""
+    seen: set[int] = set()
+    # What it was raised from, during, or wraps: requests and urllib3 pass the error they
+    # caught as an argument.
+    links: list[BaseException] = [exc]
+    while links:
+        link = links.pop()
+        if id(link) in seen:
+            continue
+        seen.add(id(link))
+        if isinstance(link, OSError) and link.errno == errno.ETIMEDOUT:
+            return True
+        links += [
+            x
+            for x in (link.__cause__, link.__context__, *link.args)
+            if isinstance(x, BaseException)
+        ]
+    return False
+
+
+def connect_in_turn(
+    addresses: Sequence[str],
+    timeout_s: float | None,
+    connect: Callable[[str, float | None], T],
+    errors: tuple[type[Exception], ...],
+    failed: Callable[[str], None] = lambda address: None,
+) -> T:
+    """Connect to the first of `addresses` that answers, in their order. Each may take its
+    share of what is left of the timeout, so an address that never answers leaves time for
+    the next; one that fails is reported to `failed`. Raises the last address's error."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    for index, address in enumerate(addresses):
+        share = None
+        if deadline is not None:
+            left = max(deadline - time.monotonic(), MIN_WAIT_S)
+            share = left / (len(addresses) - index)
+        try:
+            return connect(address, share)
+        except errors:
+            failed(address)
+            if index == len(addresses) - 1:
+                raise
+    raise ValueError("no address to connect to")
 
 
 class Resolver:
@@ -59,7 +149,8 @@ def seconds(timeout: object) -> float | None:
 
 @dataclass
 class AddressRotation:
-    """One host's addresses, resolved at most every `ttl_s`, handed out in turn."""
+    """One host's addresses, resolved at most every `ttl_s`, handed out in turn; an address
+    that failed to connect goes last until the name is resolved again."""
 
     host: str
     port: int
@@ -68,40 +159,92 @@ class AddressRotation:
     _addresses: tuple[str, ...] = ()
     _expires: float = 0.0
     _turns: "itertools.count[int]" = field(default_factory=itertools.count)
+    _failed: set[str] = field(default_factory=set)
+    # The sync gateway's threads share a rotation: one resolves, the others wait for it,
+    # so a resolution cannot clear what another thread found failed after it.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next(self, timeout_s: float | None) -> str:
-        """The address for the next connection, resolving within `timeout_s` when the
-        addresses have expired (TimeoutError past it, OSError if the name does not resolve)."""
-        now = time.monotonic()
-        if now >= self._expires or not self._addresses:
-            self._addresses = self.resolver.addresses(self.host, self.port, timeout_s)
-            self._expires = now + self.ttl_s
-        return self._addresses[next(self._turns) % len(self._addresses)]
+        """The address for the next connection (see `in_turn`)."""
+        return self.in_turn(timeout_s)[0]
+
+    def in_turn(self, timeout_s: float | None) -> tuple[str, ...]:
+        """Every address, the next connection's turn first and the others after it in their
+        order, those that failed last; resolving within `timeout_s` when the addresses have
+        expired (TimeoutError past it, OSError if the name does not resolve)."""
+        with self._lock:
+            now = time.monotonic()
+            if now >= self._expires or not self._addresses:
+                self._addresses = self.resolver.addresses(self.host, self.port, timeout_s)
+                self._expires = now + self.ttl_s
+                self._failed = set()
+            addresses, failed = self._addresses, self._failed
+        turn = next(self._turns) % len(addresses)
+        order = addresses[turn:] + addresses[:turn]
+        if not failed:
+            return order
+        return tuple(a for a in order if a not in failed) + tuple(a for a in order if a in failed)
+
+    def failed(self, address: str) -> None:
+        """`address` did not connect: later connections try it last, until the name is
+        resolved again (a replica that is only starting is back within the TTL)."""
+        with self._lock:
+            self._failed = self._failed | {address}
+
+    def has_failed(self, address: str) -> bool:
+        return address in self._failed
 
 
 class RotatingConnection(urllib3.connection.HTTPConnection):
-    """Connects to the address its pool's rotation gives, not to the name's first one."""
+    """Connects to the address its pool's rotation gives, not to the name's first one, and
+    tells the rotation when that address went silent."""
 
     rotation: AddressRotation | None = None
+    peer: str | None = None  # the address it is connected to
 
     def _new_conn(self) -> socket.socket:
-        if self.rotation is None:
+        rotation = self.rotation
+        if rotation is None:
             return super()._new_conn()
-        name, timeout_s = self._dns_host, seconds(self.timeout)
+        name, timeout_s = self.host, seconds(self.timeout)
         try:
-            address = self.rotation.next(timeout_s)
+            addresses = rotation.in_turn(timeout_s)
         except TimeoutError as exc:
             message = f"resolving {name} took longer than {timeout_s} s"
             raise urllib3.exceptions.ConnectTimeoutError(self, message) from exc
         except socket.gaierror as exc:
             raise urllib3.exceptions.NameResolutionError(name, self, exc) from exc
-        # urllib3 connects to `_dns_host` and nothing else reads it while it connects;
-        # the Host header is written after, from the name put back here.
-        self._dns_host = address
+
+        def connect(address: str, share_s: float | None) -> socket.socket:
+            return urllib3.util.connection.create_connection(
+                (address, self.port),
+                share_s,
+                source_address=self.source_address,
+                socket_options=self.socket_options,
+            )
+
+        # The Host header is written after, from the name: only the socket gets an address.
         try:
-            return super()._new_conn()
-        finally:
-            self._dns_host = name
+            sock = connect_in_turn(addresses, timeout_s, connect, (OSError,), rotation.failed)
+        except TimeoutError as exc:  # socket.timeout, with no errno
+            message = f"no address of {name} answered within {timeout_s} s: {exc}"
+            raise urllib3.exceptions.ConnectTimeoutError(self, message) from exc
+        except OSError as exc:
+            message = f"Failed to establish a new connection: {exc}"
+            raise urllib3.exceptions.NewConnectionError(self, message) from exc
+        # Each address's share was for connecting; what follows gets the connection's own.
+        sock.settimeout(self.timeout)
+        self.peer = str(sock.getpeername()[0])
+        return sock
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().getresponse(*args, **kwargs)
+        except OSError as exc:
+            # Its other pooled connections to that address are as dead (RoundRobinPool).
+            if self.rotation is not None and self.peer is not None and peer_went_silent(exc):
+                self.rotation.failed(self.peer)
+            raise
 
 
 class RoundRobinPool(urllib3.HTTPConnectionPool):
@@ -120,16 +263,34 @@ class RoundRobinPool(urllib3.HTTPConnectionPool):
         conn.rotation = self.rotation
         return conn
 
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        """A pooled connection, unless its address went silent on another one: a node that
+        died leaves every connection to it looking open until TCP gives up on each, and a
+        call that picked one would wait to find out. Closed, it connects again, in turn."""
+        conn = cast(RotatingConnection, super()._get_conn(timeout))
+        if conn.sock is not None and conn.peer is not None and self.rotation.has_failed(conn.peer):
+            conn.close()
+        return conn
+
 
 class RoundRobinAdapter(HTTPAdapter):
     """requests' adapter, with a round-robin pool for every plain-HTTP host, each resolving
     its name within the connect timeout."""
 
-    def __init__(self, *args: Any, resolver: Resolver, **kwargs: Any) -> None:
-        self.resolver = resolver  # init_poolmanager, which super() calls, reads it
+    def __init__(
+        self,
+        *args: Any,
+        resolver: Resolver,
+        socket_options: Sequence[SocketOption] = (),
+        **kwargs: Any,
+    ) -> None:
+        # init_poolmanager, which super() calls, reads both.
+        self.resolver, self.socket_options = resolver, list(socket_options)
         super().__init__(*args, **kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        if self.socket_options:
+            kwargs["socket_options"] = self.socket_options
         super().init_poolmanager(*args, **kwargs)
         classes = self.poolmanager.pool_classes_by_scheme
         pool = functools.partial(RoundRobinPool, resolver=self.resolver)
@@ -196,10 +357,16 @@ class BoundedResolution(httpcore.SyncBackend):
         socket_options: Any = None,
     ) -> httpcore.NetworkStream:
         try:
-            address = self.resolver.addresses(host, port, timeout)[0]
+            addresses = self.resolver.addresses(host, port, timeout)
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout(f"resolving {host} took longer than {timeout} s") from exc
         except OSError as exc:
             raise httpcore.ConnectError(str(exc)) from exc
-        stream = super().connect_tcp(address, port, timeout, local_address, socket_options)
-        return DeadlineStream(stream)
+
+        def connect(address: str, share_s: float | None) -> httpcore.NetworkStream:
+            return super(BoundedResolution, self).connect_tcp(
+                address, port, share_s, local_address, socket_options
+            )
+
+        errors = (httpcore.ConnectError, httpcore.ConnectTimeout)
+        return DeadlineStream(connect_in_turn(addresses, timeout, connect, errors))

@@ -18,6 +18,7 @@ httpx's API whichever one runs underneath:
 import asyncio
 import http.client
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -40,6 +41,9 @@ from gateway.balancing import (
     BoundedResolution,
     Resolver,
     RoundRobinAdapter,
+    SocketOption,
+    dead_peer_options,
+    peer_went_silent,
     reads_until,
 )
 from gateway.config import AsyncClientName, GatewaySettings, SyncClientName
@@ -111,6 +115,19 @@ class AiohttpResponse:
             yield chunk
 
 
+def socket_factory(options: list[SocketOption]) -> aiohttp.SocketFactoryType:
+    """aiohttp's hook for the sockets its connector opens: each with `options` set."""
+
+    def new_socket(addr_info: aiohttp.AddrInfoType) -> socket.socket:
+        family, kind, proto, _, _ = addr_info
+        sock = socket.socket(family, kind, proto)
+        for option in options:
+            sock.setsockopt(*option)
+        return sock
+
+    return new_socket
+
+
 class AiohttpClient:
     """httpx's ``stream()`` over one ``aiohttp.ClientSession``, and nothing else.
 
@@ -123,7 +140,9 @@ class AiohttpClient:
 
     def __init__(self, settings: GatewaySettings) -> None:
         connector = aiohttp.TCPConnector(
-            limit=settings.max_connections, keepalive_timeout=settings.keepalive_expiry_s
+            limit=settings.max_connections,
+            keepalive_timeout=settings.keepalive_expiry_s,
+            socket_factory=socket_factory(dead_peer_options(settings.dead_peer_timeout_s)),
         )
         self.session = aiohttp.ClientSession(
             connector=connector,
@@ -261,7 +280,8 @@ def build_httpx_client(settings: GatewaySettings) -> httpx.Client:
         max_keepalive_connections=connections,
         keepalive_expiry=settings.keepalive_expiry_s,
     )
-    transport = httpx.HTTPTransport(limits=limits)
+    options = dead_peer_options(settings.dead_peer_timeout_s)
+    transport = httpx.HTTPTransport(limits=limits, socket_options=options)
     # Each name resolved within the connect timeout (gateway/balancing.py). httpx gives no
     # way to pass httpcore a network backend; its pool is httpx 0.28's, pinned, and the
     # hostile-upstream tests would see a resolver that hangs if this stopped applying.
@@ -286,6 +306,7 @@ def build_session(settings: GatewaySettings) -> requests.Session:
         pool_connections=len(settings.sources),
         pool_maxsize=settings.requests_pool_maxsize,
         resolver=Resolver(),
+        socket_options=dead_peer_options(settings.dead_peer_timeout_s),
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -391,6 +412,10 @@ def broke_http(exc: BaseException) -> BaseException | None:
 def describe_failure(exc: Exception) -> tuple[ErrorKind, str]:
     """(kind, "<what>: <the class that tells>") for a failed call: timeout, protocol or
     connect."""
+    if peer_went_silent(exc):
+        # Python calls ETIMEDOUT a TimeoutError, but no wait of ours ran out: the kernel gave
+        # up on the connection (gateway/balancing.py, dead_peer_options).
+        return "connect", "connection lost: the source stopped acknowledging (ETIMEDOUT)"
     cause = _cause(exc)
     # urllib3's NewConnectionError subclasses its ConnectTimeoutError: refused is not late.
     refused = isinstance(cause, urllib3.exceptions.NewConnectionError)
@@ -550,9 +575,10 @@ def fetch_blocking(
     try:
         if settings.connect_retries:
             get = stamina.RetryingCaller(**retry_policy(settings, fan_out.remaining()))
-            status, body = get.on(connect_failed)(_get_within, session, call, fan_out, settings)
+            get_it = get.on(connect_failed)
+            status, body = get_it(_get_unless_gone, session, call, fan_out, settings)
         else:
-            status, body = _get_within(session, call, fan_out, settings)
+            status, body = _get_unless_gone(session, call, fan_out, settings)
     except DeadlinePassed:
         return fan_out.timed_out(source, started)
     except Refused as exc:
@@ -567,6 +593,22 @@ def fetch_blocking(
             logger.warning("source %s: unexpected %r", source.name, exc, exc_info=exc)
         return fan_out.failed(source, started, *describe_failure(exc))
     return fan_out.answered(source, started, status, body, settings.articles_per_source)
+
+
+def _get_unless_gone(
+    session: BlockingClient, call: Call, fan_out: FanOut, settings: GatewaySettings
+) -> tuple[int, bytes]:
+    """`_get_within`, sent once more when the connection's peer went silent and time remains:
+    what aiohttp does for an idempotent request on a pooled connection that failed
+    (RFC 9112, section 9.3.1). The pool drops the dead connection, and the next one goes
+    to a live replica: a node that died costs the calls it had in flight, not the calls
+    that picked its connections after."""
+    try:
+        return _get_within(session, call, fan_out, settings)
+    except Exception as exc:
+        if not peer_went_silent(exc) or fan_out.remaining() <= 0:
+            raise
+    return _get_within(session, call, fan_out, settings)
 
 
 def _get_within(

@@ -57,6 +57,15 @@ class GatewaySettings(BaseSettings):
     # or the client reuses a socket the server is closing: a RemoteProtocolError.
     keepalive_expiry_s: float = Field(5.0, ge=0)
     pool_timeout_s: float = Field(5.0, gt=0)
+    # A source whose kernel leaves our bytes unacknowledged this long has gone: its host died
+    # or its link was cut (a slow or hung source still acknowledges). The connection fails
+    # then, where it would otherwise hang until the fan-out's deadline, and idle pooled
+    # connections to it are dropped within twice this (gateway/balancing.py,
+    # dead_peer_options). Well above the longest a live peer takes to acknowledge: Linux
+    # delays an ACK by 200 ms at most, and a round trip here is a millisecond or less.
+    # 0.5 s leaves the sync gateway's last call (chronicle's 0.8 s, from 0.8 s in) time to
+    # find a dead connection and answer from another replica within the 2.5 s deadline.
+    dead_peer_timeout_s: float = Field(0.5, gt=0, le=60)
     # One fan-out, all its calls included, takes at most this long: a hung source costs the
     # deadline, never the read timeout. Above every mode's normal fan-out (the sequential
     # ones take the sum of the delays, 1.6 s). ?deadline_ms= may ask for up to the maximum.

@@ -1,5 +1,7 @@
 """The sync gateway's round robin over a source's replicas (gateway/balancing.py)."""
 
+import errno
+import http.client
 import socket
 import threading
 from collections import Counter
@@ -8,8 +10,9 @@ from contextlib import ExitStack
 from typing import Any
 
 import pytest
+import requests
 
-from gateway.balancing import AddressRotation, Resolver
+from gateway.balancing import AddressRotation, Resolver, connect_in_turn, peer_went_silent
 from gateway.clients import build_session
 from gateway.config import GatewaySettings
 from tests.unit.loopback import HeaderRecorder, LiveServer
@@ -126,3 +129,146 @@ def test_the_sync_gateways_connections_spread_over_the_replicas(
     # Each replica was asked for the name, not for its address.
     hosts = {headers["host"] for recorder in recorders for headers in recorder.seen}
     assert hosts == {f"{NAME}:{port}"}
+
+
+def test_addresses_in_turn_put_those_that_failed_last_until_resolved_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = {NAME: ["10.0.0.1", "10.0.0.2", "10.0.0.3"]}
+    monkeypatch.setattr(socket, "getaddrinfo", fake_resolver(answers, []))
+    rotation = AddressRotation(NAME, 8000, Resolver())
+    assert rotation.in_turn(1.0) == ("10.0.0.1", "10.0.0.2", "10.0.0.3")
+    assert rotation.in_turn(1.0) == ("10.0.0.2", "10.0.0.3", "10.0.0.1")
+    rotation.failed("10.0.0.3")
+    assert rotation.in_turn(1.0) == ("10.0.0.1", "10.0.0.2", "10.0.0.3")
+    assert rotation.in_turn(1.0) == ("10.0.0.1", "10.0.0.2", "10.0.0.3")  # 3's turn: last
+    rotation.ttl_s = 0  # the name resolved again: a replica that was starting is back
+    rotation._expires = 0
+    assert rotation.in_turn(1.0) == ("10.0.0.2", "10.0.0.3", "10.0.0.1")
+
+
+def test_connect_in_turn_gives_each_address_its_share_and_raises_the_last_error() -> None:
+    shares: list[tuple[str, float | None]] = []
+    failed: list[str] = []
+
+    def connect(address: str, share_s: float | None) -> str:
+        shares.append((address, share_s))
+        if address != "c":
+            raise ConnectionRefusedError(address)
+        return address
+
+    addresses = ("a", "b", "c")
+    assert connect_in_turn(addresses, 3.0, connect, (OSError,), failed.append) == "c"
+    assert failed == ["a", "b"]
+    # Each its share of what was left: a third, then half of the rest, then all of it.
+    assert [address for address, _ in shares] == ["a", "b", "c"]
+    assert all(share is not None and 0.9 < share <= 3.0 for _, share in shares)
+    assert shares[0][1] == pytest.approx(1.0, abs=0.1)
+    with pytest.raises(ConnectionRefusedError, match="b"):
+        connect_in_turn(("a", "b"), None, connect, (OSError,))
+
+
+def one_source_behind(
+    monkeypatch: pytest.MonkeyPatch, addresses: list[str], port: int
+) -> tuple[str, Any]:
+    """The name resolving to `addresses`, and a session whose pool connects to them."""
+    monkeypatch.setattr(socket, "getaddrinfo", fake_resolver({NAME: addresses}, []))
+    url = f"http://{NAME}:{port}"
+    settings = GatewaySettings(sources={"wire": url}, connect_timeout_s=2.0)
+    return f"{url}/news", build_session(settings)
+
+
+def test_a_replica_that_refuses_costs_no_call(
+    two_replicas: tuple[int, list[HeaderRecorder]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopped replica still listed (nothing listens on 127.0.0.3): every new connection
+    that draws it falls back to a live one, and it is tried once, then last."""
+    port, _ = two_replicas
+    stopped = "127.0.0.3"
+    url, session = one_source_behind(monkeypatch, [stopped, REPLICA_ADDRESSES[0]], port)
+    start = threading.Barrier(4)
+    answered: list[int] = []
+
+    def call() -> None:
+        start.wait(timeout=10)
+        response = session.get(url, params={"delay_ms": "100"}, timeout=(2, 10))
+        answered.append(response.status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    pools = session.get_adapter(url).poolmanager.pools
+    (rotation,) = {pools[key].rotation.host: pools[key].rotation for key in pools.keys()}.values()
+    session.close()
+    assert answered == [200] * 4
+    assert rotation.in_turn(1.0)[-1] == stopped
+
+
+def test_a_replica_that_never_answers_leaves_time_for_the_next(
+    two_replicas: tuple[int, list[HeaderRecorder]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listed address that drops every SYN (a listener whose backlog is full), drawn
+    first: its share of the 2 s connect timeout runs out, and the live one answers."""
+    port, _ = two_replicas
+    silent = "127.0.0.4"
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind((silent, port))
+        listener.listen(0)
+        filler.connect((silent, port))  # the one place in its queue: later SYNs are dropped
+        url, session = one_source_behind(monkeypatch, [silent, REPLICA_ADDRESSES[0]], port)
+        with session:
+            response = session.get(url, params={"delay_ms": "0"}, timeout=(2, 10))
+    assert response.status_code == 200
+    assert response.json()["instance"] == "replica-0"
+
+
+def test_pooled_connections_to_an_address_that_went_silent_are_not_reused(
+    two_replicas: tuple[int, list[HeaderRecorder]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once one connection finds a replica silent, the pool's other connections to it are
+    closed when drawn, and connect again to the live one: no call waits on them."""
+    port, _ = two_replicas
+    url, session = one_source_behind(monkeypatch, list(REPLICA_ADDRESSES), port)
+    start = threading.Barrier(2)
+
+    def call() -> None:
+        start.wait(timeout=10)
+        session.get(url, params={"delay_ms": "200"}, timeout=(2, 10)).close()
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    (pool,) = session.get_adapter(url).poolmanager.pools._container.values()
+    assert {conn.peer for conn in list(pool.pool.queue) if conn} == set(REPLICA_ADDRESSES)
+
+    # The connection the pool would hand out next (it is a LIFO queue) goes silent.
+    silent = pool.pool.queue[-1].peer
+    pool.rotation.failed(silent)
+    instances = [session.get(url, timeout=(2, 10)).json()["instance"] for _ in range(4)]
+    session.close()
+    live = 1 - REPLICA_ADDRESSES.index(silent)
+    assert instances == [f"replica-{live}"] * 4
+
+
+def test_a_connection_whose_peer_went_silent_marks_its_address(
+    two_replicas: tuple[int, list[HeaderRecorder]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, _ = two_replicas
+    url, session = one_source_behind(monkeypatch, [REPLICA_ADDRESSES[1]], port)
+    session.get(url, timeout=(2, 10)).close()
+
+    def silent(*args: Any, **kwargs: Any) -> Any:
+        raise TimeoutError(errno.ETIMEDOUT, "Connection timed out")
+
+    monkeypatch.setattr(http.client.HTTPConnection, "getresponse", silent)
+    # requests calls it a read timeout; the gateway tells it apart by its errno.
+    with pytest.raises(requests.RequestException) as raised:
+        session.get(url, timeout=(2, 10))
+    assert peer_went_silent(raised.value)
+    (pool,) = session.get_adapter(url).poolmanager.pools._container.values()
+    session.close()
+    assert pool.rotation.has_failed(REPLICA_ADDRESSES[1])
