@@ -505,6 +505,25 @@ async def read_capped(
         return response.status_code, body.content()
 
 
+async def read_unless_gone(
+    http: AsyncHTTPClient,
+    url: Any,
+    params: Mapping[str, str] | None,
+    headers: Mapping[str, str],
+    max_bytes: int,
+) -> tuple[int, bytes]:
+    """`read_capped`, sent once more when the connection's peer went silent (the blocking
+    calls' `_get_unless_gone`). aiohttp resends an idempotent request once on its own, on
+    the next pooled connection, which may lead to the same dead node; the kernel drops
+    those within two dead-peer timeouts (keepalive), so this one finds a live replica."""
+    try:
+        return await read_capped(http, url, params, headers, max_bytes)
+    except Exception as exc:
+        if not peer_went_silent(exc):
+            raise
+    return await read_capped(http, url, params, headers, max_bytes)
+
+
 async def fetch_awaited(
     client: AsyncUpstreamClient, call: Call, fan_out: FanOut, settings: GatewaySettings
 ) -> SourceOutcome:
@@ -523,10 +542,12 @@ async def fetch_awaited(
             if settings.connect_retries:
                 policy = retry_policy(settings, remaining)
                 get = stamina.AsyncRetryingCaller(**policy).on(connect_failed)
-                status, body = await get(read_capped, client.http, url, params, headers, max_bytes)
+                status, body = await get(
+                    read_unless_gone, client.http, url, params, headers, max_bytes
+                )
             else:
                 # No retries: no retry machinery either (it was 4% of a fan-out's CPU).
-                status, body = await read_capped(client.http, url, params, headers, max_bytes)
+                status, body = await read_unless_gone(client.http, url, params, headers, max_bytes)
     except TimeoutError:
         if fan_out.remaining() <= 0:
             return fan_out.timed_out(source, started)

@@ -5,9 +5,11 @@ connection whose peer went silent is sent once more."""
 import asyncio
 import errno
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 import requests
@@ -19,10 +21,12 @@ from gateway.balancing import peer_went_silent
 from gateway.clients import (
     AiohttpClient,
     AiohttpResponse,
+    AsyncUpstreamClient,
     Call,
     build_httpx_client,
     build_session,
     describe_failure,
+    fetch_awaited,
     fetch_blocking,
 )
 from gateway.config import GatewaySettings
@@ -185,3 +189,46 @@ def test_httpx_wraps_a_silent_peer_so_that_it_is_still_told() -> None:
             raise httpx.ReadError("Connection timed out") from exc
     except httpx.ReadError as exc:
         assert peer_went_silent(exc)
+
+
+class ScriptedStream:
+    """An AsyncHTTPClient whose calls fail as `script` says, then answer with `body`."""
+
+    def __init__(self, script: list[Exception], body: bytes) -> None:
+        self.script, self.body, self.calls = script, body, 0
+
+    @asynccontextmanager
+    async def stream(self, method: str, url: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        self.calls += 1
+        if self.script:
+            raise self.script.pop(0)
+        yield Answered(self.body)
+
+    async def aclose(self) -> None:
+        pass
+
+
+class Answered:
+    def __init__(self, body: bytes) -> None:
+        self.status_code, self.body = 200, body
+        self.headers: dict[str, str] = {}
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        yield self.body
+
+
+def fetch_async(script: list[Exception]) -> tuple[Any, int]:
+    http = ScriptedStream(script, BODY)
+    client = AsyncUpstreamClient("aiohttp", http, (aiohttp.ClientError,), {"wire": "url"})
+    outcome = asyncio.run(fetch_awaited(client, Call(WIRE), FanOut(2.5), SETTINGS))
+    return outcome.result, http.calls
+
+
+def test_an_awaited_call_whose_peer_went_silent_is_sent_once_more() -> None:
+    # What aiohttp raises once the kernel gives up on the connection.
+    result, calls = fetch_async([aiohttp.ClientOSError(errno.ETIMEDOUT, "Connection timed out")])
+    assert result.ok and calls == 2
+    result, calls = fetch_async([aiohttp.ClientOSError(errno.ETIMEDOUT, "timed out")] * 3)
+    assert not result.ok and calls == 2 and result.error_kind == "connect"
+    result, calls = fetch_async([aiohttp.ServerDisconnectedError()])
+    assert not result.ok and calls == 1
