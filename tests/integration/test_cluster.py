@@ -134,11 +134,12 @@ def test_a_drain_loses_nothing_and_a_rolling_update_spreads_back(
     failover.docker("node", "update", "--availability", "active", failover.node_ids()[drained.node])
     rolled = failover.failover("update", CLIENTS, MAX_EVENT_S)
     summary = rolled.summary()
-    record("cluster: rolling update of every source, lost", rolled.lost(), "0 (not yet)")
-    # Not 0 yet: the sync gateway's new connections go to an address its node's DNS lists
-    # while the overlay cannot reach it (3 to 7 of about 280 answers, docs/scale-out.md).
-    # The bar fails a loss that grows past that.
-    assert rolled.lost() <= 0.05 * len(rolled.after()), summary
+    record("cluster: rolling update of every source, lost", rolled.lost(), "0")
+    # 0 in every run measured (docs/scale-out.md): a new connection to an address DNS lists
+    # while the overlay cannot reach it falls back to the source's other replicas. The 1%
+    # is for the one race no client closes: a pooled connection the stopping replica
+    # closes just as a request goes out on it. It was 3 to 7 of about 280 before.
+    assert rolled.lost() <= 0.01 * len(rolled.after()), summary
     assert rolled.refused() == 0 and rolled.recovery_s() is not None, summary
     # The drained node takes replicas again. Nothing more is asked of the spread: with
     # start-first, each new task is placed while the old ones still run, so the emptied
@@ -160,10 +161,12 @@ def test_a_dead_node_loses_at_most_what_it_had_in_flight(cluster: dict[str, str]
     )
     record("cluster: kill a node, seconds until every answer is full", recovery or -1, "")
     assert died.lost_before() == 0 and died.refused() == 0, summary
-    # A dead node costs the fan-outs that had a call on it, and those that picked one of
-    # its replicas until the swarm declared it down and dropped them from DNS (8 and 22
-    # lost here, with 3 and 5 of the 9 source replicas on it). Once the swarm has done
-    # that, nothing more: no stale address, no pooled connection to the dead node.
+    # A dead node costs the fan-outs that had a call on it then, and no more: a pooled
+    # connection to it fails within half a second (gateway/balancing.py, dead_peer_options)
+    # and the call goes again, to a live replica. Before, every fan-out that picked one of
+    # its replicas was lost too, until the swarm declared it down: 22 to 30 lost with 5 of
+    # the 9 replicas on it, against 10 in flight.
+    assert died.lost() <= in_flight, summary
     assert died.settled_s is not None, summary
     assert died.lost_after_settled() == 0, summary
     assert recovery is not None and recovery <= MAX_RECOVERY_S, summary
