@@ -16,14 +16,15 @@ httpx's API whichever one runs underneath:
 """
 
 import asyncio
+import functools
 import http.client
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypedDict
+from typing import Any, Protocol, TypedDict, TypeVar
 
 import aiohttp
 import aiohttp.http_exceptions
@@ -52,6 +53,7 @@ from gateway.models import ErrorKind, UpstreamFault
 from gateway.sources import Source
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class StreamedResponse(Protocol):
@@ -505,23 +507,18 @@ async def read_capped(
         return response.status_code, body.content()
 
 
-async def read_unless_gone(
-    http: AsyncHTTPClient,
-    url: Any,
-    params: Mapping[str, str] | None,
-    headers: Mapping[str, str],
-    max_bytes: int,
-) -> tuple[int, bytes]:
-    """`read_capped`, sent once more when the connection's peer went silent (the blocking
-    calls' `_get_unless_gone`). aiohttp resends an idempotent request once on its own, on
-    the next pooled connection, which may lead to the same dead node; the kernel drops
-    those within two dead-peer timeouts (keepalive), so this one finds a live replica."""
+async def again_if_gone(attempt: Callable[[], Awaitable[T]]) -> T:
+    """`attempt`, made once more when its connection's peer went silent (the blocking
+    calls' `again_if_gone_blocking`). aiohttp resends an idempotent request once on its own,
+    on the next pooled connection, which may lead to the same dead node; the kernel drops
+    those within two dead-peer timeouts (keepalive), so this one finds a live replica. The
+    fan-out's deadline bounds both (fetch_awaited)."""
     try:
-        return await read_capped(http, url, params, headers, max_bytes)
+        return await attempt()
     except Exception as exc:
         if not peer_went_silent(exc):
             raise
-    return await read_capped(http, url, params, headers, max_bytes)
+    return await attempt()
 
 
 async def fetch_awaited(
@@ -537,17 +534,16 @@ async def fetch_awaited(
     # the full query; the others keep the URL parsed once, query and all.
     params = call.query(settings) if call.fault else None
     headers, max_bytes = {**call.headers, **IDENTITY}, settings.max_body_bytes
+    read = functools.partial(read_capped, client.http, url, params, headers, max_bytes)
     try:
         async with asyncio.timeout(remaining):
             if settings.connect_retries:
                 policy = retry_policy(settings, remaining)
                 get = stamina.AsyncRetryingCaller(**policy).on(connect_failed)
-                status, body = await get(
-                    read_unless_gone, client.http, url, params, headers, max_bytes
-                )
+                status, body = await get(again_if_gone, read)
             else:
                 # No retries: no retry machinery either (it was 4% of a fan-out's CPU).
-                status, body = await read_unless_gone(client.http, url, params, headers, max_bytes)
+                status, body = await again_if_gone(read)
     except TimeoutError:
         if fan_out.remaining() <= 0:
             return fan_out.timed_out(source, started)
@@ -593,13 +589,13 @@ def fetch_blocking(
     between them. A body that drips can overrun it by one chunk's wait, no more.
     """
     started, source = time.perf_counter(), call.source
+    get = functools.partial(_get_within, session, call, fan_out, settings)
     try:
         if settings.connect_retries:
-            get = stamina.RetryingCaller(**retry_policy(settings, fan_out.remaining()))
-            get_it = get.on(connect_failed)
-            status, body = get_it(_get_unless_gone, session, call, fan_out, settings)
+            retrying = stamina.RetryingCaller(**retry_policy(settings, fan_out.remaining()))
+            status, body = retrying.on(connect_failed)(again_if_gone_blocking, get, fan_out)
         else:
-            status, body = _get_unless_gone(session, call, fan_out, settings)
+            status, body = again_if_gone_blocking(get, fan_out)
     except DeadlinePassed:
         return fan_out.timed_out(source, started)
     except Refused as exc:
@@ -616,20 +612,18 @@ def fetch_blocking(
     return fan_out.answered(source, started, status, body, settings.articles_per_source)
 
 
-def _get_unless_gone(
-    session: BlockingClient, call: Call, fan_out: FanOut, settings: GatewaySettings
-) -> tuple[int, bytes]:
-    """`_get_within`, sent once more when the connection's peer went silent and time remains:
+def again_if_gone_blocking(attempt: Callable[[], T], fan_out: FanOut) -> T:
+    """`attempt`, made once more when its connection's peer went silent and time remains:
     what aiohttp does for an idempotent request on a pooled connection that failed
     (RFC 9112, section 9.3.1). The pool drops the dead connection, and the next one goes
     to a live replica: a node that died costs the calls it had in flight, not the calls
     that picked its connections after."""
     try:
-        return _get_within(session, call, fan_out, settings)
+        return attempt()
     except Exception as exc:
         if not peer_went_silent(exc) or fan_out.remaining() <= 0:
             raise
-    return _get_within(session, call, fan_out, settings)
+    return attempt()
 
 
 def _get_within(

@@ -126,8 +126,7 @@ up() {
   : >"$MANIFEST"
   # Whatever fails from here on, down undoes what the manifest says was made.
   trap 'code=$?; if [ $code -ne 0 ]; then log "cluster-up failed: removing what it made"; down; fi' EXIT
-  ensure_base_image
-  compose build
+  build_image
   make_network "$nodes"
   for ((i = 2; i <= nodes; i++)); do start_daemon "n$i"; done
   for ((i = 2; i <= nodes; i++)); do wait_daemon "n$i"; done

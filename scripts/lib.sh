@@ -82,6 +82,13 @@ ensure_base_image() {
 # The base image the last build used, without a pull: a restart without a build must pass
 # compose the same build argument, or compose sees every service as changed and recreates
 # the upstreams along with the one service asked for.
+# Every service runs the one image (docker-compose.yml's x-service): building one of them
+# builds it, where `compose build` would go through the same cached build once per service.
+build_image() {
+  ensure_base_image
+  compose build sync-gateway
+}
+
 built_base_image() {
   if ! docker image inspect "$PYTHON_IMAGE" >/dev/null 2>&1 &&
     docker image inspect "$OFFLINE_BASE_IMAGE" >/dev/null 2>&1; then

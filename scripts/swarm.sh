@@ -88,8 +88,7 @@ up() {
     run docker swarm init --advertise-addr 127.0.0.1 >/dev/null
     touch "$CREATED"
   fi
-  ensure_base_image
-  compose build
+  build_image
   # COMPOSE_OVERLAYS apply here too (docker-compose.exposed.yml, for one), after the swarm's.
   local files=(-c "$ROOT/docker-compose.yml" -c "$ROOT/docker-compose.swarm.yml") overlay
   for overlay in ${COMPOSE_OVERLAYS:-}; do

@@ -20,8 +20,7 @@ for port in "$SYNC_PORT" "$ASYNC_PORT"; do
   fi
 done
 if [ "$build" = 1 ]; then
-  ensure_base_image
-  compose build
+  build_image
 else
   built_base_image
 fi
