@@ -98,6 +98,15 @@ def peer_went_silent(exc: BaseException) -> bool:
     return False
 
 
+def time_left(timeout_s: float | None, since: float) -> float | None:
+    """What is left of `timeout_s` counted from `since` (time.monotonic()). Resolving a name
+    and connecting to it share one connect timeout, so that a new connection takes no
+    longer than it (and the fan-out's deadline, which caps it) in all."""
+    if timeout_s is None:
+        return None
+    return max(timeout_s - (time.monotonic() - since), MIN_WAIT_S)
+
+
 def connect_in_turn(
     addresses: Sequence[str],
     timeout_s: float | None,
@@ -207,6 +216,7 @@ class RotatingConnection(urllib3.connection.HTTPConnection):
         if rotation is None:
             return super()._new_conn()
         name, timeout_s = self.host, seconds(self.timeout)
+        since = time.monotonic()
         try:
             addresses = rotation.in_turn(timeout_s)
         except TimeoutError as exc:
@@ -225,7 +235,8 @@ class RotatingConnection(urllib3.connection.HTTPConnection):
 
         # The Host header is written after, from the name: only the socket gets an address.
         try:
-            sock = connect_in_turn(addresses, timeout_s, connect, (OSError,), rotation.failed)
+            left_s = time_left(timeout_s, since)
+            sock = connect_in_turn(addresses, left_s, connect, (OSError,), rotation.failed)
         except TimeoutError as exc:  # socket.timeout, with no errno
             message = f"no address of {name} answered within {timeout_s} s: {exc}"
             raise urllib3.exceptions.ConnectTimeoutError(self, message) from exc
@@ -356,6 +367,7 @@ class BoundedResolution(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.NetworkStream:
+        since = time.monotonic()
         try:
             addresses = self.resolver.addresses(host, port, timeout)
         except TimeoutError as exc:
@@ -369,4 +381,5 @@ class BoundedResolution(httpcore.SyncBackend):
             )
 
         errors = (httpcore.ConnectError, httpcore.ConnectTimeout)
-        return DeadlineStream(connect_in_turn(addresses, timeout, connect, errors))
+        left_s = time_left(timeout, since)
+        return DeadlineStream(connect_in_turn(addresses, left_s, connect, errors))

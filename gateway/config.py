@@ -63,6 +63,8 @@ class GatewaySettings(BaseSettings):
     # connections to it are dropped within twice this (gateway/balancing.py,
     # dead_peer_options). Well above the longest a live peer takes to acknowledge: Linux
     # delays an ACK by 200 ms at most, and a round trip here is a millisecond or less.
+    # It bounds a connect too: a SYN unanswered for this long fails it (TCP's first resend
+    # would come at 1 s, when the connect timeout ends it anyway).
     # 0.5 s leaves the sync gateway's last call (chronicle's 0.8 s, from 0.8 s in) time to
     # find a dead connection and answer from another replica within the 2.5 s deadline.
     dead_peer_timeout_s: float = Field(0.5, gt=0, le=60)

@@ -4,6 +4,7 @@ import errno
 import http.client
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -272,3 +273,33 @@ def test_a_connection_whose_peer_went_silent_marks_its_address(
     (pool,) = session.get_adapter(url).poolmanager.pools._container.values()
     session.close()
     assert pool.rotation.has_failed(REPLICA_ADDRESSES[1])
+
+
+def test_resolving_and_connecting_share_one_connect_timeout(
+    two_replicas: tuple[int, list[HeaderRecorder]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name that takes 1.5 s to resolve, to an address that drops every SYN, with a 2 s
+    connect timeout: the connection fails when the 2 s are up, not 1.5 s + 2 s later."""
+    port, _ = two_replicas
+    silent = "127.0.0.5"
+    resolve = fake_resolver({NAME: [silent]}, [])
+
+    def slow(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == NAME:
+            time.sleep(1.5)
+        return resolve(host, *args, **kwargs)
+
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind((silent, port))
+        listener.listen(0)
+        filler.connect((silent, port))
+        url = f"http://{NAME}:{port}"
+        # The dead-peer timeout past the connect timeout: the SYN is left to the latter.
+        settings = GatewaySettings(sources={"wire": url}, dead_peer_timeout_s=10)
+        session = build_session(settings)
+        monkeypatch.setattr(socket, "getaddrinfo", slow)
+        started = time.monotonic()
+        with session, pytest.raises(requests.ConnectTimeout):
+            session.get(f"{url}/news", timeout=(2, 10))
+        took = time.monotonic() - started
+    assert 1.5 <= took < 2.75, took
