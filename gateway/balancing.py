@@ -75,27 +75,43 @@ def dead_peer_options(timeout_s: float) -> list[SocketOption]:
     return options
 
 
-def peer_went_silent(exc: BaseException) -> bool:
-    """Whether `exc`, or what it was raised from, is the kernel's verdict that the peer
-    stopped acknowledging (ETIMEDOUT, under `dead_peer_options`): a timeout by its class in
-    Python, but no wait of ours ran out."""
+def linked(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, and every error it was raised from, during, or wraps: requests and urllib3
+    pass the error they caught as an argument, not as a cause."""
     seen: set[int] = set()
-    # What it was raised from, during, or wraps: requests and urllib3 pass the error they
-    # caught as an argument.
     links: list[BaseException] = [exc]
     while links:
         link = links.pop()
         if id(link) in seen:
             continue
         seen.add(id(link))
-        if isinstance(link, OSError) and link.errno == errno.ETIMEDOUT:
-            return True
+        yield link
         links += [
             x
             for x in (link.__cause__, link.__context__, *link.args)
             if isinstance(x, BaseException)
         ]
-    return False
+
+
+# Raised while connecting, by each client: a connect that failed is the connect timeout's
+# and GATEWAY_CONNECT_RETRIES' business, not a connection that went silent.
+CONNECTING: tuple[type[BaseException], ...] = (
+    urllib3.exceptions.ConnectTimeoutError,
+    urllib3.exceptions.NewConnectionError,
+    httpcore.ConnectError,
+    httpcore.ConnectTimeout,
+)
+
+
+def peer_went_silent(exc: BaseException, connecting: tuple[type[BaseException], ...] = ()) -> bool:
+    """Whether `exc` is the kernel's verdict that an established connection's peer stopped
+    acknowledging (ETIMEDOUT, under `dead_peer_options`): a timeout by its class in Python,
+    but no wait of ours ran out. Not when it came while connecting (CONNECTING, and the
+    caller's own `connecting` errors)."""
+    links = list(linked(exc))
+    if any(isinstance(link, CONNECTING + connecting) for link in links):
+        return False
+    return any(isinstance(link, OSError) and link.errno == errno.ETIMEDOUT for link in links)
 
 
 def time_left(timeout_s: float | None, since: float) -> float | None:

@@ -361,6 +361,12 @@ def _cause(exc: BaseException) -> BaseException:
     return exc
 
 
+def went_silent(exc: BaseException) -> bool:
+    """An established connection's peer went silent (gateway/balancing.py), with
+    aiohttp's connect errors counted as connecting too."""
+    return peer_went_silent(exc, (aiohttp.ClientConnectorError, httpx2.ConnectError))
+
+
 def connect_failed(exc: Exception) -> bool:
     """Whether a call failed before it reached the source (the retry predicate)."""
     cause = _cause(exc)
@@ -414,7 +420,7 @@ def broke_http(exc: BaseException) -> BaseException | None:
 def describe_failure(exc: Exception) -> tuple[ErrorKind, str]:
     """(kind, "<what>: <the class that tells>") for a failed call: timeout, protocol or
     connect."""
-    if peer_went_silent(exc):
+    if went_silent(exc):
         # Python calls ETIMEDOUT a TimeoutError, but no wait of ours ran out: the kernel gave
         # up on the connection (gateway/balancing.py, dead_peer_options).
         return "connect", "connection lost: the source stopped acknowledging (ETIMEDOUT)"
@@ -516,7 +522,7 @@ async def again_if_gone(attempt: Callable[[], Awaitable[T]]) -> T:
     try:
         return await attempt()
     except Exception as exc:
-        if not peer_went_silent(exc):
+        if not went_silent(exc):
             raise
     return await attempt()
 
@@ -621,7 +627,7 @@ def again_if_gone_blocking(attempt: Callable[[], T], fan_out: FanOut) -> T:
     try:
         return attempt()
     except Exception as exc:
-        if not peer_went_silent(exc) or fan_out.remaining() <= 0:
+        if not went_silent(exc) or fan_out.remaining() <= 0:
             raise
     return attempt()
 

@@ -28,6 +28,7 @@ from gateway.clients import (
     describe_failure,
     fetch_awaited,
     fetch_blocking,
+    went_silent,
 )
 from gateway.config import GatewaySettings
 from gateway.fanout import FanOut
@@ -231,4 +232,23 @@ def test_an_awaited_call_whose_peer_went_silent_is_sent_once_more() -> None:
     result, calls = fetch_async([aiohttp.ClientOSError(errno.ETIMEDOUT, "timed out")] * 3)
     assert not result.ok and calls == 2 and result.error_kind == "connect"
     result, calls = fetch_async([aiohttp.ServerDisconnectedError()])
+    assert not result.ok and calls == 1
+
+
+def test_a_connect_that_timed_out_is_no_silent_peer() -> None:
+    """A SYN unanswered (ETIMEDOUT while connecting) is a failed connect: one call, as
+    GATEWAY_CONNECT_RETRIES=0 says, whatever the client."""
+    gone = TimeoutError(errno.ETIMEDOUT, "Connection timed out")
+    pool = urllib3.HTTPConnectionPool("wire.test")
+    connect = urllib3.exceptions.ConnectTimeoutError(pool, "no address answered")
+    connect.__cause__ = gone
+    assert not went_silent(requests.ConnectTimeout(connect))
+    session = ScriptedSession([requests.ConnectTimeout(connect)], BODY)
+    outcome = fetch_blocking(session, Call(WIRE), FanOut(2.5), SETTINGS)
+    assert not outcome.result.ok and session.calls == 1
+
+    key: Any = None
+    refused = aiohttp.ClientConnectorError(key, OSError(errno.ETIMEDOUT, "Connection timed out"))
+    assert not went_silent(refused)
+    result, calls = fetch_async([refused])
     assert not result.ok and calls == 1
