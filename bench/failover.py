@@ -166,6 +166,16 @@ class Run:
             return None
         return last_bad - self.event_at
 
+    def lost_answers(self) -> list[str]:
+        """Each lost answer: its gateway, when it was sent and done against the event, and
+        the first failed source's error."""
+        return [
+            f"{a.gateway} sent {a.sent - self.event_at:+.2f} s,"
+            f" done {a.done - self.event_at:+.2f} s: {a.error}"
+            for a in self.after()
+            if a.kind in ("partial", "failed")
+        ]
+
     def summary(self) -> dict[str, object]:
         kinds = Counter(a.kind for a in self.after())
         errors = Counter(f"{a.gateway.split('#')[0]}: {a.error}" for a in self.after() if a.error)
@@ -186,6 +196,7 @@ class Run:
             "swarm_settled_s": None if self.settled_s is None else round(self.settled_s, 1),
             "full_p50_s": round(statistics.median(latencies), 3) if latencies else None,
             "placement_after": {s: dict(c) for s, c in sorted(self.placement_after.items())},
+            "lost_answers": self.lost_answers(),
         }
 
 
