@@ -45,7 +45,8 @@ SocketOption = tuple[int, int, int]
 
 def dead_peer_options(timeout_s: float) -> list[SocketOption]:
     """Socket options under which a connection to a peer that has gone silent fails within
-    about `timeout_s` (two of it, for an idle one), instead of hanging.
+    `timeout_s` of sending to it, or about 2 s after it last heard from it when idle,
+    instead of hanging.
 
     A source's kernel acknowledges our bytes within a millisecond on any network this lab
     runs on, even when the source itself is slow or hung. When its host dies or its link is
@@ -53,9 +54,10 @@ def dead_peer_options(timeout_s: float) -> list[SocketOption]:
     and a call on a pooled connection to it waits out the whole fan-out's deadline.
     - TCP_USER_TIMEOUT: a connection whose sent bytes stay unacknowledged this long is
       aborted (the call fails with ETIMEDOUT).
-    - Keepalive, probing after `timeout_s` idle, once: a pooled connection to a dead peer is
-      found, and the pool drops it, before a call picks it. A live peer's kernel answers
-      the probe, so a slow or hung source is never mistaken for a dead one.
+    - Keepalive, probing after a second idle (its least), once: a pooled connection to a
+      dead peer is found a second later, and the pool drops it before a call picks it. A
+      live peer's kernel answers the probe, so a slow or hung source is never mistaken for
+      a dead one.
     TCP_NODELAY is urllib3's and aiohttp's default, kept.
     """
     idle_s = max(1, math.ceil(timeout_s))
@@ -73,6 +75,21 @@ def dead_peer_options(timeout_s: float) -> list[SocketOption]:
         if hasattr(socket, name):
             options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
     return options
+
+
+def left_unanswered(sock: socket.socket | None) -> bool:
+    """Whether the kernel has sent this connection's peer a keepalive probe or a resend
+    that it has not acknowledged yet (struct tcp_info's tcpi_retransmits and tcpi_probes,
+    its third and fourth bytes; Linux only). A live peer's kernel answers within a
+    millisecond, so a call the deadline cut on such a connection was waiting on a peer
+    that is gone, not on a slow source."""
+    if sock is None or not hasattr(socket, "TCP_INFO"):
+        return False
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+    except OSError:
+        return False
+    return info[2] > 0 or info[3] > 0
 
 
 def linked(exc: BaseException) -> Iterator[BaseException]:
@@ -268,8 +285,12 @@ class RotatingConnection(urllib3.connection.HTTPConnection):
         try:
             return super().getresponse(*args, **kwargs)
         except OSError as exc:
-            # Its other pooled connections to that address are as dead (RoundRobinPool).
-            if self.rotation is not None and self.peer is not None and peer_went_silent(exc):
+            # The kernel gave up on the peer, or the deadline cut a wait on a peer that left
+            # a probe unanswered (a call in flight when its node died): its other pooled
+            # connections to that address are as dead (RoundRobinPool), and new ones try it
+            # last.
+            gone = peer_went_silent(exc) or left_unanswered(self.sock)
+            if self.rotation is not None and self.peer is not None and gone:
                 self.rotation.failed(self.peer)
             raise
 

@@ -60,14 +60,13 @@ class GatewaySettings(BaseSettings):
     # A source whose kernel leaves our bytes unacknowledged this long has gone: its host died
     # or its link was cut (a slow or hung source still acknowledges). The connection fails
     # then, where it would otherwise hang until the fan-out's deadline, and idle pooled
-    # connections to it are dropped within twice this (gateway/balancing.py,
-    # dead_peer_options). Well above the longest a live peer takes to acknowledge: Linux
-    # delays an ACK by 200 ms at most, and a round trip here is a millisecond or less.
-    # It bounds a connect too: a SYN unanswered for this long fails it (TCP's first resend
-    # would come at 1 s, when the connect timeout ends it anyway).
-    # 0.5 s leaves the sync gateway's last call (chronicle's 0.8 s, from 0.8 s in) time to
-    # find a dead connection and answer from another replica within the 2.5 s deadline.
-    dead_peer_timeout_s: float = Field(0.5, gt=0, le=60)
+    # connections to it are dropped within about 2 s (gateway/balancing.py,
+    # dead_peer_options). It bounds a connect too: a SYN unanswered this long fails it.
+    # A live peer acknowledges within a millisecond here (0.1 to 0.2 ms measured on
+    # loopback), and Linux delays an ACK by 40 ms, 200 ms at most. 0.25 s lets the sync
+    # gateway's sequential fan-out (1.6 s) meet a dead connection on each of its three
+    # sources and still answer within the 2.5 s deadline.
+    dead_peer_timeout_s: float = Field(0.25, gt=0, le=60)
     # One fan-out, all its calls included, takes at most this long: a hung source costs the
     # deadline, never the read timeout. Above every mode's normal fan-out (the sequential
     # ones take the sum of the delays, 1.6 s). ?deadline_ms= may ask for up to the maximum.

@@ -162,7 +162,7 @@ def test_a_dead_node_loses_at_most_what_it_had_in_flight(cluster: dict[str, str]
     record("cluster: kill a node, seconds until every answer is full", recovery or -1, "")
     assert died.lost_before() == 0 and died.refused() == 0, summary
     # A dead node costs the fan-outs that had a call on it then, and no more: a pooled
-    # connection to it fails within half a second (gateway/balancing.py, dead_peer_options)
+    # connection to it fails within a quarter of a second (gateway/balancing.py, dead_peer_options)
     # and the call goes again, to a live replica. Before, every fan-out that picked one of
     # its replicas was lost too, until the swarm declared it down: 22 to 30 lost with 5 of
     # the 9 replicas on it, against 10 in flight.

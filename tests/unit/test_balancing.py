@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 import requests
 
-from gateway.balancing import AddressRotation, Resolver, connect_in_turn, peer_went_silent
+from gateway.balancing import (
+    AddressRotation,
+    Resolver,
+    connect_in_turn,
+    left_unanswered,
+    peer_went_silent,
+)
 from gateway.clients import build_session
 from gateway.config import GatewaySettings
 from tests.unit.loopback import HeaderRecorder, LiveServer
@@ -303,3 +309,16 @@ def test_resolving_and_connecting_share_one_connect_timeout(
             session.get(f"{url}/news", timeout=(2, 10))
         took = time.monotonic() - started
     assert 1.5 <= took < 2.75, took
+
+
+def test_a_live_connection_leaves_nothing_unanswered() -> None:
+    """tcp_info read at the right bytes: an established connection whose peer answered
+    everything has no resend and no probe out (its first byte, the state, is not 0)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        with socket.create_connection(server.getsockname()) as client:
+            accepted, _ = server.accept()
+            with accepted:
+                client.sendall(b"ping")
+                assert accepted.recv(4) == b"ping"
+                assert not left_unanswered(client)
+    assert not left_unanswered(None)

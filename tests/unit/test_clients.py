@@ -42,7 +42,7 @@ DEAD_PEER = {
     (socket.SOL_SOCKET, socket.SO_KEEPALIVE): 1,
     (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE): 1,
     (socket.IPPROTO_TCP, socket.TCP_KEEPCNT): 1,
-    (socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT): 500,
+    (socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT): 250,
     (socket.IPPROTO_TCP, socket.TCP_NODELAY): 1,
 }
 
