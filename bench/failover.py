@@ -118,6 +118,7 @@ class Answer:
     kind: Kind
     source_nodes: tuple[str, ...] = ()
     error: str | None = None  # the first failed source's, or the request's
+    timeline: str | None = None  # a lost answer's waits and calls, as the gateway timed them
 
 
 @dataclass
@@ -171,7 +172,7 @@ class Run:
         the first failed source's error."""
         return [
             f"{a.gateway} sent {a.sent - self.event_at:+.2f} s,"
-            f" done {a.done - self.event_at:+.2f} s: {a.error}"
+            f" done {a.done - self.event_at:+.2f} s: {a.error} ({a.timeline})"
             for a in self.after()
             if a.kind in ("partial", "failed")
         ]
@@ -198,6 +199,20 @@ class Run:
             "placement_after": {s: dict(c) for s, c in sorted(self.placement_after.items())},
             "lost_answers": self.lost_answers(),
         }
+
+
+def timeline(response: requests.Response) -> str | None:
+    """What a gateway says it did with a request, in ms: its wait, each call's start and
+    length (! when it failed), and the whole fan-out."""
+    try:
+        body = response.json()
+        calls = " ".join(
+            f"{s['name']}@{s['started_ms']:g}+{s['elapsed_ms']:g}{'' if s['ok'] else '!'}"
+            for s in body["sources"]
+        )
+        return f"queued {body['queued_ms']:g}, {calls}, fan-out {body['elapsed_ms']:g}"
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def classify(response: requests.Response) -> tuple[Kind, tuple[str, ...], str | None]:
@@ -239,14 +254,16 @@ def closed_loop(
                 sent = now()
                 kind: Kind = "refused"
                 nodes: tuple[str, ...] = ()
+                told = None
                 try:
                     response = session.get(f"{url}/news", timeout=REQUEST_TIMEOUT_S)
                     kind, nodes, error = classify(response)
+                    told = None if kind == "full" else timeline(response)
                 except requests.RequestException as exc:
                     error = type(exc).__name__
                     time.sleep(0.2)  # a gateway that is not there is not hammered
                 with lock:
-                    run.answers.append(Answer(sent, now(), gateway, kind, nodes, error))
+                    run.answers.append(Answer(sent, now(), gateway, kind, nodes, error, told))
 
     threads = [
         threading.Thread(target=client, args=(gateway, url), daemon=True)

@@ -39,6 +39,11 @@ ADDRESS_TTL_S = 10.0
 # A socket timeout of 0 would make it non-blocking: the last wait before a deadline is this.
 MIN_WAIT_S = 0.001
 
+# How long a new connection waits on one of a source's addresses before it tries the next:
+# a live peer's kernel answers a SYN within a millisecond here (RFC 8305 waits 250 ms
+# between attempts on the open internet). The last address gets all the time that is left.
+FALLBACK_AFTER_S = 0.1
+
 T = TypeVar("T")
 SocketOption = tuple[int, int, int]
 
@@ -147,15 +152,19 @@ def connect_in_turn(
     errors: tuple[type[Exception], ...],
     failed: Callable[[str], None] = lambda address: None,
 ) -> T:
-    """Connect to the first of `addresses` that answers, in their order. Each may take its
-    share of what is left of the timeout, so an address that never answers leaves time for
-    the next; one that fails is reported to `failed`. Raises the last address's error."""
+    """Connect to the first of `addresses` that answers, in their order. Each but the last
+    may take its share of what is left of the timeout, and no more than FALLBACK_AFTER_S,
+    so an address that never answers leaves time for the next; one that fails is reported
+    to `failed`. Raises the last address's error."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    last = len(addresses) - 1
     for index, address in enumerate(addresses):
         share = None
         if deadline is not None:
             left = max(deadline - time.monotonic(), MIN_WAIT_S)
             share = left / (len(addresses) - index)
+        if index < last:
+            share = FALLBACK_AFTER_S if share is None else min(share, FALLBACK_AFTER_S)
         try:
             return connect(address, share)
         except errors:
@@ -187,6 +196,22 @@ class Resolver:
 def seconds(timeout: object) -> float | None:
     """urllib3's connect timeout as seconds: a number, or None for its sentinel or none."""
     return float(timeout) if isinstance(timeout, int | float) else None
+
+
+@dataclass
+class PeerWatch:
+    """What a worker's sync connections know of peers gone silent, across every source.
+
+    A silent peer most often means a node died, and its replicas of the other sources went
+    with it: their pooled connections would each cost a call its dead-peer timeout. So each
+    silence starts a new epoch, and every pooled connection from an earlier one is closed
+    when drawn and connects again, in turn, to an address that answers.
+    """
+
+    epoch: int = 0
+
+    def went_silent(self) -> None:
+        self.epoch += 1
 
 
 @dataclass
@@ -242,7 +267,9 @@ class RotatingConnection(urllib3.connection.HTTPConnection):
     tells the rotation when that address went silent."""
 
     rotation: AddressRotation | None = None
+    watch: PeerWatch | None = None
     peer: str | None = None  # the address it is connected to
+    epoch = 0  # the watch's, when it connected
 
     def _new_conn(self) -> socket.socket:
         rotation = self.rotation
@@ -279,6 +306,7 @@ class RotatingConnection(urllib3.connection.HTTPConnection):
         # Each address's share was for connecting; what follows gets the connection's own.
         sock.settimeout(self.timeout)
         self.peer = str(sock.getpeername()[0])
+        self.epoch = self.watch.epoch if self.watch is not None else 0
         return sock
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
@@ -292,6 +320,8 @@ class RotatingConnection(urllib3.connection.HTTPConnection):
             gone = peer_went_silent(exc) or left_unanswered(self.sock)
             if self.rotation is not None and self.peer is not None and gone:
                 self.rotation.failed(self.peer)
+                if self.watch is not None:
+                    self.watch.went_silent()
             raise
 
 
@@ -301,23 +331,32 @@ class RoundRobinPool(urllib3.HTTPConnectionPool):
     ConnectionCls = RotatingConnection
 
     def __init__(
-        self, host: str, port: int | None = None, *, resolver: Resolver, **kwargs: Any
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        resolver: Resolver,
+        watch: PeerWatch,
+        **kwargs: Any,
     ) -> None:
         super().__init__(host, port, **kwargs)
         self.rotation = AddressRotation(self.host, self.port or 80, resolver)
+        self.watch = watch
 
     def _new_conn(self) -> RotatingConnection:
         conn = cast(RotatingConnection, super()._new_conn())  # our ConnectionCls
-        conn.rotation = self.rotation
+        conn.rotation, conn.watch = self.rotation, self.watch
         return conn
 
     def _get_conn(self, timeout: float | None = None) -> Any:
-        """A pooled connection, unless its address went silent on another one: a node that
-        died leaves every connection to it looking open until TCP gives up on each, and a
-        call that picked one would wait to find out. Closed, it connects again, in turn."""
+        """A pooled connection, unless its address went silent on another one, or any peer
+        did since it connected (PeerWatch): a node that died leaves every connection to it
+        looking open until TCP gives up on each, and a call that picked one would wait to
+        find out. Closed, it connects again, in turn."""
         conn = cast(RotatingConnection, super()._get_conn(timeout))
-        if conn.sock is not None and conn.peer is not None and self.rotation.has_failed(conn.peer):
-            conn.close()
+        if conn.sock is not None and conn.peer is not None:
+            if self.rotation.has_failed(conn.peer) or conn.epoch < self.watch.epoch:
+                conn.close()
         return conn
 
 
@@ -332,8 +371,9 @@ class RoundRobinAdapter(HTTPAdapter):
         socket_options: Sequence[SocketOption] = (),
         **kwargs: Any,
     ) -> None:
-        # init_poolmanager, which super() calls, reads both.
+        # init_poolmanager, which super() calls, reads them.
         self.resolver, self.socket_options = resolver, list(socket_options)
+        self.watch = PeerWatch()
         super().__init__(*args, **kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -341,7 +381,7 @@ class RoundRobinAdapter(HTTPAdapter):
             kwargs["socket_options"] = self.socket_options
         super().init_poolmanager(*args, **kwargs)
         classes = self.poolmanager.pool_classes_by_scheme
-        pool = functools.partial(RoundRobinPool, resolver=self.resolver)
+        pool = functools.partial(RoundRobinPool, resolver=self.resolver, watch=self.watch)
         self.poolmanager.pool_classes_by_scheme = {**classes, "http": pool}
 
 

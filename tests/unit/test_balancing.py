@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from gateway.balancing import (
+    FALLBACK_AFTER_S,
     AddressRotation,
     Resolver,
     connect_in_turn,
@@ -154,7 +155,7 @@ def test_addresses_in_turn_put_those_that_failed_last_until_resolved_again(
     assert rotation.in_turn(1.0) == ("10.0.0.2", "10.0.0.3", "10.0.0.1")
 
 
-def test_connect_in_turn_gives_each_address_its_share_and_raises_the_last_error() -> None:
+def test_connect_in_turn_falls_back_quickly_and_leaves_the_rest_to_the_last() -> None:
     shares: list[tuple[str, float | None]] = []
     failed: list[str] = []
 
@@ -167,10 +168,14 @@ def test_connect_in_turn_gives_each_address_its_share_and_raises_the_last_error(
     addresses = ("a", "b", "c")
     assert connect_in_turn(addresses, 3.0, connect, (OSError,), failed.append) == "c"
     assert failed == ["a", "b"]
-    # Each its share of what was left: a third, then half of the rest, then all of it.
+    # Each but the last its share of what was left, at most FALLBACK_AFTER_S; the last
+    # all that is left.
     assert [address for address, _ in shares] == ["a", "b", "c"]
-    assert all(share is not None and 0.9 < share <= 3.0 for _, share in shares)
-    assert shares[0][1] == pytest.approx(1.0, abs=0.1)
+    assert shares[0][1] == shares[1][1] == FALLBACK_AFTER_S
+    assert shares[2][1] == pytest.approx(3.0, abs=0.2)
+    shares.clear()
+    assert connect_in_turn(("a", "c"), 0.1, connect, (OSError,)) == "c"
+    assert shares[0][1] == pytest.approx(0.05, abs=0.01)  # half of 0.1, below the cap
     with pytest.raises(ConnectionRefusedError, match="b"):
         connect_in_turn(("a", "b"), None, connect, (OSError,))
 
@@ -261,12 +266,21 @@ def test_pooled_connections_to_an_address_that_went_silent_are_not_reused(
     assert instances == [f"replica-{live}"] * 4
 
 
-def test_a_connection_whose_peer_went_silent_marks_its_address(
+def test_a_connection_whose_peer_went_silent_marks_its_address_and_ages_every_pool(
     two_replicas: tuple[int, list[HeaderRecorder]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The silent address goes last in its rotation, and every pooled connection of the
+    session, another source's too, is from an earlier epoch: it connects again when drawn."""
     port, _ = two_replicas
-    url, session = one_source_behind(monkeypatch, [REPLICA_ADDRESSES[1]], port)
-    session.get(url, timeout=(2, 10)).close()
+    other = "gazette.replicas.test"
+    answers = {NAME: [REPLICA_ADDRESSES[1]], other: [REPLICA_ADDRESSES[0]]}
+    monkeypatch.setattr(socket, "getaddrinfo", fake_resolver(answers, []))
+    url, other_url = f"http://{NAME}:{port}/news", f"http://{other}:{port}/news"
+    sources = {"wire": url.removesuffix("/news"), "gazette": other_url.removesuffix("/news")}
+    session = build_session(GatewaySettings(sources=sources))
+    for each in (url, other_url):
+        session.get(each, timeout=(2, 10)).close()
+    pools = session.get_adapter(url).poolmanager.pools
 
     def silent(*args: Any, **kwargs: Any) -> Any:
         raise TimeoutError(errno.ETIMEDOUT, "Connection timed out")
@@ -276,9 +290,17 @@ def test_a_connection_whose_peer_went_silent_marks_its_address(
     with pytest.raises(requests.RequestException) as raised:
         session.get(url, timeout=(2, 10))
     assert peer_went_silent(raised.value)
-    (pool,) = session.get_adapter(url).poolmanager.pools._container.values()
+    monkeypatch.undo()
+    monkeypatch.setattr(socket, "getaddrinfo", fake_resolver(answers, []))
+    by_host = {pool.host: pool for pool in pools._container.values()}
+    assert by_host[NAME].rotation.has_failed(REPLICA_ADDRESSES[1])
+    watch = by_host[other].watch
+    assert watch.epoch == 1
+    (before,) = [conn for conn in by_host[other].pool.queue if conn]
+    assert before.epoch == 0 and before.sock is not None
+    assert session.get(other_url, timeout=(2, 10)).status_code == 200
     session.close()
-    assert pool.rotation.has_failed(REPLICA_ADDRESSES[1])
+    assert before.epoch == 1  # closed when drawn, and connected again
 
 
 def test_resolving_and_connecting_share_one_connect_timeout(
