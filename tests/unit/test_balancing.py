@@ -17,6 +17,7 @@ from gateway.balancing import (
     FALLBACK_AFTER_S,
     AddressRotation,
     Resolver,
+    RoundRobinAdapter,
     connect_in_turn,
     left_unanswered,
     peer_went_silent,
@@ -280,7 +281,9 @@ def test_a_connection_whose_peer_went_silent_marks_its_address_and_ages_every_po
     session = build_session(GatewaySettings(sources=sources))
     for each in (url, other_url):
         session.get(each, timeout=(2, 10)).close()
-    pools = session.get_adapter(url).poolmanager.pools
+    adapter = session.get_adapter(url)
+    assert isinstance(adapter, RoundRobinAdapter)
+    pools = adapter.poolmanager.pools
 
     def silent(*args: Any, **kwargs: Any) -> Any:
         raise TimeoutError(errno.ETIMEDOUT, "Connection timed out")
