@@ -10,8 +10,9 @@ whose every new connection goes to the next address, the name kept for the Host 
 
 A listed address may not answer: a replica that just stopped, one whose route has not
 reached this node yet, or one on a node that died. A new connection then falls back to the
-name's other addresses (`connect_in_turn`), as aiohttp's does, and every socket a gateway
-opens to a source finds a dead peer within a second (`dead_peer_options`).
+name's other addresses (`connect_in_turn`), as aiohttp's does. And every socket a gateway
+opens to a source finds out when its peer has gone silent (`dead_peer_options`), which
+ages the sync worker's other pooled connections (`PeerWatch`).
 """
 
 import contextlib
@@ -31,6 +32,7 @@ import httpcore
 import urllib3
 import urllib3.connection
 import urllib3.exceptions
+import urllib3.util.connection
 from requests.adapters import HTTPAdapter
 
 # How long a name's addresses are reused before it is resolved again: replicas that come
@@ -169,7 +171,7 @@ def connect_in_turn(
             return connect(address, share)
         except errors:
             failed(address)
-            if index == len(addresses) - 1:
+            if index == last:
                 raise
     raise ValueError("no address to connect to")
 
@@ -297,7 +299,7 @@ class RotatingConnection(urllib3.connection.HTTPConnection):
         try:
             left_s = time_left(timeout_s, since)
             sock = connect_in_turn(addresses, left_s, connect, (OSError,), rotation.failed)
-        except TimeoutError as exc:  # socket.timeout, with no errno
+        except TimeoutError as exc:  # socket.timeout, or ETIMEDOUT under TCP_USER_TIMEOUT
             message = f"no address of {name} answered within {timeout_s} s: {exc}"
             raise urllib3.exceptions.ConnectTimeoutError(self, message) from exc
         except OSError as exc:

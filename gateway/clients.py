@@ -517,8 +517,8 @@ async def again_if_gone(attempt: Callable[[], Awaitable[T]]) -> T:
     """`attempt`, made once more when its connection's peer went silent (the blocking
     calls' `again_if_gone_blocking`). aiohttp resends an idempotent request once on its own,
     on the next pooled connection, which may lead to the same dead node; the kernel drops
-    those within two dead-peer timeouts (keepalive), so this one finds a live replica. The
-    fan-out's deadline bounds both (fetch_awaited)."""
+    those about 2 s after the node last answered (keepalive), and this one goes to a live
+    replica. The fan-out's deadline bounds both (fetch_awaited)."""
     try:
         return await attempt()
     except Exception as exc:
