@@ -166,7 +166,7 @@ def test_a_dead_node_loses_at_most_what_it_had_in_flight(cluster: dict[str, str]
     # and the call goes again, to a live replica. Before, every fan-out that picked one of
     # its replicas was lost too, until the swarm declared it down: 22 to 30 lost with 5 of
     # the 9 replicas on it, against 10 in flight.
-    assert died.lost() <= in_flight, summary
+    assert died.lost() <= in_flight, "\n".join(died.lost_answers())
     assert died.settled_s is not None, summary
     assert died.lost_after_settled() == 0, summary
     assert recovery is not None and recovery <= MAX_RECOVERY_S, summary
