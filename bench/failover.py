@@ -144,13 +144,17 @@ class Run:
     def in_flight_at_event(self) -> int:
         return sum(a.sent <= self.event_at < a.done for a in self.answers)
 
+    def lost_sent_after(self, delay_s: float) -> int:
+        """Lost answers to requests sent `delay_s` or more after the event."""
+        since = self.event_at + delay_s
+        return sum(a.kind in ("partial", "failed") for a in self.answers if a.sent >= since)
+
     def lost_after_settled(self) -> int:
         """Lost answers to requests sent once the swarm had done its part: what stale DNS or
         pooled connections to the dead node would cost."""
         if self.settled_s is None:
             return self.lost()
-        since = self.event_at + self.settled_s
-        return sum(a.kind in ("partial", "failed") for a in self.answers if a.sent >= since)
+        return self.lost_sent_after(self.settled_s)
 
     def lost_before(self) -> int:
         return sum(a.kind != "full" for a in self.answers if a.done < self.event_at)

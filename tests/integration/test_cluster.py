@@ -11,6 +11,7 @@ import pytest
 from bench import failover
 from gateway.models import NewsResponse
 from tests.integration.stack import (
+    DEADLINE_MS,
     REQUIRE_DOCKER,
     docker_unavailable,
     fetch,
@@ -26,6 +27,7 @@ CLIENTS = 5  # per gateway replica: a bounded closed loop, well below capacity
 MAX_EVENT_S = 150.0
 # A dead node's replicas are found dead, and rescheduled, within this (12.9 s measured).
 MAX_RECOVERY_S = 60.0
+DEADLINE_S = DEADLINE_MS / 1000
 
 
 def sh(*command: str) -> str:
@@ -148,7 +150,9 @@ def test_a_drain_loses_nothing_and_a_rolling_update_spreads_back(
     assert hostname in running_on, summary
 
 
-def test_a_dead_node_loses_at_most_what_it_had_in_flight(cluster: dict[str, str]) -> None:
+def test_a_dead_node_costs_what_it_had_in_flight_and_nothing_a_deadline_later(
+    cluster: dict[str, str],
+) -> None:
     died = failover.failover("kill", CLIENTS, MAX_EVENT_S)
     summary = died.summary()
     assert died.node is not None
@@ -161,12 +165,18 @@ def test_a_dead_node_loses_at_most_what_it_had_in_flight(cluster: dict[str, str]
     )
     record("cluster: kill a node, seconds until every answer is full", recovery or -1, "")
     assert died.lost_before() == 0 and died.refused() == 0, summary
-    # A dead node costs the fan-outs that had a call on it then, and no more: a pooled
-    # connection to it fails within a quarter of a second (gateway/balancing.py, dead_peer_options)
-    # and the call goes again, to a live replica. Before, every fan-out that picked one of
-    # its replicas was lost too, until the swarm declared it down: 22 to 30 lost with 5 of
-    # the 9 replicas on it, against 10 in flight.
-    assert died.lost() <= in_flight, "\n".join(died.lost_answers())
+    # A dead node costs the fan-outs that had a call on it then: a pooled connection to it
+    # fails within a quarter of a second (gateway/balancing.py, dead_peer_options) and the
+    # call goes again, to a live replica. Before, every fan-out that picked one of its
+    # replicas was lost too, until the swarm declared it down (about 13 s): 22 to 30 lost
+    # with 5 of the 9 replicas on it, against 10 in flight. Now the loss was 7 to 10 of the
+    # 10 in flight in every run (docs/scale-out.md), the bound; but at 6 of 9 every
+    # fan-out in flight has a call there, and one more, sent in the moment before the
+    # gateways learn, would cross it. So the bars are what the fix guarantees: nothing sent
+    # a deadline after the kill is lost, and the loss stays far below what it was.
+    lost = "\n".join(died.lost_answers())
+    assert died.lost_sent_after(DEADLINE_S) == 0, lost
+    assert died.lost() <= 2 * in_flight, lost
     assert died.settled_s is not None, summary
     assert died.lost_after_settled() == 0, summary
     assert recovery is not None and recovery <= MAX_RECOVERY_S, summary

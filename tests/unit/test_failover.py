@@ -75,3 +75,17 @@ def test_the_cross_node_table_gives_the_difference_per_call() -> None:
     console.print(cross_node_table(points))
     # 1 ms more per call; 0.6 ms more of the machine per fan-out of 2 calls: 0.3 per call.
     assert "+1.00 ms of latency, +0.300 ms of the machine's CPU" in console.export_text()
+
+
+def test_lost_sent_after_counts_only_what_was_sent_that_long_after_the_event() -> None:
+    run = Run("kill", "n2", event_at=10.0)
+    run.answers = [
+        Answer(9.0, 12.0, "sync#1", "partial"),  # in flight at the event
+        Answer(10.5, 13.0, "sync#1", "partial"),  # sent just after it
+        Answer(13.0, 14.0, "sync#1", "full"),
+        Answer(13.0, 15.5, "async#1", "failed"),  # sent a deadline after it
+    ]
+    assert run.lost() == 3 and run.in_flight_at_event() == 1
+    assert run.lost_sent_after(0) == 2
+    assert run.lost_sent_after(2.5) == 1
+    assert run.lost_sent_after(3.5) == 0
