@@ -1,9 +1,8 @@
 """The response contract both gateways share, and the upstream payload they consume."""
 
-from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from serving.admission import Overloaded
 
@@ -21,7 +20,9 @@ class Article(BaseModel):
     title: str
     summary: str
     source: str
-    published_at: datetime
+    # With its offset: a naive time cannot be ordered against the other sources' (a merge
+    # of both raised a TypeError, a 500), so a source that sends one sent no news.
+    published_at: AwareDatetime
 
 
 class UpstreamNews(BaseModel):

@@ -97,6 +97,27 @@ def test_an_unreadable_payload_is_a_failed_source() -> None:
     assert outcome.result.error is not None and outcome.result.error.startswith("invalid payload")
 
 
+def test_a_time_without_its_offset_fails_its_source_not_the_merge() -> None:
+    # A naive time cannot be ordered against an aware one: merged, it raised a TypeError.
+    clock = FanOut(2.5)
+    naive = payload("gazette", [5]).replace(b"+00:00", b"")
+    gazette = clock.answered(GAZETTE, clock.start, 200, naive, 10)
+    assert gazette.result.error_kind == "invalid_body" and gazette.articles == []
+    wire = clock.answered(WIRE, clock.start, 200, payload("wire", [10, 30]), 10)
+    news = clock.assemble("async", "concurrent", [wire, gazette])
+    assert [a.id for a in news.articles] == ["wire-0", "wire-1"] and news.partial
+
+
+def test_articles_merge_by_instant_whatever_offset_each_source_writes() -> None:
+    clock = FanOut(2.5)
+    late = payload("wire", [10]).replace(b"14T23:50:00+00:00", b"15T00:50:00+01:00")
+    assert late != payload("wire", [10])
+    wire = clock.answered(WIRE, clock.start, 200, late, 10)
+    gazette = clock.answered(GAZETTE, clock.start, 200, payload("gazette", [5, 20]), 10)
+    news = clock.assemble("async", "concurrent", [wire, gazette])
+    assert [a.id for a in news.articles] == ["gazette-0", "wire-0", "gazette-1"]
+
+
 def test_server_timing_lists_every_source_then_the_fan_out_and_its_wait() -> None:
     clock = FanOut(2.5, queued_s=0.0421)
     news = clock.assemble(
