@@ -27,6 +27,7 @@ from observability.metrics import (
 )
 from observability.requestid import REQUEST_ID_HEADER, add_request_ids, current_request_id
 from serving.admission import AdmissionLimit
+from serving.heap import settled
 from serving.levers import invalid_query, lever_refused
 from serving.settings import SERVER_LACKS
 
@@ -38,7 +39,7 @@ def create_gateway_app(
     app = FastAPI(
         title=f"fanout-lab {gateway} gateway",
         version="1.0.0",
-        lifespan=monitored(with_cpu_work(lifespan), service),
+        lifespan=settled(monitored(with_cpu_work(lifespan), service)),
         telemetry=NO_OPENTELEMETRY,
     )
     app.state.settings = settings

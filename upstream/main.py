@@ -20,6 +20,7 @@ from observability.metrics import (
 )
 from observability.requestid import add_request_ids
 from serving.admission import AdmissionLimit, AdmissionPolicy, Overloaded
+from serving.heap import settled
 from serving.levers import lever_refused
 from upstream.articles import Article, generate_articles
 from upstream.config import FaultKind, UpstreamSettings
@@ -90,7 +91,7 @@ def create_app(settings: UpstreamSettings | None = None) -> FastAPI:
     app = FastAPI(
         title=f"upstream: {settings.name}",
         version="1.0.0",
-        lifespan=monitored(no_state, service),
+        lifespan=settled(monitored(no_state, service)),
         telemetry=NO_OPENTELEMETRY,
     )
     app.state.settings = settings

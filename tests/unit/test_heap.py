@@ -1,0 +1,43 @@
+import gc
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from observability.metrics import no_state
+from serving.heap import PYTHON_DEFAULT, HeapSettings, settled
+
+
+def collector_app(settings: HeapSettings) -> FastAPI:
+    """An app that reports the collector as its requests see it."""
+    app = FastAPI(lifespan=settled(no_state, settings))
+
+    @app.get("/gc")
+    def collector() -> dict[str, int]:
+        return {"threshold": gc.get_threshold()[0], "frozen": gc.get_freeze_count()}
+
+    return app
+
+
+def test_a_started_worker_collects_past_its_frozen_heap_and_ends_as_it_began() -> None:
+    before = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
+    with TestClient(collector_app(HeapSettings(gc_threshold=12_345))) as client:
+        seen = client.get("/gc").json()
+    assert seen["threshold"] == 12_345
+    # Everything the process held at startup (this test run's modules included).
+    assert seen["frozen"] > 10_000
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_pythons_default_leaves_the_collector_alone() -> None:
+    before = gc.get_threshold()
+    with TestClient(collector_app(HeapSettings(gc_threshold=PYTHON_DEFAULT))) as client:
+        seen = client.get("/gc").json()
+    assert seen == {"threshold": before[0], "frozen": 0}
+
+
+def test_the_threshold_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GC_THRESHOLD", "4096")
+    assert HeapSettings().gc_threshold == 4096
