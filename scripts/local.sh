@@ -57,7 +57,8 @@ upstreams() {
   for entry in "${SOURCES[@]}"; do
     IFS=: read -r name port delay <<<"$entry"
     start "upstream-$name" "$port" "upstream.main:create_app()" WEB_CONCURRENCY="$UPSTREAM_WORKERS" \
-      UPSTREAM_NAME="$name" UPSTREAM_DELAY_MS="$delay" GUNICORN_KEEPALIVE="$UPSTREAM_KEEPALIVE_S"
+      UPSTREAM_NAME="$name" UPSTREAM_DELAY_MS="$delay" GUNICORN_KEEPALIVE="$UPSTREAM_KEEPALIVE_S" \
+      ACCESS_LOG="$UPSTREAM_ACCESS_LOG"
     ports+=("$port")
   done
   wait_local_healthy "${ports[@]}"
