@@ -22,6 +22,7 @@ from gateway.sources import Source
 from gateway.web import parse_faults
 from observability.metrics import NO_OPENTELEMETRY, instrument, monitored, service_metrics
 from observability.requestid import add_request_ids
+from serving.heap import settled
 from serving.levers import invalid_query
 
 STATIC = Path(__file__).parent / "static"
@@ -55,7 +56,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     app = FastAPI(
         title="fanout-lab console",
         version="1.0.0",
-        lifespan=monitored(lifespan, service),
+        lifespan=settled(monitored(lifespan, service)),
         telemetry=NO_OPENTELEMETRY,
     )
     instrument(app, service)

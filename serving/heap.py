@@ -27,26 +27,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from observability.metrics import Lifespan
+from serving.settings import ServerSettings
 
 # CPython's own default, for comparison: GC_THRESHOLD=700 and a worker collects as Python
 # does, with nothing frozen.
 PYTHON_DEFAULT = 700
 
 
-class HeapSettings(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True)
-
-    # Tracked objects allocated less freed between two young collections, once started.
-    gc_threshold: int = Field(100_000, ge=1, le=1_000_000)
-
-
-def settled(lifespan: Lifespan, settings: HeapSettings | None = None) -> Lifespan:
-    """The app's lifespan, run with the startup heap frozen and ``gc_threshold`` set."""
-    threshold = (settings or HeapSettings()).gc_threshold
+def settled(lifespan: Lifespan, threshold: int | None = None) -> Lifespan:
+    """The app's lifespan, run with the startup heap frozen and the young threshold set:
+    ``threshold``, or the server's ``GC_THRESHOLD``."""
+    if threshold is None:
+        threshold = ServerSettings().gc_threshold
 
     @contextlib.asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[Any]:

@@ -61,6 +61,9 @@ class ServerSettings(BaseSettings):
     gunicorn_max_requests: int = Field(0, ge=0)
     gunicorn_max_requests_jitter: int = Field(0, ge=0)
     access_log: bool = True
+    # Each worker, once started: its heap frozen, and this many tracked objects allocated
+    # less freed between two young collections (serving/heap.py); 700 is Python's own.
+    gc_threshold: int = Field(100_000, ge=1, le=1_000_000)
     # Where the workers' metrics files live (observability/metrics.py); a fresh temporary
     # directory when unset. Compose puts it on a tmpfs.
     prometheus_multiproc_dir: str | None = None
