@@ -24,20 +24,10 @@ from typing import Any, Literal
 import aiohttp
 import httpx
 
-from bench.compare import (
-    GATEWAY_SERVICES,
-    UPSTREAM_SERVICES,
-    GatewayConfig,
-    calibrate,
-    get_json,
-    git_commit,
-    healthz,
-    machine_description,
-    measure,
-    restart_gateway,
-)
 from bench.load import LoadResult, LoadSpec
-from bench.probe import StackProbe, WindowCost, compose_probe, container_cpu_seconds
+from bench.plan import GatewayConfig
+from bench.probe import WindowCost, container_cpu_seconds
+from bench.stack import ComposeStack, GatewayName, get_json, git_commit, machine_description
 from bench.theory import burst_ideal, cpu_jobs_ideal, cpu_lanes
 
 Verdict = Literal["holds", "holds with a limit", "does not hold", "not measured"]
@@ -143,26 +133,24 @@ class Point:
 class Lab:
     """The running stack, as the measurements reach it."""
 
-    sync_base: str
-    async_base: str
-    project: str
+    stack: ComposeStack
     preset: ClaimsPreset
     on_step: Callable[[str], None]
-    probes: dict[str, StackProbe | None] = field(default_factory=dict)
     idle_opens_per_s: float = 0.0
 
-    def probe(self, gateway: str) -> StackProbe | None:
-        if gateway not in self.probes:
-            service = GATEWAY_SERVICES["sync" if gateway == "sync" else "async"]
-            self.probes[gateway] = compose_probe(self.project, service, UPSTREAM_SERVICES)
-        return self.probes[gateway]
+    @property
+    def sync_base(self) -> str:
+        return self.stack.sync_base
+
+    @property
+    def async_base(self) -> str:
+        return self.stack.async_base
 
     def load(
-        self, gateway: str, path: str, concurrency: int, **params: str
+        self, gateway: GatewayName, path: str, concurrency: int, **params: str
     ) -> tuple[LoadResult, Point]:
-        base = self.sync_base if gateway == "sync" else self.async_base
         spec = LoadSpec(
-            url=f"{base}{path}",
+            url=f"{self.stack.base(gateway)}{path}",
             params=params,
             concurrency=concurrency,
             duration_s=self.preset.window_s,
@@ -170,12 +158,12 @@ class Lab:
             timeout_s=60,
             drain_s=15,
         )
-        result, cost = measure(spec, self.probe(gateway))
+        result, cost = self.stack.measure(gateway, spec)
         return result, Point.of(result, cost, self.idle_opens_per_s)
 
     def measure_idle_opens(self, seconds: float = 3.0) -> None:
         """The rate at which the upstreams accept connections with no load on them."""
-        probe = self.probe("async")
+        probe = self.stack.probe("async")
         if probe is None:
             return
         with probe.running():
@@ -185,41 +173,38 @@ class Lab:
         cost = probe.cost(start, end)
         self.idle_opens_per_s = 0.0 if cost is None else cost.upstream_connections / seconds
 
-    def gateway_cpu_seconds(self, gateway: str) -> Callable[[], float] | None:
+    def gateway_cpu_seconds(self, gateway: GatewayName) -> Callable[[], float] | None:
         """The whole gateway container's CPU so far, process pool included."""
-        probe = self.probe(gateway)
+        probe = self.stack.probe(gateway)
         if probe is None:
             return None
         (container,) = probe.gateways
         return lambda: container_cpu_seconds(container)
 
-    def restart(self, gateway: Literal["sync", "async"], **env: str) -> None:
-        base = self.sync_base if gateway == "sync" else self.async_base
+    def restart(self, gateway: GatewayName, **env: str) -> None:
         self.on_step(f"restarting the {gateway} gateway: {env or 'as found'}")
-        restart_gateway(GatewayConfig.running(healthz(base)), **env)
-        self.probes.pop(gateway, None)
+        as_running = GatewayConfig.running(self.stack.health(gateway)).env()
+        self.stack.restart(gateway, {**as_running, **env})
 
 
 def run_claims(
     preset_name: str,
-    sync_base: str,
-    async_base: str,
+    stack: ComposeStack,
     command: str,
     on_step: Callable[[str], None] = lambda _: None,
-    project: str | None = None,
 ) -> Claims:
     preset = PRESETS[preset_name]
-    project = project or os.environ.get("COMPOSE_PROJECT_NAME", "fanout-lab")
-    lab = Lab(sync_base, async_base, project, preset, on_step)
-    for base in (sync_base, async_base):
-        info = healthz(base)
-        if info["workers"] != 1:
+    lab = Lab(stack, preset, on_step)
+    gateways: tuple[GatewayName, ...] = ("sync", "async")
+    for gateway in gateways:
+        workers = stack.health(gateway).workers
+        if workers != 1:
             raise RuntimeError(
-                f"bench claims measures one worker; {base} runs {info['workers']}:"
+                f"bench claims measures one worker; {stack.base(gateway)} runs {workers}:"
                 " SYNC_WORKERS=1 ASYNC_WORKERS=1 make up"
             )
     on_step("calibrating the sources' delays")
-    delays = calibrate(async_base)
+    delays = stack.calibrate()
     claims = Claims(
         preset=preset_name,
         command=command,
@@ -328,7 +313,7 @@ def burst_ratios(url: str, at_once: tuple[int, ...]) -> dict[int, float]:
 
 def sleeps(lab: Lab, claims: Claims) -> None:
     lab.on_step("/sync_func and /wrong: sleeps sent together")
-    tokens = healthz(lab.sync_base)["threadpool_tokens"]
+    tokens = lab.stack.health("sync").threadpool_tokens
     at_once = lab.preset.at_once
     def_ratios = burst_ratios(f"{lab.sync_base}/sync_func?ms={SYNC_FUNC_MS}", at_once)
     loop_ratios = burst_ratios(f"{lab.async_base}/wrong?ms={WRONG_MS}", at_once)
@@ -393,7 +378,7 @@ def client_construction_ms(repeats: int = 20) -> float:
 def client_per_call(lab: Lab, claims: Claims, longest_s: float) -> None:
     lab.on_step("the per-call client against the shared one")
     lab.measure_idle_opens()
-    deadline = str(get_json(f"{lab.async_base}/healthz")["max_deadline_ms"])
+    deadline = str(lab.stack.health("async").max_deadline_ms)
     url = f"{lab.async_base}/news"
     alone = {mode: alone_ms(url, client=mode) for mode in ("shared", "per-call")}
     points: dict[str, dict[str, Point]] = {"shared": {}, "per-call": {}}
@@ -572,8 +557,8 @@ def cpu_run(
 def cpu_work(lab: Lab, claims: Claims, longest_s: float) -> None:
     preset, base = lab.preset, lab.async_base
     lab.on_step("CPU work: one job's cost at rest")
-    info = get_json(f"{base}/healthz")
-    cores = min(float(os.cpu_count() or 1), float(info["cpu_processes"]))
+    info = lab.stack.health("async")
+    cores = min(float(os.cpu_count() or 1), float(info.cpu_processes))
     for _ in range(2):  # start the pool's processes
         get_json(f"{base}/cpu/process?work_ms={preset.work_ms}", timeout=60)
     job_ms = statistics.median(
@@ -588,7 +573,7 @@ def cpu_work(lab: Lab, claims: Claims, longest_s: float) -> None:
             preset.work_ms,
             preset.cpu_clients,
             2 * preset.window_s,
-            int(info["max_deadline_ms"]),
+            info.max_deadline_ms,
             lab.gateway_cpu_seconds("async"),
         )
     longest_ms = longest_s * 1000
@@ -597,7 +582,7 @@ def cpu_work(lab: Lab, claims: Claims, longest_s: float) -> None:
         p: r.cores if r.cores is not None else round(r.jobs_per_s * job_ms / 1000, 2)
         for p, r in runs.items()
     }
-    lanes = {p: cpu_lanes(p, int(info["cpu_processes"]), cores) for p in PLACEMENTS}
+    lanes = {p: cpu_lanes(p, info.cpu_processes, cores) for p in PLACEMENTS}
     claims.figures["cpu"] = {
         "job_ms": job_ms,
         "cores": cores,
@@ -666,7 +651,7 @@ def cpu_work(lab: Lab, claims: Claims, longest_s: float) -> None:
             "cpu_process",
             "offload long-running CPU tasks to process pools",
             "Performance Optimization Tips",
-            f"async gateway, /cpu/process (a pool of {info['cpu_processes']}), {work}",
+            f"async gateway, /cpu/process (a pool of {info.cpu_processes}), {work}",
             f"cores the jobs used / {lanes['process']:g} (the pool and the container's cores)",
             used["process"],
             lanes["process"],
@@ -681,11 +666,11 @@ def cpu_work(lab: Lab, claims: Claims, longest_s: float) -> None:
 
 
 def sync_clients(lab: Lab, claims: Claims) -> None:
-    found: SyncClient = "httpx" if healthz(lab.sync_base)["http_client"] == "httpx" else "requests"
+    found: SyncClient = "httpx" if lab.stack.health("sync").http_client == "httpx" else "requests"
     points: dict[str, Point] = {}
     try:
         for client in ("requests", "httpx"):
-            if healthz(lab.sync_base)["http_client"] != client:
+            if lab.stack.health("sync").http_client != client:
                 lab.restart("sync", SYNC_HTTP_CLIENT=client)
             for mode in ("sequential", "threads"):
                 for concurrency in lab.preset.sync_concurrency:
@@ -693,7 +678,7 @@ def sync_clients(lab: Lab, claims: Claims) -> None:
                     _, point = lab.load("sync", "/news", concurrency, mode=mode)
                     points[f"{client} {mode} C={concurrency}"] = point
     finally:
-        if healthz(lab.sync_base)["http_client"] != found:
+        if lab.stack.health("sync").http_client != found:
             lab.restart("sync", SYNC_HTTP_CLIENT=found)
     claims.figures["sync_clients"] = {name: asdict(p) for name, p in points.items()}
     ratios = {}

@@ -3,7 +3,6 @@ cross-node | crosscheck | client-check | pool-cost``."""
 
 import dataclasses
 import json
-import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -17,15 +16,16 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import claims as blog
-from bench import compare as matrix
 from bench import failover
+from bench.compare import run_matrix
 from bench.cost import measure_cost
 from bench.crosscheck import client_check, crosscheck
 from bench.load import LoadSpec, run_load
+from bench.plan import PRESETS
 from bench.poolcost import pool_cost
-from bench.probe import compose_probe
 from bench.report import write_records, write_report, write_scale_out_report, write_sweep_report
-from bench.scaleout import SCALE_OUT_PRESETS, run_scale_out
+from bench.scaleout import SCALE_OUT_PRESETS, SwarmStack, run_scale_out
+from bench.stack import ComposeStack, GatewayName
 from bench.sweep import SWEEP_PRESETS, run_sweep
 from bench.tables import (
     SCALE_OUT,
@@ -145,7 +145,7 @@ def compare_command(
     preset: Annotated[
         str,
         typer.Option(
-            help=f"compose: one of {', '.join(matrix.PRESETS)}; "
+            help=f"compose: one of {', '.join(PRESETS)}; "
             f"swarm: one of {', '.join(SCALE_OUT_PRESETS)}."
         ),
     ] = "quick",
@@ -175,15 +175,12 @@ def compare_command(
     if target is DeployTarget.swarm:
         _compare_swarm(preset, out, stack, command)
         return
-    if preset not in matrix.PRESETS:
-        raise typer.BadParameter(
-            f"choose one of {', '.join(matrix.PRESETS)}", param_hint="--preset"
-        )
+    if preset not in PRESETS:
+        raise typer.BadParameter(f"choose one of {', '.join(PRESETS)}", param_hint="--preset")
     sync_url, async_url = gateway_urls(sync_url, async_url)
     with _progress() as (on_point, on_plan):
-        comparison = matrix.run_matrix(
-            preset, sync_url, async_url, restart, on_point, on_plan=on_plan
-        )
+        compose = ComposeStack(sync_url, async_url)
+        comparison = run_matrix(preset, compose, restart, on_point, on_plan=on_plan)
     console.print(comparison_table([row.record() for row in comparison.rows]))
     for path in write_report(comparison, out, command):
         console.print(f"wrote {path}")
@@ -197,7 +194,7 @@ def _compare_swarm(preset: str, out: Path, stack: str, command: str) -> None:
         )
     try:
         with _progress() as (on_point, on_plan):
-            comparison = run_scale_out(preset, stack, on_point, on_plan)
+            comparison = run_scale_out(preset, SwarmStack(stack), on_point, on_plan)
     except RuntimeError as exc:  # no such stack, or a reshape the swarm refused
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from exc
@@ -248,7 +245,7 @@ def sweep_command(
         chosen = dataclasses.replace(chosen, sync_window_s=window, async_window_s=window)
     command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     sync_url, async_url = gateway_urls(sync_url, async_url)
-    every: dict[matrix.GatewayName, str] = {"sync": sync_url, "async": async_url}
+    every: dict[GatewayName, str] = {"sync": sync_url, "async": async_url}
     bases = {
         name: base
         for name, base in every.items()
@@ -285,9 +282,8 @@ def claims_command(
     sync_url, async_url = gateway_urls(sync_url, async_url)
     try:
         with console.status("measuring") as status:
-            claims = blog.run_claims(
-                preset, sync_url, async_url, command, lambda step: status.update(step)
-            )
+            compose = ComposeStack(sync_url, async_url)
+            claims = blog.run_claims(preset, compose, command, lambda step: status.update(step))
     except RuntimeError as exc:  # more than one worker, or a gateway that would not restart
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from exc
@@ -312,9 +308,8 @@ def cost_command(
     async_url: AsyncUrl = None,
 ) -> None:
     """CPU per fan-out on the compose stack, in trivial requests (/healthz) of the same run."""
-    _, async_url = gateway_urls(None, async_url)
-    project = os.environ.get("COMPOSE_PROJECT_NAME", "fanout-lab")
-    probe = compose_probe(project, matrix.GATEWAY_SERVICES["async"], matrix.UPSTREAM_SERVICES)
+    sync_url, async_url = gateway_urls(None, async_url)
+    probe = ComposeStack(sync_url, async_url).probe("async")
     if probe is None:
         console.print("[bold red]error:[/] cannot see the stack's containers from this host")
         raise typer.Exit(1)

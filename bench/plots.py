@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.compare import Comparison, Row
+from bench.rows import Comparison, Row
 from bench.theory import TARGETS, ideal, mdc_wait
 
 if TYPE_CHECKING:

@@ -5,7 +5,6 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bench.compare import Comparison, ReportMeta, RowRecord
 from bench.plots import (
     plot_against_ideal,
     plot_cpu_per_request,
@@ -14,6 +13,7 @@ from bench.plots import (
     plot_threadpool,
     plot_waterfalls,
 )
+from bench.rows import Comparison, ReportMeta, RowRecord
 from bench.scaleout import ratios
 from bench.sweep import Sweep
 from bench.tables import SCALE_OUT, SWEEP, markdown_table, sweep_rows

@@ -11,27 +11,24 @@ every point with the probe, and puts each gateway back as it found it.
 import os
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
-from bench.compare import (
+from bench.load import LoadResult, LoadSpec
+from bench.plan import GatewayConfig, Point, Preset, load_spec
+from bench.probe import StackProbe, WindowCost, swarm_probe
+from bench.rows import Comparison, Row
+from bench.stack import (
     GATEWAY_SERVICES,
     UPSTREAM_SERVICES,
-    Comparison,
-    GatewayConfig,
     GatewayName,
-    Healthz,
-    Point,
-    Preset,
-    Row,
     calibrate,
     healthz,
-    limits_of,
-    load_spec,
     measure,
 )
-from bench.probe import swarm_probe
-from bench.theory import TARGETS_BY_NAME, ideal
+from bench.theory import TARGETS_BY_NAME, GatewayLimits, ideal
 from bench.topology import ROOT
+from gateway.models import GatewayHealth
 
 
 @dataclass(frozen=True)
@@ -78,11 +75,31 @@ SCALE_OUT_PRESETS = {
 }
 
 
-@dataclass(frozen=True)
+class ScaleOutStack(Protocol):
+    """What the scale-out needs of a deployed stack (SwarmStack is the real one)."""
+
+    def urls(self, gateway: GatewayName) -> list[str]: ...
+
+    def health(self, url: str) -> GatewayHealth: ...
+
+    def calibrate(self) -> dict[str, float]: ...
+
+    def reshape(self, gateway: GatewayName, shape: Shape) -> tuple[list[str], GatewayHealth]: ...
+
+    def measure(
+        self, gateway: GatewayName, spec: LoadSpec
+    ) -> tuple[LoadResult, WindowCost | None]: ...
+
+    def priced(self, gateway: GatewayName) -> bool: ...
+
+
+@dataclass
 class SwarmStack:
     """A deployed stack, driven through scripts/swarm.sh as a user drives it."""
 
     name: str
+    # A gateway's probe reads its tasks' cgroups: a reshape makes new ones.
+    _probes: dict[GatewayName, StackProbe | None] = field(default_factory=dict, repr=False)
 
     def script(self, *args: str) -> str:
         result = subprocess.run(
@@ -100,39 +117,57 @@ class SwarmStack:
     def urls(self, gateway: GatewayName) -> list[str]:
         return self.script("urls", GATEWAY_SERVICES[gateway]).split()
 
-    def reshape(self, gateway: GatewayName, shape: Shape) -> tuple[list[str], Healthz]:
+    def health(self, url: str) -> GatewayHealth:
+        return healthz(url)
+
+    def calibrate(self) -> dict[str, float]:
+        return calibrate(self.urls("async")[0])
+
+    def reshape(self, gateway: GatewayName, shape: Shape) -> tuple[list[str], GatewayHealth]:
         """Scale the gateway to this shape, wait until every replica is healthy, check each
         against the shape it should have, and return their URLs and one's /healthz."""
         service = GATEWAY_SERVICES[gateway]
+        self._probes.pop(gateway, None)
         urls = self.script("gateway", service, str(shape.replicas), str(shape.workers)).split()
-        found = [healthz(url) for url in urls]
-        if len(urls) != shape.replicas or any(f["workers"] != shape.workers for f in found):
-            workers = [f["workers"] for f in found]
+        found = [self.health(url) for url in urls]
+        if len(urls) != shape.replicas or any(f.workers != shape.workers for f in found):
+            workers = [f.workers for f in found]
             raise RuntimeError(
                 f"{service}: wanted {shape.describe()}, found {len(urls)} replica(s)"
                 f" with workers {workers}"
             )
         return urls, found[0]
 
+    def probe(self, gateway: GatewayName) -> StackProbe | None:
+        if gateway not in self._probes:
+            service = GATEWAY_SERVICES[gateway]
+            self._probes[gateway] = swarm_probe(self.name, service, UPSTREAM_SERVICES)
+        return self._probes[gateway]
+
+    def measure(self, gateway: GatewayName, spec: LoadSpec) -> tuple[LoadResult, WindowCost | None]:
+        return measure(spec, self.probe(gateway))
+
+    def priced(self, gateway: GatewayName) -> bool:
+        return self.probe(gateway) is not None
+
 
 def run_scale_out(
     preset_name: str,
-    stack: str,
+    stack: ScaleOutStack,
     on_point: Callable[[str], None] = lambda _: None,
     on_plan: Callable[[int], None] = lambda _: None,
 ) -> Comparison:
     preset = SCALE_OUT_PRESETS[preset_name]
-    swarm = SwarmStack(stack)
-    found: dict[GatewayName, tuple[Shape, Healthz]] = {}
+    found: dict[GatewayName, tuple[Shape, GatewayHealth]] = {}
     for gateway in GATEWAY_SERVICES:
-        urls = swarm.urls(gateway)
+        urls = stack.urls(gateway)
         if not urls:
-            raise RuntimeError(f"no replica of {gateway} runs in stack {stack}: make swarm-up")
-        info = healthz(urls[0])
-        found[gateway] = (Shape(len(urls), info["workers"]), info)
+            raise RuntimeError(f"no replica of {gateway} runs in the stack: make swarm-up")
+        info = stack.health(urls[0])
+        found[gateway] = (Shape(len(urls), info.workers), info)
     comparison = Comparison(
         f"swarm {preset_name}",
-        delays_s=calibrate(swarm.urls("async")[0]),
+        delays_s=stack.calibrate(),
         stack={gateway: GatewayConfig.running(info) for gateway, (_, info) in found.items()},
     )
     delays = list(comparison.delays_s.values())
@@ -144,7 +179,7 @@ def run_scale_out(
         shape = found[gateway][0]
         if current[gateway] != shape:
             on_point(f"restoring the {gateway} gateway: {shape.describe()}")
-            swarm.reshape(gateway, shape)
+            stack.reshape(gateway, shape)
             current[gateway] = shape
 
     try:
@@ -154,18 +189,17 @@ def run_scale_out(
             if index > 0 and plan[index - 1][0] != gateway:
                 restore(plan[index - 1][0])
             on_point(f"reshaping the {gateway} gateway: {shape.describe()}")
-            urls, info = swarm.reshape(gateway, shape)
+            urls, info = stack.reshape(gateway, shape)
             current[gateway] = shape
             config = replace(GatewayConfig.running(info), replicas=shape.replicas)
             point = Point(TARGETS_BY_NAME[gateway], concurrency, config)
             # Every per-worker cap counts once per process, on whichever replica it runs.
-            limits = replace(limits_of(info), workers=shape.processes)
+            limits = replace(GatewayLimits.reported(info), workers=shape.processes)
             best = ideal(point.target, concurrency, limits, delays)
             spec = load_spec(point, urls, best, preset.window, delays, drain=True)
             on_point(f"{gateway} {shape.describe()} C={concurrency}")
-            probe = swarm_probe(stack, GATEWAY_SERVICES[gateway], UPSTREAM_SERVICES)
-            result, cost = measure(spec, probe)
-            if probe is None:
+            result, cost = stack.measure(gateway, spec)
+            if not stack.priced(gateway):
                 comparison.probe_note = "unavailable: this host cannot read the tasks' cgroups"
             series = f"{gateway} · " + ("replicas" if shape.replicas > 1 else "workers")
             row = Row(point, series, limits, result, best, cost, os.cpu_count() or 1)

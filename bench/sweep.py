@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.compare import GatewayName, get_json, git_commit, healthz, machine_description
 from bench.load import Answer, LoadResult, LoadSpec, open_loop_schedule, run_load
+from bench.stack import GatewayName, get_json, git_commit, healthz, machine_description
 from bench.theory import Wait, batch_means, mdc_wait, mean_wait_spread, replay_fifo_wait
 from bench.topology import env_overrides
 
@@ -204,10 +204,10 @@ def at_rest(base: str, answers: int = 5) -> AtRest:
 
 def sync_capacity(base: str) -> Capacity:
     info = healthz(base)
-    servers = info["workers"] * info["threadpool_tokens"]
+    servers = info.workers * info.threadpool_tokens
     rest = at_rest(base)
     basis = (
-        f"{info['workers']} worker(s) x {info['threadpool_tokens']} tokens"
+        f"{info.workers} worker(s) x {info.threadpool_tokens} tokens"
         f" / {rest.service_s * 1000:.0f} ms"
     )
     return Capacity("sync", servers / rest.service_s, servers, rest, basis)

@@ -35,6 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from gateway.models import GatewayHealth
+
 
 @dataclass(frozen=True)
 class Target:
@@ -74,6 +76,16 @@ class GatewayLimits:
     executor_threads: int
     max_connections: int
     max_in_flight: int = 0  # the overload bound; 0: none
+
+    @classmethod
+    def reported(cls, health: GatewayHealth) -> "GatewayLimits":
+        return cls(
+            workers=health.workers,
+            threadpool_tokens=health.threadpool_tokens,
+            executor_threads=health.executor_threads,
+            max_connections=health.max_connections,
+            max_in_flight=health.max_in_flight,
+        )
 
 
 @dataclass(frozen=True)

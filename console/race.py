@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from bench.theory import TARGETS_BY_NAME, GatewayLimits, Target, ideal
 from console.config import ConsoleSettings
+from gateway.models import GatewayHealth
 
 Side = Literal["sync", "async"]
 SIDES: tuple[Side, ...] = ("sync", "async")
@@ -105,34 +106,11 @@ class Gauges(BaseModel):
     loop_lag_s: float | None
 
 
-class GatewayView(BaseModel):
-    """What a gateway's /healthz says about it: enough for the ideal line and the labels."""
-
-    workers: int
-    http_client: str
-    threadpool_tokens: int
-    executor_threads: int
-    max_connections: int
-    max_in_flight: int
-    max_deadline_ms: int
-    sources: list[str]
-
-    @property
-    def limits(self) -> GatewayLimits:
-        return GatewayLimits(
-            self.workers,
-            self.threadpool_tokens,
-            self.executor_threads,
-            self.max_connections,
-            self.max_in_flight,
-        )
-
-
 class RaceStart(BaseModel):
     requests: int
     routes: dict[Side, str]
     paths: dict[Side, str]
-    gateways: dict[Side, GatewayView]
+    gateways: dict[Side, GatewayHealth]
     # Each source's delay as the async gateway measured it at rest, just before the race.
     delays_ms: dict[str, float]
     # The last answer's wait at best, for each side (bench/theory.py), and what sets it.
@@ -230,8 +208,8 @@ class Race:
             response.raise_for_status()
             return await response.json()
 
-    async def view(self, side: Side) -> GatewayView:
-        return GatewayView.model_validate(await self.get_json(f"{self.base(side)}/healthz"))
+    async def view(self, side: Side) -> GatewayHealth:
+        return GatewayHealth.model_validate(await self.get_json(f"{self.base(side)}/healthz"))
 
     async def delays_ms(self) -> dict[str, float]:
         """Each source's delay at rest, as the async gateway measures it: the median of
@@ -287,7 +265,9 @@ class Race:
         delays = await self.delays_ms()
         plan, delays_s = self.plan, [ms / 1000 for ms in delays.values()]
         best = {
-            side: ideal(plan.target(side), plan.requests, views[side].limits, delays_s)
+            side: ideal(
+                plan.target(side), plan.requests, GatewayLimits.reported(views[side]), delays_s
+            )
             for side in SIDES
         }
         start = RaceStart(

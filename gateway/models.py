@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, Field
 
 from serving.admission import Overloaded
+from serving.settings import ServerName
 
 # What went wrong with a source: it ran out of time, could not be reached (or dropped the
 # connection), sent bytes that are not HTTP, answered with an error status (a redirect
@@ -75,3 +76,33 @@ FAN_OUT_RESPONSES: dict[int | str, dict[str, object]] = {
     503: {"model": Overloaded, "description": "Past the overload bound: see Retry-After."},
     504: {"model": NewsResponse, "description": "Every source ran out of time."},
 }
+
+
+class GatewayHealth(BaseModel):
+    """A gateway's ``GET /healthz``: liveness, plus every limit a benchmark draws its ideal
+    lines from. The route returns it, and the bench validates what it reads against it."""
+
+    status: Literal["ok"] = "ok"
+    gateway: Literal["sync", "async"]
+    instance: str = Field(description="The replica: its hostname.")
+    node: str | None = Field(description="The swarm node it runs on; null elsewhere.")
+    sources: list[str] = Field(description="Every source a fan-out may call, in order.")
+    http_client: str
+    workers: int = Field(description="Worker processes in this replica.")
+    server: ServerName
+    server_lacks: list[str] = Field(description="What this server lacks of gunicorn's features.")
+    # The caps per worker that bench/theory.py draws each ideal line from.
+    threadpool_tokens: int
+    executor_threads: int
+    requests_pool_maxsize: int
+    max_connections: int
+    max_keepalive_connections: int
+    deadline_ms: int
+    max_deadline_ms: int
+    connect_retries: int
+    max_in_flight: int = Field(description="The overload bound per worker; 0: none.")
+    queue_timeout_ms: int
+    retry_after_s: int
+    max_hold_ms: int
+    cpu_rounds_per_ms: float = Field(description="/cpu/*'s calibration: rounds per ms.")
+    cpu_processes: int = Field(description="The processes /cpu/process may use.")

@@ -15,7 +15,7 @@ from gateway.clients import Call
 from gateway.config import GatewaySettings
 from gateway.fanout import FanOut, server_timing, status_of
 from gateway.metrics import FanOutMetrics
-from gateway.models import NewsResponse, UpstreamFault
+from gateway.models import GatewayHealth, NewsResponse, UpstreamFault
 from gateway.sources import Source, UnknownSourcesError, select_sources
 from observability.metrics import (
     METRICS_PATH,
@@ -30,6 +30,12 @@ from serving.admission import AdmissionLimit
 from serving.heap import settled
 from serving.levers import invalid_query, lever_refused
 from serving.settings import SERVER_LACKS
+
+# What /healthz reports of the settings as they are; the route says which client and
+# sources it runs with (the sync gateway's client is its own setting, not the async one's).
+REPORTED_BY_ROUTE = {"http_client", "sources"}
+HEALTH_SETTINGS = set(GatewayHealth.model_fields) & set(GatewaySettings.model_fields)
+HEALTH_SETTINGS -= REPORTED_BY_ROUTE
 
 
 def create_gateway_app(
@@ -55,35 +61,21 @@ def create_gateway_app(
         app.include_router(blog_router(settings))
 
     @app.get("/healthz")
-    async def healthz(request: Request) -> dict[str, object]:
+    async def healthz(request: Request) -> GatewayHealth:
         """Liveness, plus every limit a benchmark needs to draw its ideal lines."""
         cpu_work: CpuWork = request.state.cpu_work
-        return {
-            "status": "ok",
-            "gateway": gateway,
-            "instance": settings.instance,
-            "node": settings.node,
-            "sources": [source.name for source in settings.source_list],
-            "http_client": http_client,
-            "workers": settings.workers,
-            "server": settings.server,
-            "server_lacks": list(SERVER_LACKS[settings.server]),
-            "threadpool_tokens": settings.threadpool_tokens,
-            "executor_threads": settings.executor_threads,
-            "requests_pool_maxsize": settings.requests_pool_maxsize,
-            "max_connections": settings.max_connections,
-            "max_keepalive_connections": settings.max_keepalive_connections,
-            "deadline_ms": settings.deadline_ms,
-            "max_deadline_ms": settings.max_deadline_ms,
-            "connect_retries": settings.connect_retries,
-            "max_in_flight": settings.max_in_flight,
-            "queue_timeout_ms": settings.queue_timeout_ms,
-            "retry_after_s": settings.retry_after_s,
-            "max_hold_ms": settings.max_hold_ms,
-            # /cpu/*'s calibration, and the processes /cpu/process may use.
-            "cpu_rounds_per_ms": round(cpu_work.rounds_per_ms, 1),
-            "cpu_processes": cpu_work.process_count,
-        }
+        return GatewayHealth(
+            gateway=gateway,
+            sources=[source.name for source in settings.source_list],
+            http_client=http_client,
+            server_lacks=list(SERVER_LACKS[settings.server]),
+            executor_threads=settings.executor_threads,
+            requests_pool_maxsize=settings.requests_pool_maxsize,
+            cpu_rounds_per_ms=round(cpu_work.rounds_per_ms, 1),
+            cpu_processes=cpu_work.process_count,
+            # The rest, settings as they are: the caps, the deadlines, the replica's names.
+            **settings.model_dump(include=HEALTH_SETTINGS),
+        )
 
     return app
 

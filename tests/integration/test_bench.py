@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from bench.compare import GatewayConfig, healthz
 from bench.crosscheck import AGREEMENT, crosscheck
+from bench.plan import GatewayConfig
+from bench.stack import healthz
 from tests.integration.stack import REQUIRE_DOCKER, Stack, record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing]

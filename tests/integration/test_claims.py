@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from bench.claims import Claims, render, run_claims
-from bench.compare import healthz
+from bench.stack import ComposeStack, healthz
 from tests.integration.stack import Stack, record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing]
@@ -36,9 +36,8 @@ def claims(stack: Stack) -> Iterator[Claims]:
         env.setenv("COMPOSE_PROJECT_NAME", stack.project)
         for name, value in stack.env.items():
             env.setenv(name, value)
-        measured = run_claims(
-            "quick", stack.url("sync", ""), stack.url("async", ""), "test", project=stack.project
-        )
+        compose = ComposeStack(stack.url("sync", ""), stack.url("async", ""), stack.project)
+        measured = run_claims("quick", compose, "test")
     yield measured
 
 
@@ -123,7 +122,7 @@ def test_both_sync_clients_are_measured_and_requests_is_back(claims: Claims, sta
     ratios = claims.figures["sync_client_cpu_ratio"]
     assert set(ratios) == {"sequential C=10", "sequential C=100", "threads C=10", "threads C=100"}
     assert all(point["throughput"] > 0 for point in claims.figures["sync_clients"].values())
-    assert healthz(stack.url("sync", ""))["http_client"] == "requests"
+    assert healthz(stack.url("sync", "")).http_client == "requests"
 
 
 def test_a_loop_blocked_past_the_gunicorn_timeout_loses_its_worker(claims: Claims) -> None:

@@ -6,6 +6,7 @@ import subprocess
 import httpx
 import pytest
 
+from bench.stack import healthz
 from tests.integration.stack import Stack
 
 pytestmark = [pytest.mark.integration]
@@ -34,8 +35,7 @@ def test_the_exposed_profile_refuses_the_levers_and_keeps_admin_paths_private(
     overlays = f"{stack.env['COMPOSE_OVERLAYS']} docker-compose.exposed.yml"
     with stack.reconfigured("async-gateway", COMPOSE_OVERLAYS=overlays):
         base = stack.url("async", "")
-        health = httpx.get(f"{base}/healthz").json()
-        assert health["max_in_flight"] == 200
+        assert healthz(base).max_in_flight == 200
         assert httpx.get(f"{base}/news").status_code == 200
         for params, name in (
             ({"fault": "wire:hang"}, "fault"),

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bench.compare import healthz
+from bench.stack import healthz
 from tests.integration.stack import Stack, burst, record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing]
@@ -24,7 +24,7 @@ def test_past_capacity_a_bound_turns_a_growing_queue_into_fast_503s(
         run["max_in_flight"]: run
         for run in json.loads((tmp_path / "results.json").read_text())["runs"]
     }
-    unbounded, bounded = runs[0], runs[before["threadpool_tokens"]]
+    unbounded, bounded = runs[0], runs[before.threadpool_tokens]
     ideal_ms = bounded["ideal_latency_ms"]  # one fan-out: sum(delays)
 
     # Without a bound every request is taken and waits its turn: 3.3x to 4.0x measured.
@@ -54,7 +54,7 @@ def test_past_capacity_a_bound_turns_a_growing_queue_into_fast_503s(
 
 def test_the_async_gateway_bound_refuses_past_it_and_reports_it(stack: Stack) -> None:
     with stack.reconfigured("async-gateway", ASYNC_MAX_IN_FLIGHT="10"):
-        assert healthz(stack.url("async", ""))["max_in_flight"] == 10
+        assert healthz(stack.url("async", "")).max_in_flight == 10
         _, samples = burst(stack.url("async"), 30)
     statuses = sorted(sample.status for sample in samples)
     # A burst of 30 at 10 slots, each held 0.8 s, and 100 ms to wait: 10 in, 20 refused.

@@ -4,8 +4,8 @@ still overlaps its calls (serving/serve.py)."""
 import statistics
 
 import pytest
-import requests
 
+from bench.stack import healthz
 from gateway.models import NewsResponse
 from serving.settings import SERVER_LACKS, ServerName
 from tests.integration.stack import Stack, burst, fetch, record
@@ -22,9 +22,9 @@ OTHER_SERVERS: list[ServerName] = ["granian", "uvicorn"]
 def test_another_server_serves_the_same_fan_out(stack: Stack, server: ServerName) -> None:
     # The upstreams stay on the stack's server: only this gateway changes.
     with stack.reconfigured("async-gateway", deps=False, SERVER=server):
-        health = requests.get(stack.url("async", "/healthz"), timeout=30).json()
-        assert health["server"] == server
-        assert health["server_lacks"] == list(SERVER_LACKS[server])
+        health = healthz(stack.url("async", ""))
+        assert health.server == server
+        assert health.server_lacks == list(SERVER_LACKS[server])
         url = stack.url("async")
         fetch(url)  # warm-up: first connections and DNS inside the stack
         _, samples = burst(url, CLIENTS)

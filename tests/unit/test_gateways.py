@@ -12,12 +12,15 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from bench.plan import GatewayConfig
+from bench.stack import GatewayName
 from gateway import async_app, sync_app
 from gateway.clients import retry_policy
 from gateway.config import AsyncClientName, GatewaySettings
-from gateway.models import UpstreamFault
+from gateway.models import GatewayHealth, UpstreamFault
 from serving.cores import whole_cores
 from tests.faults import ERROR_KIND_OF
+from tests.unit.health import health_of
 from tests.unit.loopback import DELAYS_MS, DRIP_MS, FAULT_DEADLINE_MS, HANG_MS, Upstreams
 from upstream.config import FaultKind
 
@@ -33,7 +36,7 @@ HOLD_S = 0.2
 class Gateway:
     """A gateway as the tests build it: which app, on which settings."""
 
-    name: str  # what the response's "gateway" field must say
+    name: GatewayName  # what the response's "gateway" field must say
     create_app: Callable[[GatewaySettings], FastAPI]
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -269,34 +272,22 @@ def test_healthz_reports_the_client_and_every_limit(
     monkeypatch.setenv("SERVER", "uvicorn")
     monkeypatch.setenv("NODE_NAME", "fanout-n3")
     client = client_for(gateway, threadpool_tokens=7, max_connections=50, instance="gw-7")
-    health = client.get("/healthz").json()
+    health = GatewayHealth.model_validate(client.get("/healthz").json())
     # The CPU routes' calibration: rounds of pure-Python work per ms of this CPU.
-    assert health.pop("cpu_rounds_per_ms") > 100
-    assert health.pop("cpu_processes") == whole_cores()
-    assert health == {
-        "status": "ok",
-        "gateway": gateway.name,
-        "instance": "gw-7",
-        "node": "fanout-n3",
-        "sources": list(DELAYS_MS),
-        "http_client": http_client,
-        "workers": 1,
-        "server": "uvicorn",
-        "server_lacks": ["blocked-loop timeout"],
-        "threadpool_tokens": 7,
-        # threads mode: 7 requests in flight x 3 sources, one thread per call.
-        "executor_threads": 21,
-        "requests_pool_maxsize": 7,
-        "max_connections": 50,
-        "max_keepalive_connections": 3000,
-        "deadline_ms": 2500,
-        "max_deadline_ms": 10_000,
-        "connect_retries": 0,
-        "max_in_flight": 0,
-        "queue_timeout_ms": 100,
-        "retry_after_s": 1,
-        "max_hold_ms": 60_000,
-    }
+    assert health.cpu_rounds_per_ms > 100
+    assert health.cpu_processes == whole_cores()
+    config = GatewayConfig(gateway.name, 1, 7, http_client, 50, 3000, server="uvicorn")
+    # threads mode: 7 requests in flight x 3 sources, one thread per call (health_of's).
+    assert health == health_of(
+        config,
+        instance="gw-7",
+        node="fanout-n3",
+        sources=list(DELAYS_MS),
+        server_lacks=["blocked-loop timeout"],
+        executor_threads=21,
+        cpu_rounds_per_ms=health.cpu_rounds_per_ms,
+        cpu_processes=whole_cores(),
+    )
 
 
 def test_sync_lifespan_sizes_the_threadpool_and_the_requests_pool(

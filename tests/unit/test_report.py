@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bench.compare import Comparison, GatewayConfig, Point, Row, label
 from bench.load import LoadResult, LoadSpec
+from bench.plan import GatewayConfig, Point
 from bench.probe import WindowCost
 from bench.report import write_report
+from bench.rows import Comparison, Row, label
 from bench.tables import COMPARISON, comparison_table, markdown_table
 from bench.theory import TARGETS_BY_NAME, GatewayLimits, ideal
 

@@ -1,18 +1,21 @@
 """Replicas against workers (bench/scaleout.py): the shapes, the ratios, the report, and
 the check that a reshaped gateway really has the shape it was asked for."""
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bench import scaleout
-from bench.compare import Comparison, GatewayConfig, Point, Row
 from bench.load import LoadResult, LoadSpec
+from bench.plan import GatewayConfig, Point
 from bench.probe import WindowCost
 from bench.report import write_scale_out_report
-from bench.scaleout import Shape, SwarmStack, ratios, shapes
+from bench.rows import Comparison, Row
+from bench.scaleout import Shape, SwarmStack, ratios, run_scale_out, shapes
+from bench.stack import GatewayName
 from bench.theory import TARGETS_BY_NAME, GatewayLimits, ideal
+from gateway.models import GatewayHealth
+from tests.unit.health import health_of
 
 DELAYS = {"wire": 0.3, "gazette": 0.5, "chronicle": 0.8}
 SYNC = GatewayConfig("sync", 1, 40, "requests", 1000, 1000)
@@ -85,29 +88,44 @@ def test_the_report_has_the_table_the_ratios_and_the_plot(
     assert (tmp_path / "scale_out.png").stat().st_size > 10_000
 
 
-def test_a_reshape_that_did_not_take_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+class ScriptedSwarm(SwarmStack):
+    """A swarm whose scripts/swarm.sh answers with these replica URLs, each reporting this
+    many workers."""
+
+    def __init__(self, urls: str, workers: int) -> None:
+        super().__init__("fanout")
+        self.replica_urls, self.workers = urls, workers
+
+    def script(self, *args: str) -> str:
+        return self.replica_urls
+
+    def health(self, url: str) -> GatewayHealth:
+        return health_of(replace(SYNC, workers=self.workers))
+
+
+def test_a_reshape_that_did_not_take_is_an_error() -> None:
     """After a rolled-back update the replicas still run the old shape: say so, do not
     measure it as the new one."""
     urls = "http://127.0.0.1:30001\nhttp://127.0.0.1:30002\n"
-    monkeypatch.setattr(SwarmStack, "script", lambda self, *args: urls)
-    reported: dict[str, Any] = {"workers": 1}
-    monkeypatch.setattr(scaleout, "healthz", lambda url: reported)
-    stack = SwarmStack("fanout")
-    assert stack.reshape("sync", Shape(2, 1)) == (urls.split(), reported)
+    stack = ScriptedSwarm(urls, workers=1)
+    assert stack.reshape("sync", Shape(2, 1)) == (urls.split(), health_of(SYNC))
     with pytest.raises(RuntimeError, match="wanted 2 replica"):
         stack.reshape("sync", Shape(2, 4))
     with pytest.raises(RuntimeError, match="wanted 3 replica"):
         stack.reshape("sync", Shape(3, 1))
 
 
-class FakeSwarm:
-    """scripts/swarm.sh's side of run_scale_out: each gateway's shape, and every call."""
+class FakeSwarm(SwarmStack):
+    """scripts/swarm.sh's side of run_scale_out: each gateway's shape, and every call and
+    measurement."""
 
     def __init__(self) -> None:
+        super().__init__("fanout")
         self.shapes = {"sync-gateway": Shape(1, 1), "async-gateway": Shape(1, 1)}
         self.reshapes: list[tuple[str, Shape]] = []
+        self.measured: list[tuple[str, dict[str, Shape]]] = []
 
-    def urls(self, service: str) -> str:
+    def replica_urls(self, service: str) -> str:
         port = {"sync-gateway": 31000, "async-gateway": 32000}[service]
         shape = self.shapes[service]
         return "".join(f"http://127.0.0.1:{port + i}\n" for i in range(shape.replicas))
@@ -117,49 +135,35 @@ class FakeSwarm:
             service, replicas, workers = args[1], int(args[2]), int(args[3])
             self.shapes[service] = Shape(replicas, workers)
             self.reshapes.append((service, self.shapes[service]))
-        return self.urls(args[1])
+        return self.replica_urls(args[1])
 
-    def healthz(self, url: str) -> dict[str, Any]:
+    def health(self, url: str) -> GatewayHealth:
         port = int(url.rsplit(":", 1)[1])
         service = "sync-gateway" if port < 32000 else "async-gateway"
-        gateway = service.removesuffix("-gateway")
-        config = {"sync": SYNC, "async": ASYNC}[gateway]
-        return {
-            "gateway": gateway,
-            "workers": self.shapes[service].workers,
-            "server": config.server,
-            "threadpool_tokens": config.threadpool_tokens,
-            "executor_threads": 120,
-            "http_client": config.http_client,
-            "max_connections": config.max_connections,
-            "max_keepalive_connections": config.max_keepalive_connections,
-            "max_in_flight": 0,
-        }
+        config = {"sync-gateway": SYNC, "async-gateway": ASYNC}[service]
+        return health_of(config, workers=self.shapes[service].workers)
 
+    def calibrate(self) -> dict[str, float]:
+        return DELAYS
 
-def test_the_run_reshapes_one_gateway_at_a_time_and_puts_each_back(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    fake = FakeSwarm()
-    measured: list[tuple[str, dict[str, Shape]]] = []
-
-    def measure(spec: LoadSpec, probe: object) -> tuple[LoadResult, None]:
-        measured.append((spec.url, dict(fake.shapes)))
+    def measure(self, gateway: GatewayName, spec: LoadSpec) -> tuple[LoadResult, None]:
+        self.measured.append((spec.url, dict(self.shapes)))
         result = LoadResult(spec, window_s=1.0)
         result.ok = 10
         return result, None
 
-    monkeypatch.setattr(SwarmStack, "script", fake.script)
-    monkeypatch.setattr(scaleout, "healthz", fake.healthz)
-    monkeypatch.setattr(scaleout, "calibrate", lambda url: DELAYS)
-    monkeypatch.setattr(scaleout, "swarm_probe", lambda *args: None)
-    monkeypatch.setattr(scaleout, "measure", measure)
-    comparison = scaleout.run_scale_out("full", "fanout")
+    def priced(self, gateway: GatewayName) -> bool:
+        return False
+
+
+def test_the_run_reshapes_one_gateway_at_a_time_and_puts_each_back() -> None:
+    fake = FakeSwarm()
+    comparison = run_scale_out("full", fake)
     assert [(r.target.name, r.point.config.replicas, r.workers) for r in comparison.rows] == [
         (gateway, s.replicas, s.workers) for gateway in ("sync", "async") for s in shapes((1, 2, 4))
     ]
     # While one gateway is measured, the other runs as it was found: 1 replica of 1 worker.
-    for url, during in measured:
+    for url, during in fake.measured:
         other = "async-gateway" if ":31" in url else "sync-gateway"
         assert during[other] == Shape(1, 1), (url, during)
     # The 4-replica point spread its clients over 4 replica URLs.
@@ -167,3 +171,10 @@ def test_the_run_reshapes_one_gateway_at_a_time_and_puts_each_back(
     assert four.point.config.replicas == 4 and len(four.result.spec.urls) == 4
     assert fake.reshapes[-1] == ("async-gateway", Shape(1, 1))
     assert fake.shapes == {"sync-gateway": Shape(1, 1), "async-gateway": Shape(1, 1)}
+    assert comparison.probe_note is not None
+
+
+def test_a_stack_with_no_replica_of_a_gateway_is_an_error() -> None:
+    empty = ScriptedSwarm("", workers=1)
+    with pytest.raises(RuntimeError, match="make swarm-up"):
+        run_scale_out("quick", empty)

@@ -1,0 +1,124 @@
+"""The running stack, as the benchmark reaches it: each gateway's URL and /healthz, the
+compose restarts through scripts/up.sh, the source delays, and the probe that prices a
+window. The matrix and the claims take a stack as an argument, so a test can hand them a
+fake one instead of patching this module.
+"""
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bench.load import LoadResult, LoadSpec, run_load
+from bench.probe import StackProbe, WindowCost, compose_probe
+from bench.topology import ROOT
+from gateway.models import GatewayHealth
+
+GatewayName = Literal["sync", "async"]
+GATEWAY_SERVICES: dict[GatewayName, str] = {"sync": "sync-gateway", "async": "async-gateway"}
+UPSTREAM_SERVICES = ("upstream-wire", "upstream-gazette", "upstream-chronicle")
+PROJECT = "fanout-lab"  # compose's project name, unless COMPOSE_PROJECT_NAME says another
+
+
+def get_json(url: str, timeout: float = 30) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        body: dict[str, Any] = json.load(response)
+        return body
+
+
+def healthz(base: str) -> GatewayHealth:
+    """The gateway's /healthz, validated against the model its route returns."""
+    return GatewayHealth.model_validate(get_json(f"{base}/healthz"))
+
+
+def calibrate(async_base: str, repeats: int = 5) -> dict[str, float]:
+    """Each source's delay as the gateway sees it at rest: the input to every ideal line."""
+    get_json(f"{async_base}/news")  # warm the connections
+    timings: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for source in get_json(f"{async_base}/news")["sources"]:
+            timings.setdefault(source["name"], []).append(source["elapsed_ms"] / 1000)
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def measure(spec: LoadSpec, probe: StackProbe | None) -> tuple[LoadResult, WindowCost | None]:
+    """One load run, priced by the probe over its measured window when there is one."""
+    if probe is None:
+        return run_load(spec), None
+    with probe.running():
+        result = run_load(spec)
+    return result, probe.cost(result.window_start, result.window_end)
+
+
+def machine_description() -> str:
+    cpus = os.cpu_count() or 0
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.system()} {platform.machine()}, {cpus} cores, {memory_gib:.0f} GiB"
+
+
+def git_commit() -> str:
+    result = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() or "unknown"
+
+
+@dataclass
+class ComposeStack:
+    """The compose stack `make up` started, driven as a user drives it."""
+
+    sync_base: str
+    async_base: str
+    project: str = field(default_factory=lambda: os.environ.get("COMPOSE_PROJECT_NAME", PROJECT))
+    # A gateway's probe reads its containers' cgroups: a restart makes new ones.
+    _probes: dict[GatewayName, StackProbe | None] = field(default_factory=dict, repr=False)
+
+    def base(self, gateway: GatewayName) -> str:
+        return self.sync_base if gateway == "sync" else self.async_base
+
+    def health(self, gateway: GatewayName) -> GatewayHealth:
+        return healthz(self.base(gateway))
+
+    def calibrate(self) -> dict[str, float]:
+        return calibrate(self.async_base)
+
+    def probe(self, gateway: GatewayName) -> StackProbe | None:
+        if gateway not in self._probes:
+            service = GATEWAY_SERVICES[gateway]
+            self._probes[gateway] = compose_probe(self.project, service, UPSTREAM_SERVICES)
+        return self._probes[gateway]
+
+    def measure(self, gateway: GatewayName, spec: LoadSpec) -> tuple[LoadResult, WindowCost | None]:
+        return measure(spec, self.probe(gateway))
+
+    def priced(self, gateway: GatewayName) -> bool:
+        """Whether this host can read the gateway's cgroups: without, every cost is None."""
+        return self.probe(gateway) is not None
+
+    def restart(self, gateway: GatewayName, env: dict[str, str]) -> None:
+        """Recreate one gateway with these compose variables, and wait until the stack is
+        healthy."""
+        # -t 2: a worker stuck in /news/blocking is killed after 2 s instead of draining.
+        # --no-deps: SERVER is every service's variable, and only this gateway may change.
+        subprocess.run(
+            [
+                str(ROOT / "scripts" / "up.sh"),
+                "--no-build",
+                "-t",
+                "2",
+                "--no-deps",
+                GATEWAY_SERVICES[gateway],
+            ],
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        self._probes.pop(gateway, None)

@@ -1,0 +1,39 @@
+"""The stack as the bench reaches it (bench/stack.py): each gateway's /healthz, read from
+a real one and validated against the model its route returns."""
+
+import pytest
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bench.plan import GatewayConfig
+from bench.stack import ComposeStack, healthz
+from gateway import async_app, sync_app
+from tests.unit.health import health_of
+from tests.unit.loopback import LiveServer, Upstreams
+
+
+def test_healthz_reads_what_each_gateway_really_reports(upstreams: Upstreams) -> None:
+    settings = upstreams.settings(http_client="httpx2", threadpool_tokens=7)
+    for create_app, expected in [
+        (sync_app.create_app, GatewayConfig("sync", 1, 7, "requests", 3000, 3000)),
+        (async_app.create_app, GatewayConfig("async", 1, 7, "httpx2", 3000, 3000)),
+    ]:
+        with LiveServer(create_app(settings)) as server:
+            assert GatewayConfig.running(healthz(server.url)) == expected
+            stack = ComposeStack(server.url, server.url)
+            assert stack.health(expected.gateway) == healthz(server.url)
+
+
+def test_healthz_without_a_limit_the_matrix_needs_is_refused() -> None:
+    partial = health_of(GatewayConfig("async", 1, 40, "aiohttp", 1000, 1000)).model_dump()
+    del partial["max_connections"]
+
+    async def reported(request: Request) -> JSONResponse:
+        return JSONResponse(partial)
+
+    with LiveServer(Starlette(routes=[Route("/healthz", reported)])) as server:
+        with pytest.raises(ValidationError, match="max_connections"):
+            healthz(server.url)
