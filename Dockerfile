@@ -25,15 +25,10 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN pip install --require-hashes -r requirements.txt
 
-# The code stays owned by root, so the service user can read it but not change it.
-COPY gunicorn.conf.py ./
-COPY upstream ./upstream
-COPY gateway ./gateway
-COPY observability ./observability
-COPY serving ./serving
-COPY console ./console
-# The console draws each race's ideal line with the benchmark's own theory: that file only.
-COPY bench/__init__.py bench/theory.py ./bench/
+# The code stays owned by root, so the service user can read it but not change it. What the
+# context holds is pyproject's runtime packages and gunicorn.conf.py: .dockerignore sends
+# nothing else.
+COPY . ./
 
 USER 10001:10001
 EXPOSE 8000
