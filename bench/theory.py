@@ -32,7 +32,7 @@ import math
 import random
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 from gateway.models import GatewayHealth
@@ -79,13 +79,7 @@ class GatewayLimits:
 
     @classmethod
     def reported(cls, health: GatewayHealth) -> "GatewayLimits":
-        return cls(
-            workers=health.workers,
-            threadpool_tokens=health.threadpool_tokens,
-            executor_threads=health.executor_threads,
-            max_connections=health.max_connections,
-            max_in_flight=health.max_in_flight,
-        )
+        return cls(**health.model_dump(include={f.name for f in fields(cls)}))
 
 
 @dataclass(frozen=True)

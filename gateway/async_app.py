@@ -12,16 +12,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal, TypedDict
 
-import requests
 from fastapi import Depends, FastAPI, Query, Request, Response
 
 from gateway.clients import (
-    AsyncUpstreamClient,
+    AsyncCaller,
+    BlockingCaller,
+    CallRules,
     async_upstream_client,
     build_session,
-    fetch_awaited,
-    fetch_blocking,
-    fetch_with_own_client,
 )
 from gateway.config import GatewaySettings
 from gateway.models import FAN_OUT_RESPONSES, NewsResponse
@@ -35,20 +33,25 @@ ClientChoice = Literal["shared", "per-call"]
 
 
 class AsyncState(TypedDict):
-    client: AsyncUpstreamClient
-    blocking_session: requests.Session
+    caller: AsyncCaller
+    # /news/blocking's: a requests.Session, called from the event loop (the mistake).
+    blocking_caller: BlockingCaller
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[AsyncState]:
     settings: GatewaySettings = app.state.settings
+    rules = CallRules.of(settings)
     async with async_upstream_client(settings) as client:
-        with build_session(settings) as blocking_session:
-            yield {"client": client, "blocking_session": blocking_session}
+        with build_session(settings) as session:
+            yield {
+                "caller": AsyncCaller(client, rules),
+                "blocking_caller": BlockingCaller(session, rules),
+            }
 
 
 async def async_state(request: Request) -> AsyncState:
-    return AsyncState(client=request.state.client, blocking_session=request.state.blocking_session)
+    return AsyncState(caller=request.state.caller, blocking_caller=request.state.blocking_caller)
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -76,14 +79,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             raise lever_refused("client", client)
         # From the lifespan's state directly: one dependency fewer on the hot route.
         fan_out = plan.start()
-        shared: AsyncUpstreamClient = request.state.client
-        fetch = fetch_awaited if client == "shared" else fetch_with_own_client
+        caller: AsyncCaller = request.state.caller
+        fetch = caller.fetch if client == "shared" else caller.fetch_with_own_client
         if mode == "concurrent":
-            outcomes = await asyncio.gather(
-                *(fetch(shared, call, fan_out, settings) for call in plan.calls)
-            )
+            outcomes = await asyncio.gather(*(fetch(call, fan_out) for call in plan.calls))
         else:
-            outcomes = [await fetch(shared, c, fan_out, settings) for c in plan.calls]
+            outcomes = [await fetch(call, fan_out) for call in plan.calls]
         label = mode if client == "shared" else f"{mode}, per-call client"
         return plan.respond(fan_out.assemble("async", label, outcomes))
 
@@ -100,8 +101,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         serves no other request, not even /healthz, until it ends. Under K concurrent
         requests the last one waits about K times as long as one alone.
         """
-        fan_out, session = plan.start(), state["blocking_session"]
-        outcomes = [fetch_blocking(session, call, fan_out, settings) for call in plan.calls]
+        fan_out, caller = plan.start(), state["blocking_caller"]
+        outcomes = [caller.fetch(call, fan_out) for call in plan.calls]
         return plan.respond(fan_out.assemble("async", "blocking", outcomes))
 
     return app

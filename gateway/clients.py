@@ -16,6 +16,7 @@ httpx's API whichever one runs underneath:
 """
 
 import asyncio
+import dataclasses
 import functools
 import http.client
 import logging
@@ -193,17 +194,6 @@ class LimitsConfig(TypedDict):
     keepalive_expiry: float
 
 
-def _timeout(settings: GatewaySettings) -> TimeoutConfig:
-    """httpx's and httpx2's Timeout take the same keywords."""
-    return {
-        "connect": settings.connect_timeout_s,
-        "read": settings.read_timeout_s,
-        "write": settings.connect_timeout_s,
-        # Waiting for a free pooled connection counts too, so a full pool cannot hang us.
-        "pool": settings.pool_timeout_s,
-    }
-
-
 def _limits(settings: GatewaySettings) -> LimitsConfig:
     """httpx's and httpx2's Limits take the same keywords.
 
@@ -224,16 +214,17 @@ def build_async_client(settings: GatewaySettings) -> AsyncUpstreamClient:
     trust_env is off everywhere: the gateway calls only its configured sources, and a
     proxy variable in its environment must never reroute them.
     """
-    timeout, limits = _timeout(settings), _limits(settings)
+    rules = CallRules.of(settings)
+    timeout, limits, query = rules.timeout, _limits(settings), rules.query
     sources = settings.source_list
     if settings.http_client == "aiohttp":
-        urls = {s.name: yarl.URL(s.news_url).with_query(Call(s).query(settings)) for s in sources}
+        urls = {s.name: yarl.URL(s.news_url).with_query(query) for s in sources}
         return AsyncUpstreamClient("aiohttp", AiohttpClient(settings), (aiohttp.ClientError,), urls)
     if settings.http_client == "httpx2":
         client2 = httpx2.AsyncClient(
             timeout=httpx2.Timeout(**timeout), limits=httpx2.Limits(**limits), trust_env=False
         )
-        urls2 = {s.name: httpx2.URL(s.news_url, params=Call(s).query(settings)) for s in sources}
+        urls2 = {s.name: httpx2.URL(s.news_url, params=query) for s in sources}
         return AsyncUpstreamClient("httpx2", client2, (httpx2.HTTPError,), urls2)
     # AiohttpTransport gives aiohttp's connector limit=max_connections (no per-host cap)
     # and keepalive_timeout=keepalive_expiry; aiohttp keeps every idle connection, so
@@ -245,7 +236,7 @@ def build_async_client(settings: GatewaySettings) -> AsyncUpstreamClient:
     client = httpx.AsyncClient(
         timeout=httpx.Timeout(**timeout), limits=httpx_limits, transport=transport, trust_env=False
     )
-    httpx_urls = {s.name: httpx.URL(s.news_url, params=Call(s).query(settings)) for s in sources}
+    httpx_urls = {s.name: httpx.URL(s.news_url, params=query) for s in sources}
     return AsyncUpstreamClient(settings.http_client, client, (httpx.HTTPError,), httpx_urls)
 
 
@@ -289,7 +280,7 @@ def build_httpx_client(settings: GatewaySettings) -> httpx.Client:
     # hostile-upstream tests would see a resolver that hangs if this stopped applying.
     transport._pool._network_backend = BoundedResolution(Resolver())
     return httpx.Client(
-        timeout=httpx.Timeout(**_timeout(settings)),
+        timeout=httpx.Timeout(**CallRules.of(settings).timeout),
         transport=transport,
         trust_env=False,
     )
@@ -323,10 +314,51 @@ class Call:
     fault: UpstreamFault | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
 
-    def query(self, settings: GatewaySettings) -> dict[str, str]:
-        """The whole query string this call sends."""
+
+@dataclass(frozen=True, slots=True)
+class CallRules:
+    """What every source call of a worker keeps to, read from its settings once, at start:
+    each wait, the body cap, how many articles it takes, its retries, and its query."""
+
+    connect_timeout_s: float
+    read_timeout_s: float
+    pool_timeout_s: float
+    max_body_bytes: int
+    articles_per_source: int
+    connect_retries: int
+    query: Mapping[str, str]  # what every call sends, but a fault
+
+    @classmethod
+    def of(cls, settings: GatewaySettings) -> "CallRules":
+        same = {f.name for f in dataclasses.fields(cls)} - {"query"}
         query = {"limit": str(settings.articles_per_source)}
-        return query if self.fault is None else {**query, "fault": self.fault}
+        return cls(**settings.model_dump(include=same), query=query)
+
+    @property
+    def timeout(self) -> "TimeoutConfig":
+        """httpx's and httpx2's Timeout take the same keywords."""
+        return {
+            "connect": self.connect_timeout_s,
+            "read": self.read_timeout_s,
+            "write": self.connect_timeout_s,
+            # Waiting for a free pooled connection counts too, so a full pool cannot hang us.
+            "pool": self.pool_timeout_s,
+        }
+
+    def query_for(self, call: Call) -> Mapping[str, str]:
+        """The whole query string this call sends."""
+        return self.query if call.fault is None else {**self.query, "fault": call.fault}
+
+    def retry_policy(self, budget_s: float) -> "RetryPolicy":
+        """Retry a failed connect `connect_retries` times, with short waits, within the
+        budget: what remains of the fan-out's deadline."""
+        return {
+            "attempts": 1 + self.connect_retries,
+            "timeout": max(budget_s, 0.001),
+            "wait_initial": 0.05,
+            "wait_max": 0.2,
+            "wait_jitter": 0.05,
+        }
 
 
 class DeadlinePassed(Exception):
@@ -444,18 +476,6 @@ class RetryPolicy(TypedDict):
     wait_jitter: float
 
 
-def retry_policy(settings: GatewaySettings, budget_s: float) -> RetryPolicy:
-    """Retry a failed connect `connect_retries` times, with short waits, within the budget:
-    what remains of the fan-out's deadline."""
-    return {
-        "attempts": 1 + settings.connect_retries,
-        "timeout": max(budget_s, 0.001),
-        "wait_initial": 0.05,
-        "wait_max": 0.2,
-        "wait_jitter": 0.05,
-    }
-
-
 # Every call asks for the body as it is: the gateway decompresses nothing, so a compressed
 # bomb cannot expand inside it. A source that compresses anyway sent what was not asked for.
 IDENTITY = {"Accept-Encoding": "identity"}
@@ -518,7 +538,7 @@ async def again_if_gone(attempt: Callable[[], Awaitable[T]]) -> T:
     calls' `again_if_gone_blocking`). aiohttp resends an idempotent request once on its own,
     on the next pooled connection, which may lead to the same dead node; the kernel drops
     those about 2 s after the node last answered (keepalive), and this one goes to a live
-    replica. The fan-out's deadline bounds both (fetch_awaited)."""
+    replica. The fan-out's deadline bounds both (AsyncCaller.fetch)."""
     try:
         return await attempt()
     except Exception as exc:
@@ -527,95 +547,165 @@ async def again_if_gone(attempt: Callable[[], Awaitable[T]]) -> T:
     return await attempt()
 
 
-async def fetch_awaited(
-    client: AsyncUpstreamClient, call: Call, fan_out: FanOut, settings: GatewaySettings
-) -> SourceOutcome:
-    """One awaited call, cut off at the fan-out's deadline; never raises."""
-    started, source = time.perf_counter(), call.source
-    remaining = fan_out.remaining()
-    if remaining <= 0:
-        return fan_out.timed_out(source, started)
-    url = client.news_urls[source.name]
-    # httpx replaces a URL's whole query when given params, so a call with a fault sends
-    # the full query; the others keep the URL parsed once, query and all.
-    params = call.query(settings) if call.fault else None
-    headers, max_bytes = {**call.headers, **IDENTITY}, settings.max_body_bytes
-    read = functools.partial(read_capped, client.http, url, params, headers, max_bytes)
-    try:
-        async with asyncio.timeout(remaining):
-            if settings.connect_retries:
-                policy = retry_policy(settings, remaining)
-                get = stamina.AsyncRetryingCaller(**policy).on(connect_failed)
-                status, body = await get(again_if_gone, read)
+@dataclass(frozen=True, slots=True)
+class AsyncCaller:
+    """A worker's source calls on its event loop: its pooled client, and the rules every
+    call keeps. Built once, in the lifespan; a fetch takes only the call and its fan-out."""
+
+    client: AsyncUpstreamClient
+    rules: CallRules
+
+    async def fetch(self, call: Call, fan_out: FanOut) -> SourceOutcome:
+        """One awaited call, cut off at the fan-out's deadline; never raises."""
+        client, rules = self.client, self.rules
+        started, source = time.perf_counter(), call.source
+        remaining = fan_out.remaining()
+        if remaining <= 0:
+            return fan_out.timed_out(source, started)
+        url = client.news_urls[source.name]
+        # httpx replaces a URL's whole query when given params, so a call with a fault sends
+        # the full query; the others keep the URL parsed once, query and all.
+        params = rules.query_for(call) if call.fault else None
+        headers, max_bytes = {**call.headers, **IDENTITY}, rules.max_body_bytes
+        read = functools.partial(read_capped, client.http, url, params, headers, max_bytes)
+        try:
+            async with asyncio.timeout(remaining):
+                if rules.connect_retries:
+                    policy = rules.retry_policy(remaining)
+                    get = stamina.AsyncRetryingCaller(**policy).on(connect_failed)
+                    status, body = await get(again_if_gone, read)
+                else:
+                    # No retries: no retry machinery either (it was 4% of a fan-out's CPU).
+                    status, body = await again_if_gone(read)
+        except TimeoutError:
+            if fan_out.remaining() <= 0:
+                return fan_out.timed_out(source, started)
+            return fan_out.failed(source, started, *describe_failure(TimeoutError()))
+        except Refused as exc:
+            return fan_out.failed(source, started, exc.kind, exc.message)
+        except client.request_errors as exc:
+            return fan_out.failed(source, started, *describe_failure(exc))
+        except Exception as exc:
+            # An upstream is untrusted: whatever the transport underneath raises (aiohttp's
+            # parser, for one, on broken HTTP) is this source's failure, never a 500.
+            # Anything but broken HTTP is logged, since it may also be a bug of ours.
+            if broke_http(exc) is None:
+                logger.warning("source %s: unexpected %r", source.name, exc, exc_info=exc)
+            return fan_out.failed(source, started, *describe_failure(exc))
+        return fan_out.answered(source, started, status, body, rules.articles_per_source)
+
+    async def fetch_with_own_client(self, call: Call, fan_out: FanOut) -> SourceOutcome:
+        """The blog post's ``fetch_data``: a new ``httpx.AsyncClient`` for this one call.
+
+        Each one builds its own TLS context and connection pool, opens a connection, and
+        closes it all when the call ends, so no connection is ever reused. Only the timeouts
+        and trust_env differ from the post's, so that it keeps the gateway's deadline and
+        never takes a proxy from the environment.
+        """
+        url = str(self.client.news_urls[call.source.name])
+        timeout = httpx.Timeout(**self.rules.timeout)
+        async with httpx.AsyncClient(timeout=timeout, trust_env=False) as http:
+            own = AsyncUpstreamClient("httpx", http, (httpx.HTTPError,), {call.source.name: url})
+            return await AsyncCaller(own, self.rules).fetch(call, fan_out)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockingCaller:
+    """A worker's blocking source calls: its pooled session (or httpx.Client), and the
+    rules every call keeps. Built once, in the lifespan; shared by the worker's threads."""
+
+    session: BlockingClient
+    rules: CallRules
+
+    def fetch(self, call: Call, fan_out: FanOut) -> SourceOutcome:
+        """One blocking call within the fan-out's deadline; never raises.
+
+        A blocking read cannot be cancelled, so the deadline bounds it twice: every socket
+        wait is at most what remains, and the body is read in chunks with the deadline
+        checked between them. A body that drips can overrun it by one chunk's wait, no more.
+        """
+        started, source, rules = time.perf_counter(), call.source, self.rules
+        get = functools.partial(self._get_within, call, fan_out)
+        try:
+            if rules.connect_retries:
+                retrying = stamina.RetryingCaller(**rules.retry_policy(fan_out.remaining()))
+                status, body = retrying.on(connect_failed)(again_if_gone_blocking, get, fan_out)
             else:
-                # No retries: no retry machinery either (it was 4% of a fan-out's CPU).
-                status, body = await again_if_gone(read)
-    except TimeoutError:
-        if fan_out.remaining() <= 0:
+                status, body = again_if_gone_blocking(get, fan_out)
+        except DeadlinePassed:
             return fan_out.timed_out(source, started)
-        return fan_out.failed(source, started, *describe_failure(TimeoutError()))
-    except Refused as exc:
-        return fan_out.failed(source, started, exc.kind, exc.message)
-    except client.request_errors as exc:
-        return fan_out.failed(source, started, *describe_failure(exc))
-    except Exception as exc:
-        # An upstream is untrusted: whatever the transport underneath raises (aiohttp's
-        # parser, for one, on broken HTTP) is this source's failure, never a 500. Anything
-        # but broken HTTP is logged, since it may also be a bug of ours.
-        if broke_http(exc) is None:
-            logger.warning("source %s: unexpected %r", source.name, exc, exc_info=exc)
-        return fan_out.failed(source, started, *describe_failure(exc))
-    return fan_out.answered(source, started, status, body, settings.articles_per_source)
+        except Refused as exc:
+            return fan_out.failed(source, started, exc.kind, exc.message)
+        except Exception as exc:
+            # requests' and httpx's errors, and urllib3's from the raw reads: whatever it
+            # is, this source's failure, never a 500.
+            if isinstance(exc, TIMEOUTS) and fan_out.remaining() <= 0:
+                return fan_out.timed_out(source, started)
+            known = (requests.RequestException, httpx.HTTPError, urllib3.exceptions.HTTPError)
+            if not isinstance(exc, known):
+                logger.warning("source %s: unexpected %r", source.name, exc, exc_info=exc)
+            return fan_out.failed(source, started, *describe_failure(exc))
+        return fan_out.answered(source, started, status, body, rules.articles_per_source)
 
+    def _get_within(self, call: Call, fan_out: FanOut) -> tuple[int, bytes]:
+        remaining = fan_out.remaining()
+        if remaining <= 0:
+            raise DeadlinePassed
+        session, rules = self.session, self.rules
+        if isinstance(session, httpx.Client):
+            return self._httpx_get_within(session, call, fan_out, remaining)
+        timeout = (min(rules.connect_timeout_s, remaining), min(rules.read_timeout_s, remaining))
+        with session.get(
+            call.source.news_url,
+            params=rules.query_for(call),
+            headers={**call.headers, **IDENTITY},
+            timeout=timeout,
+            stream=True,
+            # A redirect is the source's answer, a status failure; it is never followed.
+            allow_redirects=False,
+        ) as r:
+            # read1: whatever each read brings. iter_content's read(64 KiB) waits to fill
+            # it, so a body with a Content-Length that drips ran past the deadline between
+            # checks. And each read waits at most what remains: the socket's timeout was set
+            # once, at connect, so a slow drip overran the deadline by one read's wait (0.8 s
+            # measured).
+            sock = getattr(r.raw.connection, "sock", None)
 
-async def fetch_with_own_client(
-    shared: AsyncUpstreamClient, call: Call, fan_out: FanOut, settings: GatewaySettings
-) -> SourceOutcome:
-    """The blog post's ``fetch_data``: a new ``httpx.AsyncClient`` for this one call.
+            def read_within_deadline() -> bytes:
+                if sock is not None:
+                    sock.settimeout(max(fan_out.remaining(), MIN_WAIT_S))
+                chunk: bytes = r.raw.read1(READ_CHUNK, decode_content=False)
+                return chunk
 
-    Each one builds its own TLS context and connection pool, opens a connection, and closes
-    it all when the call ends, so no connection is ever reused. Only the timeouts and
-    trust_env differ from the post's, so that it keeps the gateway's deadline and never
-    takes a proxy from the environment.
-    """
-    url = str(shared.news_urls[call.source.name])
-    timeout = httpx.Timeout(**_timeout(settings))
-    async with httpx.AsyncClient(timeout=timeout, trust_env=False) as http:
-        own = AsyncUpstreamClient("httpx", http, (httpx.HTTPError,), {call.source.name: url})
-        return await fetch_awaited(own, call, fan_out, settings)
+            reads = iter(read_within_deadline, b"")
+            return r.status_code, _read_within(r.headers, reads, fan_out, rules.max_body_bytes)
 
-
-def fetch_blocking(
-    session: BlockingClient, call: Call, fan_out: FanOut, settings: GatewaySettings
-) -> SourceOutcome:
-    """One blocking call within the fan-out's deadline; never raises.
-
-    A blocking read cannot be cancelled, so the deadline bounds it twice: every socket wait
-    is at most what remains, and the body is read in chunks with the deadline checked
-    between them. A body that drips can overrun it by one chunk's wait, no more.
-    """
-    started, source = time.perf_counter(), call.source
-    get = functools.partial(_get_within, session, call, fan_out, settings)
-    try:
-        if settings.connect_retries:
-            retrying = stamina.RetryingCaller(**retry_policy(settings, fan_out.remaining()))
-            status, body = retrying.on(connect_failed)(again_if_gone_blocking, get, fan_out)
-        else:
-            status, body = again_if_gone_blocking(get, fan_out)
-    except DeadlinePassed:
-        return fan_out.timed_out(source, started)
-    except Refused as exc:
-        return fan_out.failed(source, started, exc.kind, exc.message)
-    except Exception as exc:
-        # requests' and httpx's errors, and urllib3's from the raw reads: whatever it is,
-        # this source's failure, never a 500.
-        if isinstance(exc, TIMEOUTS) and fan_out.remaining() <= 0:
-            return fan_out.timed_out(source, started)
-        known = (requests.RequestException, httpx.HTTPError, urllib3.exceptions.HTTPError)
-        if not isinstance(exc, known):
-            logger.warning("source %s: unexpected %r", source.name, exc, exc_info=exc)
-        return fan_out.failed(source, started, *describe_failure(exc))
-    return fan_out.answered(source, started, status, body, settings.articles_per_source)
+    def _httpx_get_within(
+        self, client: httpx.Client, call: Call, fan_out: FanOut, remaining: float
+    ) -> tuple[int, bytes]:
+        """`_get_within` for an httpx.Client: each socket wait at most what remains."""
+        rules = self.rules
+        timeout = httpx.Timeout(
+            connect=min(rules.connect_timeout_s, remaining),
+            read=min(rules.read_timeout_s, remaining),
+            write=min(rules.connect_timeout_s, remaining),
+            pool=min(rules.pool_timeout_s, remaining),
+        )
+        url, headers = call.source.news_url, {**call.headers, **IDENTITY}
+        # httpcore sets a read's timeout once per body: reads_until makes each read wait at
+        # most what remains (BoundedResolution's streams read it).
+        deadline = time.monotonic() + remaining
+        with (
+            reads_until(deadline),
+            client.stream(
+                "GET", url, params=rules.query_for(call), headers=headers, timeout=timeout
+            ) as r,
+        ):
+            # Whatever each read brings: with a chunk_size, httpx would wait to fill it, and
+            # a dripping body would then run past the deadline between two checks.
+            return r.status_code, _read_within(
+                r.headers, r.iter_raw(), fan_out, rules.max_body_bytes
+            )
 
 
 def again_if_gone_blocking(attempt: Callable[[], T], fan_out: FanOut) -> T:
@@ -632,40 +722,6 @@ def again_if_gone_blocking(attempt: Callable[[], T], fan_out: FanOut) -> T:
     return attempt()
 
 
-def _get_within(
-    session: BlockingClient, call: Call, fan_out: FanOut, settings: GatewaySettings
-) -> tuple[int, bytes]:
-    remaining = fan_out.remaining()
-    if remaining <= 0:
-        raise DeadlinePassed
-    if isinstance(session, httpx.Client):
-        return _httpx_get_within(session, call, fan_out, settings, remaining)
-    timeout = (min(settings.connect_timeout_s, remaining), min(settings.read_timeout_s, remaining))
-    with session.get(
-        call.source.news_url,
-        params=call.query(settings),
-        headers={**call.headers, **IDENTITY},
-        timeout=timeout,
-        stream=True,
-        # A redirect is the source's answer, a status failure; it is never followed.
-        allow_redirects=False,
-    ) as r:
-        # read1: whatever each read brings. iter_content's read(64 KiB) waits to fill it,
-        # so a body with a Content-Length that drips ran past the deadline between checks.
-        # And each read waits at most what remains: the socket's timeout was set once, at
-        # connect, so a slow drip overran the deadline by one read's wait (0.8 s measured).
-        sock = getattr(r.raw.connection, "sock", None)
-
-        def read_within_deadline() -> bytes:
-            if sock is not None:
-                sock.settimeout(max(fan_out.remaining(), MIN_WAIT_S))
-            chunk: bytes = r.raw.read1(READ_CHUNK, decode_content=False)
-            return chunk
-
-        reads = iter(read_within_deadline, b"")
-        return r.status_code, _read_within(r.headers, reads, fan_out, settings.max_body_bytes)
-
-
 def _read_within(
     headers: Mapping[str, str], reads: Iterable[bytes], fan_out: FanOut, max_bytes: int
 ) -> bytes:
@@ -677,30 +733,3 @@ def _read_within(
         if fan_out.remaining() <= 0:
             raise DeadlinePassed
     return body.content()
-
-
-def _httpx_get_within(
-    client: httpx.Client, call: Call, fan_out: FanOut, settings: GatewaySettings, remaining: float
-) -> tuple[int, bytes]:
-    """`_get_within` for an httpx.Client: each socket wait at most what remains."""
-    timeout = httpx.Timeout(
-        connect=min(settings.connect_timeout_s, remaining),
-        read=min(settings.read_timeout_s, remaining),
-        write=min(settings.connect_timeout_s, remaining),
-        pool=min(settings.pool_timeout_s, remaining),
-    )
-    url, headers = call.source.news_url, {**call.headers, **IDENTITY}
-    # httpcore sets a read's timeout once per body: reads_until makes each read wait at
-    # most what remains (BoundedResolution's streams read it).
-    deadline = time.monotonic() + remaining
-    with (
-        reads_until(deadline),
-        client.stream(
-            "GET", url, params=call.query(settings), headers=headers, timeout=timeout
-        ) as r,
-    ):
-        # Whatever each read brings: with a chunk_size, httpx would wait to fill it, and a
-        # dripping body would then run past the deadline between two checks.
-        return r.status_code, _read_within(
-            r.headers, r.iter_raw(), fan_out, settings.max_body_bytes
-        )

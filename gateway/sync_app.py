@@ -14,7 +14,7 @@ from typing import Annotated, Literal, TypedDict
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request, Response
 
-from gateway.clients import BlockingClient, build_blocking_client, fetch_blocking
+from gateway.clients import BlockingCaller, CallRules, build_blocking_client
 from gateway.config import GatewaySettings
 from gateway.models import FAN_OUT_RESPONSES, NewsResponse
 from gateway.web import FanOutPlan, create_gateway_app, fan_out_plan_for
@@ -23,7 +23,7 @@ SyncMode = Literal["sequential", "threads"]
 
 
 class SyncState(TypedDict):
-    session: BlockingClient
+    caller: BlockingCaller
     executor: ThreadPoolExecutor
 
 
@@ -36,12 +36,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[SyncState]:
         max_workers=settings.executor_threads, thread_name_prefix="fanout"
     )
     with build_blocking_client(settings) as session:
-        yield {"session": session, "executor": executor}
+        yield {"caller": BlockingCaller(session, CallRules.of(settings)), "executor": executor}
     executor.shutdown(wait=False, cancel_futures=True)
 
 
 async def sync_state(request: Request) -> SyncState:
-    return SyncState(session=request.state.session, executor=request.state.executor)
+    return SyncState(caller=request.state.caller, executor=request.state.executor)
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -58,16 +58,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         ] = "sequential",
     ) -> Response:
         """Fan out to every selected source from this worker thread."""
-        fan_out, session = plan.start(), state["session"]
+        fan_out, caller = plan.start(), state["caller"]
         if mode == "threads":
             # Each call keeps to the deadline itself, so every future ends by then.
-            futures = [
-                state["executor"].submit(fetch_blocking, session, call, fan_out, settings)
-                for call in plan.calls
-            ]
+            futures = [state["executor"].submit(caller.fetch, call, fan_out) for call in plan.calls]
             outcomes = [future.result() for future in futures]
         else:
-            outcomes = [fetch_blocking(session, call, fan_out, settings) for call in plan.calls]
+            outcomes = [caller.fetch(call, fan_out) for call in plan.calls]
         return plan.respond(fan_out.assemble("sync", mode, outcomes))
 
     return app

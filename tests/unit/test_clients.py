@@ -21,13 +21,14 @@ from gateway.balancing import peer_went_silent
 from gateway.clients import (
     AiohttpClient,
     AiohttpResponse,
+    AsyncCaller,
     AsyncUpstreamClient,
+    BlockingCaller,
     Call,
+    CallRules,
     build_httpx_client,
     build_session,
     describe_failure,
-    fetch_awaited,
-    fetch_blocking,
     went_silent,
 )
 from gateway.config import GatewaySettings
@@ -149,17 +150,18 @@ class FakeRaw:
 BODY = b'{"source":"wire","instance":"a","delay_ms":0,"articles":[]}'
 WIRE = Source("wire", "http://wire.test")
 SETTINGS = GatewaySettings(sources={"wire": "http://wire.test"})
+RULES = CallRules.of(SETTINGS)
 
 
 def test_a_call_whose_peer_went_silent_is_sent_once_more() -> None:
     session = ScriptedSession([silent_peer()], BODY)
-    outcome = fetch_blocking(session, Call(WIRE), FanOut(2.5), SETTINGS)
+    outcome = BlockingCaller(session, RULES).fetch(Call(WIRE), FanOut(2.5))
     assert outcome.result.ok and session.calls == 2
 
 
 def test_it_is_sent_twice_at_most_and_then_named() -> None:
     session = ScriptedSession([silent_peer(), silent_peer(), silent_peer()], BODY)
-    outcome = fetch_blocking(session, Call(WIRE), FanOut(2.5), SETTINGS)
+    outcome = BlockingCaller(session, RULES).fetch(Call(WIRE), FanOut(2.5))
     assert not outcome.result.ok and session.calls == 2
     assert outcome.result.error_kind == "connect"
     assert "stopped acknowledging" in str(outcome.result.error)
@@ -177,7 +179,7 @@ def test_any_other_failure_is_one_call(failure: Exception) -> None:
     """A live source that is slow, or hangs up on us, is not asked again: the fault
     tests and the hostile upstreams count one call each."""
     session = ScriptedSession([failure], BODY)
-    outcome = fetch_blocking(session, Call(WIRE), FanOut(2.5), SETTINGS)
+    outcome = BlockingCaller(session, RULES).fetch(Call(WIRE), FanOut(2.5))
     assert not outcome.result.ok and session.calls == 1
 
 
@@ -221,7 +223,7 @@ class Answered:
 def fetch_async(script: list[Exception]) -> tuple[Any, int]:
     http = ScriptedStream(script, BODY)
     client = AsyncUpstreamClient("aiohttp", http, (aiohttp.ClientError,), {"wire": "url"})
-    outcome = asyncio.run(fetch_awaited(client, Call(WIRE), FanOut(2.5), SETTINGS))
+    outcome = asyncio.run(AsyncCaller(client, RULES).fetch(Call(WIRE), FanOut(2.5)))
     return outcome.result, http.calls
 
 
@@ -244,7 +246,7 @@ def test_a_connect_that_timed_out_is_no_silent_peer() -> None:
     connect.__cause__ = gone
     assert not went_silent(requests.ConnectTimeout(connect))
     session = ScriptedSession([requests.ConnectTimeout(connect)], BODY)
-    outcome = fetch_blocking(session, Call(WIRE), FanOut(2.5), SETTINGS)
+    outcome = BlockingCaller(session, RULES).fetch(Call(WIRE), FanOut(2.5))
     assert not outcome.result.ok and session.calls == 1
 
     key: Any = None
@@ -252,3 +254,23 @@ def test_a_connect_that_timed_out_is_no_silent_peer() -> None:
     assert not went_silent(refused)
     result, calls = fetch_async([refused])
     assert not result.ok and calls == 1
+
+
+def test_a_workers_call_rules_are_its_settings_read_once() -> None:
+    settings = GatewaySettings(
+        sources={"wire": "http://wire.test"},
+        connect_timeout_s=0.5,
+        read_timeout_s=4.0,
+        pool_timeout_s=3.0,
+        max_body_bytes=4096,
+        articles_per_source=7,
+        connect_retries=2,
+    )
+    rules = CallRules.of(settings)
+    assert (rules.connect_timeout_s, rules.read_timeout_s, rules.pool_timeout_s) == (0.5, 4.0, 3.0)
+    assert (rules.max_body_bytes, rules.articles_per_source, rules.connect_retries) == (4096, 7, 2)
+    assert rules.timeout == {"connect": 0.5, "read": 4.0, "write": 0.5, "pool": 3.0}
+    assert rules.retry_policy(1.5)["attempts"] == 3
+    # Every call sends the same query, built once; a fault adds to it.
+    assert rules.query_for(Call(WIRE)) is rules.query == {"limit": "7"}
+    assert rules.query_for(Call(WIRE, fault="hang")) == {"limit": "7", "fault": "hang"}

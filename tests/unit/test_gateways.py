@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from bench.plan import GatewayConfig
 from bench.stack import GatewayName
 from gateway import async_app, sync_app
-from gateway.clients import retry_policy
+from gateway.clients import CallRules
 from gateway.config import AsyncClientName, GatewaySettings
 from gateway.models import GatewayHealth, UpstreamFault
 from serving.cores import whole_cores
@@ -300,7 +300,7 @@ def test_sync_lifespan_sizes_the_threadpool_and_the_requests_pool(
     )
     assert tokens == 7
     # The pool a call to a source really gets: 7 connections kept, one per token.
-    adapter = client.app_state["session"].get_adapter(upstreams.urls["wire"])
+    adapter = client.app_state["caller"].session.get_adapter(upstreams.urls["wire"])
     pool = adapter.poolmanager.connection_from_url(upstreams.urls["wire"])
     assert pool.pool is not None and pool.pool.maxsize == 7
 
@@ -470,7 +470,7 @@ def test_connect_retries_stay_within_the_deadline(
     # The calibration, in the same run: five refused connects with their waits run out,
     # 0.05 + 0.1 + 0.2 x 3 = 0.75 s at the least, well within a 10 s deadline.
     run_out, dead, status = fan_out(10_000)
-    policy = retry_policy(GatewaySettings(connect_retries=5), 10)
+    policy = CallRules.of(GatewaySettings(connect_retries=5)).retry_policy(10)
     waits = [min(policy["wait_initial"] * 2**n, policy["wait_max"]) for n in range(5)]
     assert run_out >= sum(waits)
     assert (dead["error_kind"], status) == ("connect", 502)
