@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.rows import Comparison, Row
+from bench.tables import censored
 from bench.theory import TARGETS, ideal, mdc_wait
 
 if TYPE_CHECKING:
@@ -66,8 +67,23 @@ def _ideal_curve(comparison: Comparison, rows: Sequence[Row]) -> tuple[list[int]
     return grid, [ideal(first.target, c, first.limits, delays) for c in grid]
 
 
-def _save(fig: Any, path: Path) -> Path:
+LEGEND_TITLE = (
+    "solid: measured\ndashed: ideal\n△: at least (a request\nstill waiting had waited longer)"
+)
+
+
+def stamp(started_at: str, commit: str) -> str:
+    """What every plot carries in its corner: the run it draws."""
+    return f"measured {started_at} at {commit}"
+
+
+def _run(comparison: Comparison) -> str:
+    return stamp(comparison.started_at, comparison.commit)
+
+
+def _save(fig: Any, path: Path, run: str) -> Path:
     fig.tight_layout()
+    fig.text(0.995, 0.005, run, ha="right", va="bottom", fontsize=7, color="dimgray")
     fig.savefig(path, dpi=110)
     _pyplot().close(fig)
     return path
@@ -79,25 +95,30 @@ def plot_against_ideal(comparison: Comparison, out_dir: Path) -> list[Path]:
         return []
     plt = _pyplot()
     workers_counts = sorted({row.workers for row in rows})
-    figures: dict[str, tuple[str, Callable[[Row], float], Callable[[Any], float]]] = {
+    # (label, measured, ideal, the record's percentile whose value may be a floor)
+    figures: dict[str, tuple[str, Callable[[Row], float], Callable[[Any], float], str | None]] = {
         "throughput.png": (
             "throughput (req/s)",
             lambda r: r.result.throughput,
             lambda i: i.throughput,
+            None,
         ),
         "latency_p50.png": (
             "p50 latency (ms)",
             lambda r: r.result.latency.percentile_ms(50),
             lambda i: i.latency_s * 1000,
+            "latency_p50_ms",
         ),
         "latency_p99.png": (
             "p99 latency (ms)",
             lambda r: r.result.latency.percentile_ms(99),
             lambda i: i.latency_s * 1000,
+            "latency_p99_ms",
         ),
     }
+    run = _run(comparison)
     written = []
-    for filename, (ylabel, measured, ideal_value) in figures.items():
+    for filename, (ylabel, measured, ideal_value, percentile) in figures.items():
         fig, axes = plt.subplots(
             1, len(workers_counts), figsize=(6.5 * len(workers_counts), 5), squeeze=False
         )
@@ -106,6 +127,17 @@ def plot_against_ideal(comparison: Comparison, out_dir: Path) -> list[Path]:
             for name, series in panel.items():
                 xs = [r.concurrency for r in series]
                 ax.plot(xs, [measured(r) for r in series], "o-", color=colour(name), label=name)
+                # A lower bound ("≥" in the tables): an unanswered request waited longer.
+                floors = [r for r in series if percentile and censored(r.record(), percentile)]
+                ax.plot(
+                    [r.concurrency for r in floors],
+                    [measured(r) for r in floors],
+                    "^",
+                    markersize=11,
+                    markerfacecolor="white",
+                    color=colour(name),
+                    label="_nolegend_",  # the legend's title names the triangles
+                )
                 grid, ideals = _ideal_curve(comparison, series)
                 ax.plot(
                     grid,
@@ -126,11 +158,11 @@ def plot_against_ideal(comparison: Comparison, out_dir: Path) -> list[Path]:
         axes[0][0].legend(
             list(handles.values()),
             list(handles),
-            title="solid: measured\ndashed: ideal",
+            title=LEGEND_TITLE,
             fontsize=8,
         )
         fig.suptitle(f"{ylabel} vs concurrency, against the theoretical limit")
-        written.append(_save(fig, out_dir / filename))
+        written.append(_save(fig, out_dir / filename, run))
     return written
 
 
@@ -161,7 +193,7 @@ def plot_cpu_per_request(comparison: Comparison, out_dir: Path) -> list[Path]:
     ax.set_ylabel("gateway CPU ms per answered request")
     ax.legend(fontsize=8)
     ax.set_title("the cost of one fan-out (1 worker): flat is a client that scales")
-    return [_save(fig, out_dir / "cpu_per_request.png")]
+    return [_save(fig, out_dir / "cpu_per_request.png", _run(comparison))]
 
 
 def plot_threadpool(comparison: Comparison, out_dir: Path) -> list[Path]:
@@ -202,10 +234,10 @@ def plot_threadpool(comparison: Comparison, out_dir: Path) -> list[Path]:
         axes[0].plot(tokens, [r.ideal.throughput for r in rows], "--", color=shade, alpha=0.6)
     axes[0].legend(fontsize=8)
     fig.suptitle("why not just add threads? the sync gateway, one worker, more threadpool tokens")
-    return [_save(fig, out_dir / "threadpool.png")]
+    return [_save(fig, out_dir / "threadpool.png", _run(comparison))]
 
 
-def plot_waterfalls(samples: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:
+def plot_waterfalls(samples: dict[str, dict[str, Any]], out_dir: Path, run: str) -> list[Path]:
     """One figure per gateway: each mode's fan-out, source by source, on one time axis."""
     plt = _pyplot()
     written = []
@@ -242,7 +274,7 @@ def plot_waterfalls(samples: dict[str, dict[str, Any]], out_dir: Path) -> list[P
             ax.set_title(f"{mode}: total {body['elapsed_ms']:.0f} ms", fontsize=10, loc="left")
         axes[-1][0].set_xlabel("ms since the fan-out started (dotted: the gateway's total)")
         fig.suptitle(f"{gateway} gateway: one request's fan-out")
-        written.append(_save(fig, out_dir / f"waterfall_{gateway}.png"))
+        written.append(_save(fig, out_dir / f"waterfall_{gateway}.png", run))
     return written
 
 
@@ -281,7 +313,7 @@ def plot_scale_out(comparison: Comparison, out_dir: Path) -> list[Path]:
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=8)
     fig.suptitle("replicas against workers, on one machine, in one run")
-    return [_save(fig, out_dir / "scale_out.png")]
+    return [_save(fig, out_dir / "scale_out.png", _run(comparison))]
 
 
 def plot_sweep(records: Sequence[dict[str, Any]], meta: dict[str, Any], out_dir: Path) -> Path:
@@ -337,4 +369,4 @@ def plot_sweep(records: Sequence[dict[str, Any]], meta: dict[str, Any], out_dir:
     ax.set_title(
         f"waiting against queueing theory · {meta['started_at']} · {meta['commit']}", fontsize=10
     )
-    return _save(fig, out_dir / "wait.png")
+    return _save(fig, out_dir / "wait.png", stamp(meta["started_at"], meta["commit"]))

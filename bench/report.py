@@ -12,6 +12,7 @@ from bench.plots import (
     plot_sweep,
     plot_threadpool,
     plot_waterfalls,
+    stamp,
 )
 from bench.rows import Comparison, ReportMeta, RowRecord
 from bench.scaleout import ratios
@@ -98,6 +99,8 @@ def _run_lines(meta: ReportMeta, machine_note: str) -> list[str]:
         f"- started {meta['started_at']} at commit `{meta['commit']}`",
         f"- machine: {meta['machine']}, {machine_note}",
         f"- source delays as the gateway sees them at rest: {delays}",
+        "- settings other than .env's: "
+        + (", ".join(f"`{k}={v}`" for k, v in meta["env_overrides"].items()) or "none"),
     ]
 
 
@@ -160,7 +163,7 @@ def write_report(comparison: Comparison, out_dir: Path, command: str) -> list[Pa
         *plot_against_ideal(comparison, out_dir),
         *plot_cpu_per_request(comparison, out_dir),
         *plot_threadpool(comparison, out_dir),
-        *plot_waterfalls(comparison.samples, out_dir),
+        *plot_waterfalls(comparison.samples, out_dir, stamp(meta["started_at"], meta["commit"])),
     ]
     warnings = [
         f"- {r.series} workers={r.workers} C={r.concurrency}: {w}"

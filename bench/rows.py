@@ -12,6 +12,7 @@ from bench.plan import GatewayConfig, Point
 from bench.probe import WindowCost
 from bench.stack import GatewayName, git_commit, machine_description
 from bench.theory import GatewayLimits, Ideal, Target, cpu_line, machine_line
+from bench.topology import env_overrides
 
 
 @dataclass
@@ -214,6 +215,7 @@ class Comparison:
             "server": async_.server,
             "async_max_connections": async_.max_connections,
             "probe": self.probe_note or "gateway workers' CPU and RSS, upstream containers' CPU",
+            "env_overrides": env_overrides(),
         }
 
 
@@ -233,6 +235,8 @@ class ReportMeta(TypedDict):
     server: str
     async_max_connections: int
     probe: str
+    # The .env settings this run's shell changed (UPSTREAM_REPLICAS=1, say): its stack's.
+    env_overrides: dict[str, str]
 
 
 def label(point: Point, stack_tokens: int, stack_server: str = "gunicorn") -> str:
