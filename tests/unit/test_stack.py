@@ -37,3 +37,11 @@ def test_healthz_without_a_limit_the_matrix_needs_is_refused() -> None:
     with LiveServer(Starlette(routes=[Route("/healthz", reported)])) as server:
         with pytest.raises(ValidationError, match="max_connections"):
             healthz(server.url)
+
+
+def test_a_restart_with_the_same_settings_reports_the_same_configuration() -> None:
+    before = health_of(GatewayConfig("sync", 1, 40, "requests", 1000, 1000))
+    # A recreated container: another hostname, another calibration of the CPU routes.
+    after = before.model_copy(update={"instance": "f00dcafe", "cpu_rounds_per_ms": 812.5})
+    assert after != before and after.as_configured() == before.as_configured()
+    assert before.model_copy(update={"workers": 2}).as_configured() != before.as_configured()
