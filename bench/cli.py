@@ -1,4 +1,4 @@
-"""The command line: ``python -m bench run | compare | sweep | claims | cost | failover |
+"""The command line: ``python -m bench run | compare | sweep | claims | cost | readme | failover |
 cross-node | crosscheck | client-check | pool-cost``."""
 
 import dataclasses
@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import claims as blog
-from bench import failover
+from bench import failover, readme
 from bench.compare import run_matrix
 from bench.cost import measure_cost
 from bench.crosscheck import client_check, crosscheck
@@ -40,6 +40,7 @@ from bench.tables import (
     sweep_table,
 )
 from bench.topology import Topology
+from bench.tour import record_tour
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -326,6 +327,43 @@ class FailoverEvent(StrEnum):
     drain = "drain"
     kill = "kill"
     update = "update"
+
+
+@app.command(name="tour")
+def tour_command(
+    out: Annotated[Path, typer.Option(help="Where the answers go.")] = Path(
+        "docs/results/tour.json"
+    ),
+    sync_url: SyncUrl = None,
+    async_url: AsyncUrl = None,
+) -> None:
+    """Record the README's curl tour from the running stack: one /news of each gateway."""
+    command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    sync_url, async_url = gateway_urls(sync_url, async_url)
+    recorded = record_tour({"sync": sync_url, "async": async_url}, command)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(recorded, indent=2) + "\n")
+    console.print(f"wrote {out}: python -m bench readme puts it in README.md")
+
+
+@app.command(name="readme")
+def readme_command(
+    check: Annotated[
+        bool, typer.Option(help="Change nothing: exit 1 if a block differs from its files.")
+    ] = False,
+) -> None:
+    """Write README.md's measured blocks (the headline, the claims, scale-out) from the
+    results files in docs/results."""
+    text = readme.README.read_text()
+    fresh = readme.rewritten(text)
+    if fresh == text:
+        console.print("README.md quotes its results files as they are")
+        return
+    if check:
+        console.print("[bold red]README.md differs from docs/results:[/] python -m bench readme")
+        raise typer.Exit(1)
+    readme.README.write_text(fresh)
+    console.print(f"wrote {readme.README}")
 
 
 @app.command(name="failover")
