@@ -355,7 +355,11 @@ def readme_command(
     """Write README.md's measured blocks (the headline, the claims, scale-out) from the
     results files in docs/results."""
     text = readme.README.read_text()
-    fresh = readme.rewritten(text)
+    try:
+        fresh = readme.rewritten(text)
+    except (LookupError, OSError) as exc:  # a block or a results file missing
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
     if fresh == text:
         console.print("README.md quotes its results files as they are")
         return

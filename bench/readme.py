@@ -8,6 +8,7 @@ one its results file holds.
 
 import json
 import re
+import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,22 +20,18 @@ RESULTS = ROOT / "docs" / "results"
 README = ROOT / "README.md"
 Record = Mapping[str, Any]
 
-# Each claim's short form, by its key in claims.json: what the post says, in a few words.
+# The claims the README shows, by their key in claims.json, each in a few words; the rest
+# (the fan-out lessons the headline has, the connections, threads, the gunicorn timeout and
+# HTTP/2) are in docs/results/claims.md.
 CLAIM_BRIEFS = {
-    "sync_sum": "sync calls run one after another: latency / sum of the delays",
-    "async_max": "`asyncio.gather` overlaps them: latency / max of the delays",
     "sync_func": "`time.sleep` in `def` blocks the worker: 80 at once / one alone",
     "wrong": "`time.sleep` in `async def` blocks the loop: 80 at once / one alone",
     "per_call_cpu": "use one client: CPU per fan-out, a client per call / shared",
-    "per_call_connections": "pool connections: connections per fan-out, a client per call",
     "fast_def": "`def` for fast endpoints: CPU per request, `def` / `async def`",
     "cpu_inline": "no CPU work in `async def`: a fan-out beside it / max of the delays",
     "cpu_def": "CPU work in `def`: cores used / one core",
-    "cpu_thread": "CPU work in a thread: cores used / one core",
     "cpu_process": "CPU work in a process pool: cores used / the pool's",
     "sync_httpx": "httpx beats requests: CPU per fan-out, httpx / requests",
-    "gunicorn_timeout": "(not the post's) a blocked worker is killed: when / GUNICORN_TIMEOUT",
-    "http2": "httpx speaks HTTP/2",
 }
 
 
@@ -44,10 +41,16 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _ran(meta: Record, started: str) -> str:
-    """How a results file says it was made: its command, date, commit and settings."""
+    """Which run a results file holds: its date and commit, and any setting other than
+    .env's (its command and machine are in the file and its summary)."""
     overrides = " ".join(f"{k}={v}" for k, v in meta.get("env_overrides", {}).items())
-    command = f"{overrides} {meta['command']}" if overrides else meta["command"]
-    return f"`{command}` of {started[:10]} at `{meta['commit']}`"
+    made = f"{started[:10]} at `{meta['commit']}`"
+    return f"{made} with `{overrides}`" if overrides else made
+
+
+def _wrapped(text: str) -> list[str]:
+    # Never inside a code span or a link: a line may run long rather than break one.
+    return textwrap.wrap(text, width=100, break_long_words=False, break_on_hyphens=False)
 
 
 def _ratio(value: float) -> str:
@@ -103,8 +106,10 @@ def headline(folder: Path = RESULTS) -> str:
     lines += [f"| {what} | {_ratio(m)} | {_ratio(i)} |" for what, m, i in headline_rows(results)]
     lines += [
         "",
-        f"From {_ran(meta, meta['started_at'])} on one machine ({meta['machine']}, the load",
-        "generator included): [the whole run](docs/results/summary.md).",
+        *_wrapped(
+            f"[The whole run](docs/results/summary.md) of {_ran(meta, meta['started_at'])},"
+            f" on {meta['machine'].split(', ')[1]} that also ran the load."
+        ),
     ]
     return "\n".join(lines)
 
@@ -116,16 +121,15 @@ def claims_brief(folder: Path = RESULTS) -> str:
         "|---|---:|---|",
     ]
     for row in results["rows"]:
-        figures = (
-            "-"
-            if row["measured"] is None
-            else f"{_ratio(row['measured'])} / {_ratio(row['ideal'])}"
-        )
-        lines.append(f"| {CLAIM_BRIEFS[row['key']]} | {figures} | {row['verdict']} |")
+        if row["key"] in CLAIM_BRIEFS:
+            figures = f"{_ratio(row['measured'])} / {_ratio(row['ideal'])}"
+            lines.append(f"| {CLAIM_BRIEFS[row['key']]} | {figures} | {row['verdict']} |")
     lines += [
         "",
-        f"From {_ran(results, results['started'])}:",
-        "[every claim, its numbers and why](docs/results/claims.md).",
+        *_wrapped(
+            f"[Every claim, and why](docs/results/claims.md), from the run of"
+            f" {_ran(results, results['started'])}."
+        ),
     ]
     return "\n".join(lines)
 
@@ -142,14 +146,16 @@ def scale_out_ratios(runs: list[Record]) -> list[tuple[str, int, float]]:
 
 def scale_out_brief(folder: Path = RESULTS) -> str:
     results = _load(folder / "scale-out" / "results.json")
-    meta = results["meta"]
-    ratios = ", ".join(
-        f"{gateway} {_ratio(ratio)} at {n}"
-        for gateway, n, ratio in scale_out_ratios(results["runs"])
-    )
-    return (
-        f"N replicas of one worker against one replica of N workers, throughput: {ratios}\n"
-        f"(from {_ran(meta, meta['started_at'])}, [the run](docs/results/scale-out/summary.md))."
+    meta, measured = results["meta"], scale_out_ratios(results["runs"])
+    by_gateway = [
+        f"{gateway} " + ", ".join(f"{_ratio(r)} at {n}" for g, n, r in measured if g == gateway)
+        for gateway in sorted({g for g, _, _ in measured}, reverse=True)
+    ]
+    return "\n".join(
+        _wrapped(
+            f"Throughput, N replicas of 1 worker / 1 replica of N workers: {'; '.join(by_gateway)}"
+            f" ([the run](docs/results/scale-out/summary.md) of {_ran(meta, meta['started_at'])})."
+        )
     )
 
 
@@ -157,9 +163,9 @@ def tour(folder: Path = RESULTS) -> str:
     recorded = _load(folder / "tour.json")
     topology = Topology()
     ports = {"sync": topology.sync_port, "async": topology.async_port}
+    made = _ran(recorded["meta"], recorded["meta"]["started_at"])
     return (
-        render_tour(recorded, ports)
-        + f"\n\n(Real output, trimmed: {_ran(recorded['meta'], recorded['meta']['started_at'])}.)"
+        render_tour(recorded, ports) + f"\nReal output, trimmed: `python -m bench tour` of {made}."
     )
 
 
@@ -172,8 +178,9 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
 
 
 def marker(name: str) -> re.Pattern[str]:
+    # An empty block is its two markers on two lines: no line between them.
     return re.compile(
-        rf"(<!-- measured:{re.escape(name)} -->\n)(.*?)(\n<!-- /measured:{re.escape(name)} -->)",
+        rf"<!-- measured:{re.escape(name)} -->\n(.*?)\n?<!-- /measured:{re.escape(name)} -->",
         re.DOTALL,
     )
 
@@ -187,12 +194,13 @@ def _found(text: str, name: str) -> re.Match[str]:
 
 def quoted(text: str, name: str) -> str:
     """The block named `name` as the README has it now."""
-    return _found(text, name).group(2)
+    return _found(text, name).group(1)
 
 
 def rewritten(text: str, folder: Path = RESULTS) -> str:
     """`text` with every block built anew from the results files."""
     for name, build in BLOCKS.items():
         found = _found(text, name)
-        text = text[: found.start(2)] + build(folder) + text[found.end(2) :]
+        block = f"<!-- measured:{name} -->\n{build(folder)}\n<!-- /measured:{name} -->"
+        text = text[: found.start()] + block + text[found.end() :]
     return text

@@ -57,7 +57,7 @@ def render_tour(recorded: dict[str, Any], ports: dict[str, int]) -> str:
         head = {k: answer[k] for k in ("gateway", "mode", "elapsed_ms", "partial")}
         lines.append(json.dumps(head)[:-1] + ', "sources": [')
         calls = [json.dumps(source) for source in answer["sources"]]
-        lines.append(",\n".join(f"   {call}" for call in calls) + "],")
-        lines.append(f' "articles": [...{answer["articles"]} articles, newest first...]}}')
+        articles = f'"articles": [...{answer["articles"]}...]}}'
+        lines.append(",\n".join(f"   {call}" for call in calls) + f"], {articles}")
     lines.append("```")
     return "\n".join(lines)
