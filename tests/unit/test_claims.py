@@ -1,14 +1,21 @@
 """bench claims' arithmetic and report, without a stack: what a point is worth, what the
 table says."""
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from bench.claims import Claim, Claims, Point, render, write_claims
+from bench.claims import Claim, Claims, Point, render, wait_until_settled, write_claims
 from bench.load import LoadResult, LoadSpec
 from bench.probe import WindowCost
+from tests.unit.loopback import LiveServer
 
 
 def test_a_point_prices_each_answer_net_of_the_healthchecks() -> None:
@@ -70,3 +77,25 @@ def test_the_report_and_its_figures_are_written_side_by_side(tmp_path: Path) -> 
     assert markdown.read_text() == render(claims())
     rows = json.loads(data.read_text())["rows"]
     assert [row["key"] for row in rows] == ["wrong", "http2"]
+
+
+def test_a_window_with_no_answer_prices_nothing() -> None:
+    """Its CPU went to something else (a backlog): dividing it by one made 7,678 ms."""
+    result = LoadResult(LoadSpec(url="http://127.0.0.1:9/fast/def"), window_s=4.0)
+    cost = WindowCost(7.68, 80.0, 120.0, 0.2, 0.1, upstream_connections=12)
+    empty = Point.of(result, cost, idle_opens_per_s=0.0)
+    assert empty.cpu_ms is None and empty.connections is None and empty.throughput == 0
+
+
+def test_a_gateway_is_settled_once_its_healthz_answers_at_once() -> None:
+    calls: list[float] = []
+
+    async def healthz(request: Request) -> JSONResponse:
+        calls.append(time.perf_counter())
+        if len(calls) <= 3:  # a backlog ahead of it: each answer 0.2 s late
+            await asyncio.sleep(0.2)
+        return JSONResponse({"status": "ok"})
+
+    with LiveServer(Starlette(routes=[Route("/healthz", healthz)])) as server:
+        waited = wait_until_settled(server.url, within_s=60)
+    assert len(calls) >= 4 and waited >= 0.6
