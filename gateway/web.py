@@ -38,6 +38,23 @@ HEALTH_SETTINGS = set(GatewayHealth.model_fields) & set(GatewaySettings.model_fi
 HEALTH_SETTINGS -= REPORTED_BY_ROUTE
 
 
+def gateway_health(
+    gateway: str, settings: GatewaySettings, http_client: str, cpu_work: CpuWork
+) -> GatewayHealth:
+    return GatewayHealth(
+        gateway=gateway,
+        sources=[source.name for source in settings.source_list],
+        http_client=http_client,
+        server_lacks=list(SERVER_LACKS[settings.server]),
+        executor_threads=settings.executor_threads,
+        requests_pool_maxsize=settings.requests_pool_maxsize,
+        cpu_rounds_per_ms=round(cpu_work.rounds_per_ms, 1),
+        cpu_processes=cpu_work.process_count,
+        # The rest, settings as they are: the caps, the deadlines, the replica's names.
+        **settings.model_dump(include=HEALTH_SETTINGS),
+    )
+
+
 def create_gateway_app(
     gateway: str, settings: GatewaySettings, lifespan: Lifespan, http_client: str
 ) -> FastAPI:
@@ -60,22 +77,17 @@ def create_gateway_app(
     if settings.lab_levers:
         app.include_router(blog_router(settings))
 
+    # What /healthz reports is fixed for the worker's life: built once, on its first call
+    # (the CPU calibration is the lifespan's). The route stays the trivial request that
+    # bench/cost.py prices a fan-out in: FastAPI still validates and serialises the answer.
+    built: list[GatewayHealth] = []
+
     @app.get("/healthz")
     async def healthz(request: Request) -> GatewayHealth:
         """Liveness, plus every limit a benchmark needs to draw its ideal lines."""
-        cpu_work: CpuWork = request.state.cpu_work
-        return GatewayHealth(
-            gateway=gateway,
-            sources=[source.name for source in settings.source_list],
-            http_client=http_client,
-            server_lacks=list(SERVER_LACKS[settings.server]),
-            executor_threads=settings.executor_threads,
-            requests_pool_maxsize=settings.requests_pool_maxsize,
-            cpu_rounds_per_ms=round(cpu_work.rounds_per_ms, 1),
-            cpu_processes=cpu_work.process_count,
-            # The rest, settings as they are: the caps, the deadlines, the replica's names.
-            **settings.model_dump(include=HEALTH_SETTINGS),
-        )
+        if not built:
+            built.append(gateway_health(gateway, settings, http_client, request.state.cpu_work))
+        return built[0]
 
     return app
 
