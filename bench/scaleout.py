@@ -11,7 +11,7 @@ every point with the probe, and puts each gateway back as it found it.
 import os
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bench.load import LoadResult, LoadSpec
@@ -22,9 +22,9 @@ from bench.stack import (
     GATEWAY_SERVICES,
     UPSTREAM_SERVICES,
     GatewayName,
+    ProbedStack,
     calibrate,
     healthz,
-    measure,
 )
 from bench.theory import TARGETS_BY_NAME, GatewayLimits, ideal
 from bench.topology import ROOT
@@ -93,13 +93,12 @@ class ScaleOutStack(Protocol):
     def priced(self, gateway: GatewayName) -> bool: ...
 
 
-@dataclass
-class SwarmStack:
+class SwarmStack(ProbedStack):
     """A deployed stack, driven through scripts/swarm.sh as a user drives it."""
 
-    name: str
-    # A gateway's probe reads its tasks' cgroups: a reshape makes new ones.
-    _probes: dict[GatewayName, StackProbe | None] = field(default_factory=dict, repr=False)
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
 
     def script(self, *args: str) -> str:
         result = subprocess.run(
@@ -127,7 +126,7 @@ class SwarmStack:
         """Scale the gateway to this shape, wait until every replica is healthy, check each
         against the shape it should have, and return their URLs and one's /healthz."""
         service = GATEWAY_SERVICES[gateway]
-        self._probes.pop(gateway, None)
+        self.forget_probe(gateway)
         urls = self.script("gateway", service, str(shape.replicas), str(shape.workers)).split()
         found = [self.health(url) for url in urls]
         if len(urls) != shape.replicas or any(f.workers != shape.workers for f in found):
@@ -138,17 +137,8 @@ class SwarmStack:
             )
         return urls, found[0]
 
-    def probe(self, gateway: GatewayName) -> StackProbe | None:
-        if gateway not in self._probes:
-            service = GATEWAY_SERVICES[gateway]
-            self._probes[gateway] = swarm_probe(self.name, service, UPSTREAM_SERVICES)
-        return self._probes[gateway]
-
-    def measure(self, gateway: GatewayName, spec: LoadSpec) -> tuple[LoadResult, WindowCost | None]:
-        return measure(spec, self.probe(gateway))
-
-    def priced(self, gateway: GatewayName) -> bool:
-        return self.probe(gateway) is not None
+    def new_probe(self, gateway: GatewayName) -> StackProbe | None:
+        return swarm_probe(self.name, GATEWAY_SERVICES[gateway], UPSTREAM_SERVICES)
 
 
 def run_scale_out(

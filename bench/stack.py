@@ -10,7 +10,6 @@ import platform
 import statistics
 import subprocess
 import urllib.request
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bench.load import LoadResult, LoadSpec, run_load
@@ -70,15 +69,43 @@ def git_commit() -> str:
     return result.stdout.strip() or "unknown"
 
 
-@dataclass
-class ComposeStack:
+class ProbedStack:
+    """What both stacks do with their probe: one per gateway, built on first use, dropped
+    when the gateway restarts (a restart makes new containers, and new cgroups to read)."""
+
+    _probes: dict[GatewayName, StackProbe | None]
+
+    def __init__(self) -> None:
+        self._probes = {}
+
+    def new_probe(self, gateway: GatewayName) -> StackProbe | None:
+        """The probe of this gateway's workers and the sources, or None where the host
+        cannot read their cgroups."""
+        raise NotImplementedError
+
+    def probe(self, gateway: GatewayName) -> StackProbe | None:
+        if gateway not in self._probes:
+            self._probes[gateway] = self.new_probe(gateway)
+        return self._probes[gateway]
+
+    def forget_probe(self, gateway: GatewayName) -> None:
+        self._probes.pop(gateway, None)
+
+    def measure(self, gateway: GatewayName, spec: LoadSpec) -> tuple[LoadResult, WindowCost | None]:
+        return measure(spec, self.probe(gateway))
+
+    def priced(self, gateway: GatewayName) -> bool:
+        """Whether this host can read the gateway's cgroups: without, every cost is None."""
+        return self.probe(gateway) is not None
+
+
+class ComposeStack(ProbedStack):
     """The compose stack `make up` started, driven as a user drives it."""
 
-    sync_base: str
-    async_base: str
-    project: str = field(default_factory=lambda: os.environ.get("COMPOSE_PROJECT_NAME", PROJECT))
-    # A gateway's probe reads its containers' cgroups: a restart makes new ones.
-    _probes: dict[GatewayName, StackProbe | None] = field(default_factory=dict, repr=False)
+    def __init__(self, sync_base: str, async_base: str, project: str | None = None) -> None:
+        super().__init__()
+        self.sync_base, self.async_base = sync_base, async_base
+        self.project = project or os.environ.get("COMPOSE_PROJECT_NAME", PROJECT)
 
     def base(self, gateway: GatewayName) -> str:
         return self.sync_base if gateway == "sync" else self.async_base
@@ -89,18 +116,8 @@ class ComposeStack:
     def calibrate(self) -> dict[str, float]:
         return calibrate(self.async_base)
 
-    def probe(self, gateway: GatewayName) -> StackProbe | None:
-        if gateway not in self._probes:
-            service = GATEWAY_SERVICES[gateway]
-            self._probes[gateway] = compose_probe(self.project, service, UPSTREAM_SERVICES)
-        return self._probes[gateway]
-
-    def measure(self, gateway: GatewayName, spec: LoadSpec) -> tuple[LoadResult, WindowCost | None]:
-        return measure(spec, self.probe(gateway))
-
-    def priced(self, gateway: GatewayName) -> bool:
-        """Whether this host can read the gateway's cgroups: without, every cost is None."""
-        return self.probe(gateway) is not None
+    def new_probe(self, gateway: GatewayName) -> StackProbe | None:
+        return compose_probe(self.project, GATEWAY_SERVICES[gateway], UPSTREAM_SERVICES)
 
     def restart(self, gateway: GatewayName, env: dict[str, str]) -> None:
         """Recreate one gateway with these compose variables, and wait until the stack is
@@ -121,4 +138,4 @@ class ComposeStack:
             capture_output=True,
             timeout=300,
         )
-        self._probes.pop(gateway, None)
+        self.forget_probe(gateway)
