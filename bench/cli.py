@@ -15,12 +15,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bench import blocks, failover
 from bench import claims as blog
-from bench import failover, readme
 from bench.compare import run_matrix
 from bench.cost import measure_cost
 from bench.crosscheck import client_check, crosscheck
 from bench.load import LoadSpec, run_load
+from bench.pages import PAGES
 from bench.plan import PRESETS
 from bench.poolcost import pool_cost
 from bench.report import write_records, write_report, write_scale_out_report, write_sweep_report
@@ -40,7 +41,7 @@ from bench.tables import (
     sweep_table,
 )
 from bench.topology import Topology
-from bench.tour import record_tour
+from bench.tour import record_faults, record_tour, run_meta
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -318,8 +319,10 @@ def cost_command(
         points = measure_cost(probe, async_url, concurrency, duration, rounds)
     console.print(cost_table(points))
     if out is not None:
+        command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+        recorded = {"meta": run_meta(command), "points": [p.record() for p in points]}
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps([p.record() for p in points], indent=2) + "\n")
+        out.write_text(json.dumps(recorded, indent=2) + "\n")
         console.print(f"wrote {out}")
 
 
@@ -337,13 +340,17 @@ def tour_command(
     sync_url: SyncUrl = None,
     async_url: AsyncUrl = None,
 ) -> None:
-    """Record the README's curl tour from the running stack: one /news of each gateway."""
+    """Record the README's curl tour from the running stack, one /news of each gateway, and
+    the faults docs/failure-modes.md shows."""
     command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     sync_url, async_url = gateway_urls(sync_url, async_url)
-    recorded = record_tour({"sync": sync_url, "async": async_url}, command)
+    bases = {"sync": sync_url, "async": async_url}
+    recorded = {**record_tour(bases, command), **record_faults(bases)}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(recorded, indent=2) + "\n")
-    console.print(f"wrote {out}: python -m bench readme puts it in README.md")
+    console.print(
+        f"wrote {out}: python -m bench readme puts it in README.md and docs/failure-modes.md"
+    )
 
 
 @app.command(name="readme")
@@ -352,22 +359,27 @@ def readme_command(
         bool, typer.Option(help="Change nothing: exit 1 if a block differs from its files.")
     ] = False,
 ) -> None:
-    """Write README.md's measured blocks (the headline, the claims, scale-out) from the
-    results files in docs/results."""
-    text = readme.README.read_text()
-    try:
-        fresh = readme.rewritten(text)
-    except (LookupError, OSError) as exc:  # a block or a results file missing
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
-    if fresh == text:
-        console.print("README.md quotes its results files as they are")
-        return
-    if check:
-        console.print("[bold red]README.md differs from docs/results:[/] python -m bench readme")
+    """Write the measured blocks of README.md and docs/ (the headline, the claims, the
+    matrix's tables, the faults, scale-out) from the results files in docs/results."""
+    stale = []
+    for page in PAGES:
+        text = page.path.read_text()
+        try:
+            fresh = blocks.rewritten(text, page.blocks)
+        except (LookupError, OSError) as exc:  # a block or a results file missing
+            console.print(f"[bold red]error:[/] {page.name}: {exc}")
+            raise typer.Exit(1) from exc
+        if fresh != text:
+            stale.append(page.name)
+            if not check:
+                page.path.write_text(fresh)
+                console.print(f"wrote {page.name}")
+    if not stale:
+        console.print("every page quotes its results files as they are")
+    elif check:
+        differ = ", ".join(stale)
+        console.print(f"[bold red]{differ} differ from docs/results:[/] python -m bench readme")
         raise typer.Exit(1)
-    readme.README.write_text(fresh)
-    console.print(f"wrote {readme.README}")
 
 
 @app.command(name="failover")

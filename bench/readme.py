@@ -1,22 +1,14 @@
-"""The README's measured blocks, built from the results files they quote.
+"""The README's measured blocks (bench/blocks.py), built from the results files they quote:
+the curl tour, the headline, the claims' short form and the scale-out ratios."""
 
-``python -m bench readme`` writes each block between its two markers in README.md
-(``<!-- measured:NAME -->`` and ``<!-- /measured:NAME -->``), and tests/unit/test_readme.py
-fails when a block differs from what its files give: a number in the README is always the
-one its results file holds.
-"""
-
-import json
-import re
-import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.blocks import RESULTS, Builder, load, ran, ratio, wrapped
 from bench.topology import ROOT, Topology
 from bench.tour import render_tour
 
-RESULTS = ROOT / "docs" / "results"
 README = ROOT / "README.md"
 Record = Mapping[str, Any]
 
@@ -33,28 +25,6 @@ CLAIM_BRIEFS = {
     "cpu_process": "CPU work in a process pool: cores used / the pool's",
     "sync_httpx": "httpx beats requests: CPU per fan-out, httpx / requests",
 }
-
-
-def _load(path: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(path.read_text())
-    return loaded
-
-
-def _ran(meta: Record, started: str) -> str:
-    """Which run a results file holds: its date and commit, and any setting other than
-    .env's (its command and machine are in the file and its summary)."""
-    overrides = " ".join(f"{k}={v}" for k, v in meta.get("env_overrides", {}).items())
-    made = f"{started[:10]} at `{meta['commit']}`"
-    return f"{made} with `{overrides}`" if overrides else made
-
-
-def _wrapped(text: str) -> list[str]:
-    # Never inside a code span or a link: a line may run long rather than break one.
-    return textwrap.wrap(text, width=100, break_long_words=False, break_on_hyphens=False)
-
-
-def _ratio(value: float) -> str:
-    return f"{value:.2f}"
 
 
 def _run(runs: list[Record], series: str, load: int, workers: int = 1) -> Record | None:
@@ -100,14 +70,14 @@ def headline_rows(results: dict[str, Any]) -> list[tuple[str, float, float]]:
 
 
 def headline(folder: Path = RESULTS) -> str:
-    results = _load(folder / "results.json")
+    results = load(folder / "results.json")
     meta = results["meta"]
     lines = ["| what | measured | ideal |", "|---|---:|---:|"]
-    lines += [f"| {what} | {_ratio(m)} | {_ratio(i)} |" for what, m, i in headline_rows(results)]
+    lines += [f"| {what} | {ratio(m)} | {ratio(i)} |" for what, m, i in headline_rows(results)]
     lines += [
         "",
-        *_wrapped(
-            f"[The whole run](docs/results/summary.md) of {_ran(meta, meta['started_at'])},"
+        *wrapped(
+            f"[The whole run](docs/results/summary.md) of {ran(meta, meta['started_at'])},"
             f" on {meta['machine'].split(', ')[1]} that also ran the load."
         ),
     ]
@@ -115,20 +85,20 @@ def headline(folder: Path = RESULTS) -> str:
 
 
 def claims_brief(folder: Path = RESULTS) -> str:
-    results = _load(folder / "claims.json")
+    results = load(folder / "claims.json")
     lines = [
         "| the post says, and what is measured | measured / ideal | verdict |",
         "|---|---:|---|",
     ]
     for row in results["rows"]:
         if row["key"] in CLAIM_BRIEFS:
-            figures = f"{_ratio(row['measured'])} / {_ratio(row['ideal'])}"
+            figures = f"{ratio(row['measured'])} / {ratio(row['ideal'])}"
             lines.append(f"| {CLAIM_BRIEFS[row['key']]} | {figures} | {row['verdict']} |")
     lines += [
         "",
-        *_wrapped(
+        *wrapped(
             f"[Every claim, and why](docs/results/claims.md), from the run of"
-            f" {_ran(results, results['started'])}."
+            f" {ran(results, results['started'])}."
         ),
     ]
     return "\n".join(lines)
@@ -144,63 +114,40 @@ def scale_out_ratios(runs: list[Record]) -> list[tuple[str, int, float]]:
     ]
 
 
-def scale_out_brief(folder: Path = RESULTS) -> str:
-    results = _load(folder / "scale-out" / "results.json")
-    meta, measured = results["meta"], scale_out_ratios(results["runs"])
-    by_gateway = [
-        f"{gateway} " + ", ".join(f"{_ratio(r)} at {n}" for g, n, r in measured if g == gateway)
+def scale_out_figures(runs: list[Record]) -> str:
+    """ "sync 1.01 at 2, 0.96 at 4; async ...": each gateway's replicas / workers ratios."""
+    measured = scale_out_ratios(runs)
+    return "; ".join(
+        f"{gateway} " + ", ".join(f"{ratio(r)} at {n}" for g, n, r in measured if g == gateway)
         for gateway in sorted({g for g, _, _ in measured}, reverse=True)
-    ]
+    )
+
+
+def scale_out_brief(folder: Path = RESULTS) -> str:
+    results = load(folder / "scale-out" / "results.json")
+    meta = results["meta"]
     return "\n".join(
-        _wrapped(
-            f"Throughput, N replicas of 1 worker / 1 replica of N workers: {'; '.join(by_gateway)}"
-            f" ([the run](docs/results/scale-out/summary.md) of {_ran(meta, meta['started_at'])})."
+        wrapped(
+            "Throughput, N replicas of 1 worker / 1 replica of N workers:"
+            f" {scale_out_figures(results['runs'])}"
+            f" ([the run](docs/results/scale-out/summary.md) of {ran(meta, meta['started_at'])})."
         )
     )
 
 
 def tour(folder: Path = RESULTS) -> str:
-    recorded = _load(folder / "tour.json")
+    recorded = load(folder / "tour.json")
     topology = Topology()
     ports = {"sync": topology.sync_port, "async": topology.async_port}
-    made = _ran(recorded["meta"], recorded["meta"]["started_at"])
+    made = ran(recorded["meta"], recorded["meta"]["started_at"])
     return (
         render_tour(recorded, ports) + f"\nReal output, trimmed: `python -m bench tour` of {made}."
     )
 
 
-BLOCKS: dict[str, Callable[[Path], str]] = {
+BLOCKS: dict[str, Builder] = {
     "tour": tour,
     "headline": headline,
     "claims": claims_brief,
     "scale-out": scale_out_brief,
 }
-
-
-def marker(name: str) -> re.Pattern[str]:
-    # An empty block is its two markers on two lines: no line between them.
-    return re.compile(
-        rf"<!-- measured:{re.escape(name)} -->\n(.*?)\n?<!-- /measured:{re.escape(name)} -->",
-        re.DOTALL,
-    )
-
-
-def _found(text: str, name: str) -> re.Match[str]:
-    found = marker(name).search(text)
-    if found is None:
-        raise LookupError(f"README.md has no block measured:{name}")
-    return found
-
-
-def quoted(text: str, name: str) -> str:
-    """The block named `name` as the README has it now."""
-    return _found(text, name).group(1)
-
-
-def rewritten(text: str, folder: Path = RESULTS) -> str:
-    """`text` with every block built anew from the results files."""
-    for name, build in BLOCKS.items():
-        found = _found(text, name)
-        block = f"<!-- measured:{name} -->\n{build(folder)}\n<!-- /measured:{name} -->"
-        text = text[: found.start()] + block + text[found.end() :]
-    return text

@@ -4,6 +4,7 @@ import csv
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.plots import (
     plot_against_ideal,
@@ -104,12 +105,12 @@ def _run_lines(meta: ReportMeta, machine_note: str) -> list[str]:
     ]
 
 
-def server_axis(records: Sequence[RowRecord], meta: ReportMeta) -> list[str]:
+def server_table(records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> list[str]:
     """Each gateway under each server, one worker, as the stack runs it otherwise (the async
     one on its client, the sync one with its threadpool, closed loop): at each C where more
     than one server ran, each one's CPU per fan-out and its ratio to that of the stack's
-    server, measured in the same run."""
-    by_point: dict[tuple[str, str], dict[str, RowRecord]] = {}
+    server, measured in the same run. No lines when no point ran under two servers."""
+    by_point: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
     for record in records:
         as_stack = (
             record["client"] == meta["async_http_client"]
@@ -141,8 +142,15 @@ def server_axis(records: Sequence[RowRecord], meta: ReportMeta) -> list[str]:
                 f" | {record['throughput_vs_ideal']:.2f} | {cpu if cpu is not None else '–'}"
                 f" | {ratio} | {record['latency_p99_ms']:.0f} |"
             )
-    if len(lines) == 2:
+    return lines if len(lines) > 2 else []
+
+
+def server_axis(records: Sequence[RowRecord], meta: ReportMeta) -> list[str]:
+    """summary.md's Servers section: the server table, with what it holds."""
+    lines = server_table(records, meta)
+    if not lines:
         return []
+    stack = meta["server"]
     return [
         "## Servers",
         "",

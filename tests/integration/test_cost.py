@@ -28,7 +28,7 @@ def test_a_fan_out_stays_within_its_cpu_budget(stack: Stack, tmp_path: Path) -> 
     command = ("cost", "-c", "200", "--duration", "4", "--rounds", "5", "--async-url", async_url)
     result = stack.bench(*command, "--out", str(out), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    (point,) = json.loads(out.read_text())
+    (point,) = json.loads(out.read_text())["points"]
     assert point["errors"] == 0
     units, call_units = point["fan_out_units"], point["upstream_call_units"]
     record("cost C=200: gateway CPU per fan-out / per trivial request", units, "target ≤ 5")

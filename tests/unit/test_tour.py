@@ -1,9 +1,18 @@
-"""The README's curl tour (bench/tour.py): recorded from real gateways, drawn as the
-console lines the README shows."""
+"""The README's curl tour and the faults of docs/failure-modes.md (bench/tour.py): recorded
+from real gateways, drawn as the console lines the docs show."""
 
-from bench.tour import SOURCE_FIELDS, record_tour, render_tour
+from bench.tour import (
+    FAULTED_SOURCE,
+    FAULTS,
+    SOURCE_FIELDS,
+    record_faults,
+    record_tour,
+    render_all_failing,
+    render_faults,
+    render_tour,
+)
 from gateway import async_app, sync_app
-from tests.unit.loopback import LiveServer, Upstreams
+from tests.unit.loopback import FAULT_DEADLINE_MS, LiveServer, Upstreams
 
 
 def test_the_tour_records_each_gateways_fan_out_trimmed(upstreams: Upstreams) -> None:
@@ -29,3 +38,36 @@ def test_the_tour_records_each_gateways_fan_out_trimmed(upstreams: Upstreams) ->
     assert drawn.startswith("```console\n$ curl -s localhost:8001/news")
     assert "$ curl -s localhost:8002/news" in drawn and drawn.endswith("```")
     assert f'"elapsed_ms": {sync_answer["elapsed_ms"]}' in drawn
+
+
+def test_the_faults_are_recorded_as_each_gateway_answered_them(upstreams: Upstreams) -> None:
+    settings = upstreams.settings(deadline_ms=FAULT_DEADLINE_MS)
+    with (
+        LiveServer(sync_app.create_app(settings)) as sync,
+        LiveServer(async_app.create_app(settings)) as async_,
+    ):
+        recorded = record_faults({"sync": sync.url, "async": async_.url})
+    kinds = {}
+    for shown in recorded["faults"]:
+        (source,) = shown["answer"]["sources"]
+        assert (shown["status"], source["name"], source["ok"]) == (200, FAULTED_SOURCE, False)
+        assert shown["answer"]["partial"] is True
+        kinds[shown["query"].rpartition(":")[2]] = source["error_kind"]
+    assert list(kinds) == list(FAULTS)
+    assert kinds["hang"] == kinds["slow-body"] == "timeout"
+    assert kinds["error"] == "status" and kinds["malformed-json"] == "invalid_body"
+    hung = next(s for s in recorded["faults"] if s["query"].endswith(":hang"))
+    assert hung["seconds"] >= FAULT_DEADLINE_MS / 1000  # the deadline, as the client saw it
+    # Every source failing: all out of time is a 504, some other failure a 502.
+    assert [shown["status"] for shown in recorded["all_failing"]] == [504, 502]
+    assert all(len(shown["answer"]["sources"]) == 3 for shown in recorded["all_failing"])
+    refusals = [
+        (shown["status"], shown["answer"]["detail"][0]["loc"]) for shown in recorded["refused"]
+    ]
+    assert refusals == [(422, ["query", "fault"]), (422, ["query", "deadline_ms"])]
+
+    drawn = render_faults(recorded, {"sync": 8001, "async": 8002})
+    assert drawn.count("$ curl -s 'localhost:8002/news?fault=gazette:") == len(FAULTS)
+    assert f"HTTP 200 in {hung['seconds']:.3f}s" in drawn
+    failing = render_all_failing(recorded, {"sync": 8001, "async": 8002})
+    assert "HTTP 504 in" in failing and failing.count("HTTP 422\n") == 2
