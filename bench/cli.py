@@ -315,12 +315,13 @@ def cost_command(
     if probe is None:
         console.print("[bold red]error:[/] cannot see the stack's containers from this host")
         raise typer.Exit(1)
+    command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    meta = run_meta(command)  # before the windows: when the run started
     with console.status(f"pricing C={', '.join(map(str, concurrency))}"):
         points = measure_cost(probe, async_url, concurrency, duration, rounds)
     console.print(cost_table(points))
     if out is not None:
-        command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
-        recorded = {"meta": run_meta(command), "points": [p.record() for p in points]}
+        recorded = {"meta": meta, "points": [p.record() for p in points]}
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(recorded, indent=2) + "\n")
         console.print(f"wrote {out}")

@@ -108,12 +108,12 @@ def record_faults(bases: dict[str, str]) -> dict[str, Any]:
 
 def record_tour(bases: dict[str, str], command: str, warm: int = 2) -> dict[str, Any]:
     """One answer of each gateway's /news, after `warm` others (the first connections)."""
-    answers = []
+    meta, answers = run_meta(command), []
     for gateway in TOUR:
         for _ in range(warm):
             get_json(f"{bases[gateway]}/news")
         answers.append(trimmed(get_json(f"{bases[gateway]}/news")))
-    return {"meta": run_meta(command), "answers": answers}
+    return {"meta": meta, "answers": answers}
 
 
 def render_tour(recorded: dict[str, Any], ports: dict[str, int]) -> str:
