@@ -669,10 +669,10 @@ class BlockingCaller:
             # checks. And each read waits at most what remains: the socket's timeout was set
             # once, at connect, so a slow drip overran the deadline by one read's wait (0.8 s
             # measured).
-            sock = getattr(r.raw.connection, "sock", None)
+            sock = response_socket(r.raw)
 
             def read_within_deadline() -> bytes:
-                if sock is not None:
+                if sock is not None and sock.fileno() != -1:  # -1: the body ended, and closed it
                     sock.settimeout(max(fan_out.remaining(), MIN_WAIT_S))
                 chunk: bytes = r.raw.read1(READ_CHUNK, decode_content=False)
                 return chunk
@@ -720,6 +720,18 @@ def again_if_gone_blocking(attempt: Callable[[], T], fan_out: FanOut) -> T:
         if not went_silent(exc) or fan_out.remaining() <= 0:
             raise
     return attempt()
+
+
+def response_socket(raw: Any) -> socket.socket | None:
+    """The socket a streamed urllib3 answer reads from. http.client lets go of the
+    connection's own reference when the answer says `Connection: close`, so it is read from
+    the answer's file then: without it, each read of a dripping body waited the socket's
+    whole timeout, past the deadline."""
+    sock = getattr(raw.connection, "sock", None)
+    if sock is None:  # http.client's HTTPResponse.fp: a buffered SocketIO over the socket
+        fp = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def _read_within(

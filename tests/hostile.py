@@ -40,7 +40,11 @@ def news(articles: int) -> bytes:
 
 
 def head(status: str = "200 OK", length: int | None = None, *extra: str) -> bytes:
-    lines = [f"HTTP/1.1 {status}", "Content-Type: application/json", *extra]
+    # Each connection serves one request, then closes: the head says so, as a server that
+    # closes must. Without it a client pools the connection, and its next request may go
+    # out on it just as the close arrives: a reset that depends on the scheduler, which
+    # failed a cap's test beside two CPU hogs.
+    lines = [f"HTTP/1.1 {status}", "Content-Type: application/json", "Connection: close", *extra]
     if length is not None:
         lines.append(f"Content-Length: {length}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
