@@ -26,7 +26,7 @@ from bench.plan import PRESETS
 from bench.poolcost import pool_cost
 from bench.report import write_records, write_report, write_scale_out_report, write_sweep_report
 from bench.scaleout import SCALE_OUT_PRESETS, SwarmStack, run_scale_out
-from bench.stack import ComposeStack, GatewayName
+from bench.stack import ComposeStack, GatewayName, run_meta
 from bench.sweep import SWEEP_PRESETS, run_sweep
 from bench.tables import (
     SCALE_OUT,
@@ -41,7 +41,13 @@ from bench.tables import (
     sweep_table,
 )
 from bench.topology import Topology
-from bench.tour import record_faults, record_tour, run_meta
+from bench.tour import record_faults, record_tour
+
+
+def this_command() -> str:
+    """The command line a results file records, as a user would type it."""
+    return "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -173,7 +179,7 @@ def compare_command(
     servers and the sync threadpool as axes, each point priced in CPU and memory, with a
     report folder.
     With --target swarm: each gateway as N replicas of 1 worker against 1 replica of N."""
-    command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    command = this_command()
     if target is DeployTarget.swarm:
         _compare_swarm(preset, out, stack, command)
         return
@@ -245,7 +251,7 @@ def sweep_command(
         chosen = dataclasses.replace(chosen, loads=tuple(load))
     if window is not None:
         chosen = dataclasses.replace(chosen, sync_window_s=window, async_window_s=window)
-    command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    command = this_command()
     sync_url, async_url = gateway_urls(sync_url, async_url)
     every: dict[GatewayName, str] = {"sync": sync_url, "async": async_url}
     bases = {
@@ -280,7 +286,7 @@ def claims_command(
     """Every claim of the blog post, measured on the running stack, with a verdict each."""
     if preset not in blog.PRESETS:
         raise typer.BadParameter(f"choose one of {', '.join(blog.PRESETS)}", param_hint="--preset")
-    command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    command = this_command()
     sync_url, async_url = gateway_urls(sync_url, async_url)
     try:
         with console.status("measuring") as status:
@@ -315,7 +321,7 @@ def cost_command(
     if probe is None:
         console.print("[bold red]error:[/] cannot see the stack's containers from this host")
         raise typer.Exit(1)
-    command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    command = this_command()
     meta = run_meta(command)  # before the windows: when the run started
     with console.status(f"pricing C={', '.join(map(str, concurrency))}"):
         points = measure_cost(probe, async_url, concurrency, duration, rounds)
@@ -343,7 +349,7 @@ def tour_command(
 ) -> None:
     """Record the README's curl tour from the running stack, one /news of each gateway, and
     the faults docs/failure-modes.md shows."""
-    command = "python -m bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    command = this_command()
     sync_url, async_url = gateway_urls(sync_url, async_url)
     bases = {"sync": sync_url, "async": async_url}
     recorded = {**record_tour(bases, command), **record_faults(bases)}

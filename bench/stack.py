@@ -9,12 +9,13 @@ import os
 import platform
 import statistics
 import subprocess
+import time
 import urllib.request
 from typing import Any, Literal
 
 from bench.load import LoadResult, LoadSpec, run_load
 from bench.probe import StackProbe, WindowCost, compose_probe
-from bench.topology import ROOT
+from bench.topology import ROOT, env_overrides
 from gateway.models import GatewayHealth
 
 GatewayName = Literal["sync", "async"]
@@ -67,6 +68,18 @@ def git_commit() -> str:
         check=False,
     )
     return result.stdout.strip() or "unknown"
+
+
+def run_meta(command: str) -> dict[str, Any]:
+    """What a small results file says of its run: the command, when, which commit, where,
+    and any setting other than .env's."""
+    return {
+        "command": command,
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "commit": git_commit(),
+        "machine": machine_description(),
+        "env_overrides": env_overrides(),
+    }
 
 
 class ProbedStack:

@@ -13,8 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any, get_args
 
-from bench.stack import get_json, git_commit, machine_description
-from bench.topology import env_overrides
+from bench.stack import get_json, run_meta
 from upstream.config import FaultKind
 
 # What each gateway's answer shows a newcomer.
@@ -35,18 +34,6 @@ ALL_FAILING = (
     "fault=wire:error,gazette:reset,chronicle:hang&deadline_ms=1000",
 )
 REFUSED = ("fault=gazette:explode", "deadline_ms=60000")
-
-
-def run_meta(command: str) -> dict[str, Any]:
-    """What a small results file says of its run: the command, when, which commit, where,
-    and any setting other than .env's."""
-    return {
-        "command": command,
-        "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "commit": git_commit(),
-        "machine": machine_description(),
-        "env_overrides": env_overrides(),
-    }
 
 
 def trimmed(answer: dict[str, Any]) -> dict[str, Any]:
