@@ -1,5 +1,5 @@
-"""The command line: ``python -m bench run | compare | sweep | claims | cost | readme | failover |
-cross-node | crosscheck | client-check | pool-cost``."""
+"""The command line: ``python -m bench run | compare | sweep | claims | cost | idle | readme |
+failover | cross-node | crosscheck | client-check | pool-cost``."""
 
 import dataclasses
 import json
@@ -20,6 +20,7 @@ from bench import claims as blog
 from bench.compare import run_matrix
 from bench.cost import measure_cost
 from bench.crosscheck import client_check, crosscheck
+from bench.idle import WINDOW_S, measure_rest
 from bench.load import LoadSpec, run_load
 from bench.pages import PAGES
 from bench.plan import PRESETS
@@ -37,6 +38,7 @@ from bench.tables import (
     cross_node_table,
     crosscheck_table,
     pool_cost_table,
+    rest_table,
     run_table,
     sweep_table,
 )
@@ -330,6 +332,28 @@ def cost_command(
         recorded = {"meta": meta, "points": [p.record() for p in points]}
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(recorded, indent=2) + "\n")
+        console.print(f"wrote {out}")
+
+
+@app.command(name="idle")
+def idle_command(
+    window: Annotated[float, typer.Option(min=10, max=600, help="Seconds at rest.")] = WINDOW_S,
+    out: Annotated[Path | None, typer.Option(help="Write the split as JSON here.")] = None,
+) -> None:
+    """The compose stack at rest: the machine's busy share, split between the services,
+    Docker's engine and the healthchecks' execs. Send it no load meanwhile."""
+    project = ComposeStack("", "").project
+    meta = run_meta(this_command())
+    try:
+        with console.status(f"{window:.0f} s at rest"):
+            rest = measure_rest(project, window)
+    except RuntimeError as exc:
+        console.print(f"[bold red]error:[/] {exc}: is the stack up, on this host?")
+        raise typer.Exit(1) from exc
+    console.print(rest_table(rest))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"meta": meta, "rest": rest.record()}, indent=2) + "\n")
         console.print(f"wrote {out}")
 
 

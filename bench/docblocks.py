@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench.blocks import Builder, Record, load, ran, wrapped
 from bench.cost import FAN_OUT_TARGET, UPSTREAM_CALL_TARGET
+from bench.idle import SHARES
 from bench.readme import scale_out_figures
 from bench.report import server_table
 from bench.tables import COMPARISON, Column, markdown_table, number, sweep_brief
@@ -164,6 +165,21 @@ def cost(folder: Path) -> str:
     return markdown_table(results["points"], COST_COLUMNS) + "\n\n" + "\n".join(wrapped(text))
 
 
+def idle(folder: Path) -> str:
+    results = load(folder / "idle.json")
+    meta, rest = results["meta"], results["rest"]
+    lines = ["| at rest | cores |", "|---|---:|"]
+    lines += [f"| {label} | {rest[key]:.3f} |" for label, key in SHARES]
+    text = (
+        f"`{meta['command']}`, [idle.json](results/idle.json) of {ran(meta, meta['started_at'])}:"
+        f" {len(rest['healthchecks'])} healthchecks, {rest['checks_per_s']:g} a second, cost"
+        f" the engine and their execs {rest['ms_per_check']:.0f} ms of CPU each (the engine's"
+        f" own idle counted in), where every service's own processes together take"
+        f" {rest['services_cores']:.3f} of a core."
+    )
+    return "\n".join(lines) + "\n\n" + "\n".join(wrapped(text))
+
+
 def _sweep(name: str) -> Builder:
     def build(folder: Path) -> str:
         results = load(folder / name / "sweep.json")
@@ -302,6 +318,7 @@ DOC_PAGES: Mapping[str, Mapping[str, Builder]] = {
         "one-worker": one_worker,
         "clients": clients,
         "cost": cost,
+        "idle": idle,
         "servers": servers,
         "threadpool": threadpool,
         "workers": workers,

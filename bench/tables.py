@@ -10,6 +10,7 @@ from rich.table import Table
 
 from bench.cost import FAN_OUT_TARGET, UPSTREAM_CALL_TARGET, CostPoint
 from bench.crosscheck import AGREEMENT, ClientCost, CrossCheck
+from bench.idle import SHARES, Rest
 from bench.load import LoadResult
 
 if TYPE_CHECKING:  # the pool-cost module builds the gateway's clients: import it only there
@@ -205,6 +206,19 @@ def cost_table(points: Sequence[CostPoint]) -> Table:
             f"{p.machine_fan_out_ms:.3f}",
             str(p.errors),
         )
+    return table
+
+
+def rest_table(rest: Rest) -> Table:
+    checks = f"{len(rest.checks)} healthchecks, {rest.checks_per_s:.2f} a second"
+    table = Table(title=f"the stack at rest for {rest.window_s:.0f} s ({checks})")
+    table.add_column("where", justify="left")
+    table.add_column("cores", justify="right")
+    recorded = rest.record()
+    for label, key in SHARES:
+        table.add_row(label, f"{recorded[key]:.3f}")
+    if rest.ms_per_check is not None:
+        table.add_row("engine and execs, ms of CPU per check", f"{rest.ms_per_check:.1f}")
     return table
 
 
