@@ -79,8 +79,8 @@ class Rest:
     @property
     def ms_per_check(self) -> float | None:
         """The engine's and the execs' CPU per healthcheck: an upper bound, the engine's
-        own idle counted in."""
-        if not self.checks:
+        own idle counted in. None unless every check ran in the window."""
+        if not self.checks or max(c.interval_s for c in self.checks) > self.window_s:
             return None
         return (self.engine_cores + self.execs_cores) / self.checks_per_s * 1000
 

@@ -76,3 +76,6 @@ def test_the_split_adds_up_and_prices_each_check() -> None:
     assert recorded["other_cores"] == 0.003
     assert recorded["ms_per_check"] == 58.5
     assert Rest(60.0, 0.02, 0.02, 0.0, 0.0, {}, ()).ms_per_check is None
+    # A check every hour: in a minute the engine's own idle would pass for one check's cost.
+    hourly = (Healthcheck("a", 3600.0),)
+    assert Rest(60.0, 0.03, 0.02, 0.003, 0.0, {}, hourly).ms_per_check is None
