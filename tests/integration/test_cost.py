@@ -10,23 +10,23 @@ from tests.integration.stack import Stack, record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
-# This test's command on this 2-core machine, access log off as in this stack. The issue's
-# targets are 5 and 1.2 (bench/cost.py). The bars are where the code stands plus the spread
-# this machine has shown: medians of 6.1 to 8.3 within half an hour (single rounds up to
-# 9.7), and in a fresh-clone CI at 155bb86, 8.94 for a fan-out and 2.89 for an upstream
-# call, where `bench cost` on the quiet stack an hour before gave 4.93 and 1.38
-# (docs/results/cost.json). A bar tighter than that spread fails a busy machine, not the
-# code. The sharp guard of the client's cut is a ratio in one run: bench compare's client
-# axis (test_bench.py).
-FAN_OUT_BUDGET = 11.0
-UPSTREAM_CALL_BUDGET = 4.0
+# The targets are in the unit `bench cost` prices on the stack .env sets up: a trivial
+# request through the same server and middleware, its access log line included. This suite
+# runs with the log off, which makes the unit a third cheaper and every ratio a third
+# larger: on one test-like stack, 7.18 and 7.57 for a fan-out with the log off, then 5.65
+# and 5.11 with it on, and 4.84 on beside two CPU hogs (docs/results/cost.json: 4.93). So
+# this test turns the async gateway's log on. The bars are the medians seen, up to 6.0 and
+# 2.0, plus 40% for a busier machine: a return to the 10.5 of before the cuts fails it.
+FAN_OUT_BUDGET = 8.5
+UPSTREAM_CALL_BUDGET = 3.0
 
 
 def test_a_fan_out_stays_within_its_cpu_budget(stack: Stack, tmp_path: Path) -> None:
     out = tmp_path / "cost.json"
     async_url = stack.url("async", "")
     command = ("cost", "-c", "200", "--duration", "4", "--rounds", "5", "--async-url", async_url)
-    result = stack.bench(*command, "--out", str(out), timeout=300)
+    with stack.reconfigured("async-gateway", deps=False, ACCESS_LOG="true"):
+        result = stack.bench(*command, "--out", str(out), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     (point,) = json.loads(out.read_text())["points"]
     assert point["errors"] == 0
