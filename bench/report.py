@@ -139,7 +139,7 @@ def server_table(records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) 
             ratio = "–" if cpu is None or not base_cpu else f"{cpu / base_cpu:.2f}"
             lines.append(
                 f"| {target} | {server} | {load} | {record['throughput']:.1f}"
-                f" | {record['throughput_vs_ideal']:.2f} | {cpu if cpu is not None else '–'}"
+                f" | {record['throughput_vs_ideal']:.2f} | {'–' if cpu is None else f'{cpu:.2f}'}"
                 f" | {ratio} | {record['latency_p99_ms']:.0f} |"
             )
     return lines if len(lines) > 2 else []

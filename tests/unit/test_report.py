@@ -120,7 +120,7 @@ def test_report_folder_has_summary_data_and_every_plot(
     servers = summary.split("## Servers", 1)[1].split("##", 1)[0]
     rows = [line.split(" | ") for line in servers.splitlines() if line.startswith("| async")]
     assert [(r[1], r[2], r[5], r[6]) for r in rows] == [
-        ("gunicorn", "100", "2.5", "1.00"),
+        ("gunicorn", "100", "2.50", "1.00"),  # two decimals, as every CPU column
         ("granian", "100", "1.88", "0.75"),
     ]
 
