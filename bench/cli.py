@@ -27,7 +27,7 @@ from bench.plan import PRESETS
 from bench.poolcost import pool_cost
 from bench.report import write_records, write_report, write_scale_out_report, write_sweep_report
 from bench.scaleout import SCALE_OUT_PRESETS, SwarmStack, run_scale_out
-from bench.stack import ComposeStack, GatewayName, run_meta
+from bench.stack import ComposeStack, GatewayName, compose_project, run_meta
 from bench.sweep import SWEEP_PRESETS, run_sweep
 from bench.tables import (
     SCALE_OUT,
@@ -44,6 +44,12 @@ from bench.tables import (
 )
 from bench.topology import Topology
 from bench.tour import record_faults, record_tour
+
+
+def write_json(out: Path, data: object) -> None:
+    """A results file: indented JSON, its folder made if need be."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def this_command() -> str:
@@ -329,9 +335,7 @@ def cost_command(
         points = measure_cost(probe, async_url, concurrency, duration, rounds)
     console.print(cost_table(points))
     if out is not None:
-        recorded = {"meta": meta, "points": [p.record() for p in points]}
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(recorded, indent=2) + "\n")
+        write_json(out, {"meta": meta, "points": [p.record() for p in points]})
         console.print(f"wrote {out}")
 
 
@@ -342,18 +346,16 @@ def idle_command(
 ) -> None:
     """The compose stack at rest: the machine's busy share, split between the services,
     Docker's engine and the healthchecks' execs. Send it no load meanwhile."""
-    project = ComposeStack("", "").project
     meta = run_meta(this_command())
     try:
         with console.status(f"{window:.0f} s at rest"):
-            rest = measure_rest(project, window)
+            rest = measure_rest(compose_project(), window)
     except RuntimeError as exc:
         console.print(f"[bold red]error:[/] {exc}: is the stack up, on this host?")
         raise typer.Exit(1) from exc
     console.print(rest_table(rest))
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"meta": meta, "rest": rest.record()}, indent=2) + "\n")
+        write_json(out, {"meta": meta, "rest": rest.record()})
         console.print(f"wrote {out}")
 
 
@@ -377,8 +379,7 @@ def tour_command(
     sync_url, async_url = gateway_urls(sync_url, async_url)
     bases = {"sync": sync_url, "async": async_url}
     recorded = {**record_tour(bases, command), **record_faults(bases)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(recorded, indent=2) + "\n")
+    write_json(out, recorded)
     console.print(
         f"wrote {out}: python -m bench readme puts it in README.md and docs/failure-modes.md"
     )
@@ -428,8 +429,7 @@ def failover_command(
     summary = run.summary()
     console.print_json(data=summary)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(out, summary)
 
 
 @app.command(name="cross-node")
@@ -446,9 +446,7 @@ def cross_node_command(
         points = failover.cross_node_cost(rounds, clients, duration)
     console.print(cross_node_table(points))
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        records = [dataclasses.asdict(point) for point in points]
-        out.write_text(json.dumps(records, indent=2) + "\n")
+        write_json(out, [dataclasses.asdict(point) for point in points])
 
 
 @app.command(name="crosscheck")

@@ -170,11 +170,17 @@ def idle(folder: Path) -> str:
     meta, rest = results["meta"], results["rest"]
     lines = ["| at rest | cores |", "|---|---:|"]
     lines += [f"| {label} | {rest[key]:.3f} |" for label, key in SHARES]
+    checks = f"{len(rest['healthchecks'])} healthchecks, {rest['checks_per_s']:g} a second"
+    if rest["ms_per_check"] is None:  # a check's interval outlasted the window
+        checks += ","
+    else:
+        checks += (
+            f", cost the engine and their execs {rest['ms_per_check']:.0f} ms of CPU each"
+            " (the engine's own idle counted in),"
+        )
     text = (
         f"`{meta['command']}`, [idle.json](results/idle.json) of {ran(meta, meta['started_at'])}:"
-        f" {len(rest['healthchecks'])} healthchecks, {rest['checks_per_s']:g} a second, cost"
-        f" the engine and their execs {rest['ms_per_check']:.0f} ms of CPU each (the engine's"
-        f" own idle counted in), where every service's own processes together take"
+        f" {checks} where every service's own processes together take"
         f" {rest['services_cores']:.3f} of a core."
     )
     return "\n".join(lines) + "\n\n" + "\n".join(wrapped(text))

@@ -3,7 +3,8 @@
 #19's figure for the idle stack is the machine's busy share, healthchecks included. One
 window of rest, read from the host, splits it four ways that do not overlap:
 - services: the project's containers' long-lived processes (their servers, idle);
-- engine: Docker's own processes (dockerd, containerd, every containerd-shim), their own CPU;
+- engine: Docker's own processes (dockerd, containerd, every containerd-shim, docker-proxy),
+  their own CPU;
 - execs: what the shims reaped in the window: each `runc exec` of a healthcheck and the
   check's own process it started (bash and its /dev/tcp here). Nothing else execs at rest;
 - other: the rest of the machine (this command, the host's daemons).
@@ -20,9 +21,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bench import probe
 from bench.probe import (
-    PROC,
     Container,
+    comm,
     cpu_seconds,
     labelled_containers,
     machine_busy_seconds,
@@ -30,14 +32,15 @@ from bench.probe import (
     resolve,
 )
 
-# Docker's processes, by their (15-character) comm: containerd-shim-runc-v2 shows as the first.
 COMPOSE_SERVICE = "com.docker.compose.service"
+# Docker's processes, by their (15-character) comm: containerd-shim-runc-v2 shows as the first.
 ENGINE = ("dockerd", "containerd", "containerd-shim", "docker-proxy")
+DEFAULT_INTERVAL_S = 30.0  # Docker's, for a check that sets none
 WINDOW_S = 60.0
-# The split's rows, as the console and docs/configuration.md print them: (what, key).
+# The split's rows, as the console and docs/benchmark.md print them: (what, key).
 SHARES = (
     ("the whole machine", "machine_cores"),
-    ("Docker's engine: dockerd, containerd, the shims", "engine_cores"),
+    ("Docker's engine: dockerd, containerd, shims, proxies", "engine_cores"),
     ("the healthchecks' execs: runc, and each check's bash", "execs_cores"),
     ("the services' own processes, idle", "services_cores"),
     ("the rest of the machine", "other_cores"),
@@ -53,7 +56,7 @@ class ProcessTimes:
 @dataclass(frozen=True)
 class Healthcheck:
     service: str
-    interval_s: float  # Docker's default when the container sets none: 30 s
+    interval_s: float
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ class Rest:
 def process_times(pid: int) -> ProcessTimes | None:
     """utime + stime and cutime + cstime of /proc/PID/stat, or None once it is gone."""
     try:
-        fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+        fields = (probe.PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
     tick = os.sysconf("SC_CLK_TCK")
@@ -114,18 +117,10 @@ def process_times(pid: int) -> ProcessTimes | None:
     return ProcessTimes((utime + stime) / tick, (cutime + cstime) / tick)
 
 
-def _comm(pid: str) -> str:
-    try:
-        return (PROC / pid / "comm").read_text().strip()
-    except OSError:
-        return ""
-
-
 def engine_processes() -> list[int]:
-    return [int(p.name) for p in PROC.iterdir() if p.name.isdigit() and _comm(p.name) in ENGINE]
-
-
-DEFAULT_INTERVAL_S = 30.0  # Docker's, for a check that sets none
+    """The engine's processes, by name (/proc as bench.probe reads it)."""
+    pids = (int(p.name) for p in probe.PROC.iterdir() if p.name.isdigit())
+    return [pid for pid in pids if comm(pid) in ENGINE]
 
 
 def described(config: Mapping[str, Any], container_id: str) -> tuple[str, Healthcheck | None]:

@@ -162,7 +162,8 @@ def _children(parents: dict[int, int], pid: int) -> list[int]:
     return sorted(child for child, parent in parents.items() if parent == pid)
 
 
-def _comm(pid: int) -> str:
+def comm(pid: int) -> str:
+    """A process's name (its first 15 characters), or '' once it is gone."""
     try:
         return (PROC / str(pid) / "comm").read_text().strip()
     except OSError:
@@ -172,7 +173,7 @@ def _comm(pid: int) -> str:
 def server_main(container: Container, parents: dict[int, int]) -> int | None:
     """The server's first process: the container's own, or the init's child under an init.
     A healthcheck Docker runs in the container is no descendant of either."""
-    if _comm(container.pid) not in INITS:
+    if comm(container.pid) not in INITS:
         return container.pid
     children = _children(parents, container.pid)
     return children[0] if children else None

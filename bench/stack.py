@@ -82,6 +82,11 @@ def run_meta(command: str) -> dict[str, Any]:
     }
 
 
+def compose_project() -> str:
+    """The compose project the scripts drive: COMPOSE_PROJECT_NAME, or the lab's own."""
+    return os.environ.get("COMPOSE_PROJECT_NAME", PROJECT)
+
+
 class ProbedStack:
     """What both stacks do with their probe: one per gateway, built on first use, dropped
     when the gateway restarts (a restart makes new containers, and new cgroups to read)."""
@@ -118,7 +123,7 @@ class ComposeStack(ProbedStack):
     def __init__(self, sync_base: str, async_base: str, project: str | None = None) -> None:
         super().__init__()
         self.sync_base, self.async_base = sync_base, async_base
-        self.project = project or os.environ.get("COMPOSE_PROJECT_NAME", PROJECT)
+        self.project = project or compose_project()
 
     def base(self, gateway: GatewayName) -> str:
         return self.sync_base if gateway == "sync" else self.async_base

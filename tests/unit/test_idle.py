@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import idle
+from bench import probe
 from bench.idle import Healthcheck, Rest, described, engine_processes, process_times
 
 # A child that burns this much CPU time (not wall time: a busy machine only slows it down).
@@ -38,7 +38,7 @@ def test_the_engine_is_found_by_its_processes_names(
         (tmp_path / str(pid) / "comm").write_text(comm + "\n")
     (tmp_path / "self").mkdir()
     (tmp_path / "14").mkdir()  # gone before its comm was read
-    monkeypatch.setattr(idle, "PROC", tmp_path)
+    monkeypatch.setattr(probe, "PROC", tmp_path)
     assert sorted(engine_processes()) == [10, 11, 12]
 
 
