@@ -21,9 +21,10 @@ RUN python3 -m venv /opt/venv \
 WORKDIR /app
 
 # Dependencies first, in their own layer: editing code does not reinstall them. The lock
-# pins every transitive dependency with its hashes, and pip checks each one.
+# pins every transitive dependency with its hashes, and pip checks each one. pip installs
+# the lock as it is (--no-deps), resolving nothing, and pip check proves the pins agree.
 COPY requirements.txt ./
-RUN pip install --require-hashes -r requirements.txt
+RUN pip install --no-deps --require-hashes -r requirements.txt && pip check
 
 # The code stays owned by root, so the service user can read it but not change it. What the
 # context holds is pyproject's runtime packages and gunicorn.conf.py: .dockerignore sends
