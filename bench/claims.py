@@ -2,7 +2,7 @@
 stack, each as a ratio against its own ideal from the same run, with a verdict.
 
 The ideals come from this run's calibration: the sources' delays as the gateway sees them,
-one sleep alone, one CPU job's cost at rest (bench/theory.py draws the lines). It needs
+one sleep alone, one CPU job's cost at rest (core/theory.py draws the lines). It needs
 one worker per gateway (the stack's default), and it restarts a gateway twice, for the
 sync client and for gunicorn's timeout, putting each back as it found it.
 """
@@ -28,7 +28,7 @@ from bench.load import LoadResult, LoadSpec
 from bench.plan import GatewayConfig
 from bench.probe import WindowCost, container_cpu_seconds
 from bench.stack import ComposeStack, GatewayName, get_json, git_commit, machine_description
-from bench.theory import burst_ideal, cpu_jobs_ideal, cpu_lanes
+from core.theory import burst_ideal, cpu_jobs_ideal, cpu_lanes
 
 Verdict = Literal["holds", "holds with a limit", "does not hold", "not measured"]
 Placement = Literal["inline", "def", "thread", "process"]

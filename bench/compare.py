@@ -21,7 +21,7 @@ from bench.plan import (
 from bench.probe import WindowCost
 from bench.rows import Comparison, Row, label
 from bench.stack import GatewayName
-from bench.theory import GatewayLimits, ideal
+from core.theory import GatewayLimits, ideal
 from gateway.models import GatewayHealth
 
 

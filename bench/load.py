@@ -20,7 +20,7 @@ import aiohttp
 import uvloop
 from hdrh.histogram import HdrHistogram
 
-from bench.theory import poisson_arrivals
+from core.theory import poisson_arrivals
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 # What an overloaded gateway answers when its bound refuses a request.

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.rows import Comparison, Row
 from bench.tables import censored
-from bench.theory import TARGETS, ideal, mdc_wait
+from core.theory import TARGETS, ideal, mdc_wait
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -30,7 +30,7 @@ threadpool size for a sync row that runs another one than the stack.
 
 `ideal` is the lowest of every cap that applies to that row, from the source delays
 calibrated at the start and the limits each gateway's `/healthz` reported (see
-`bench/theory.py`); `cap` names the one that binds:
+`core/theory.py`); `cap` names the one that binds:
 
 - a fan-out costs **sum(delays)** when its calls run one after another (sync, async
   sequential, blocking) and **max(delays)** when they overlap (sync threads, async);

@@ -11,8 +11,8 @@ from bench.load import LoadResult, LoadSummary
 from bench.plan import GatewayConfig, Point
 from bench.probe import WindowCost
 from bench.stack import GatewayName, git_commit, machine_description
-from bench.theory import GatewayLimits, Ideal, Target, cpu_line, machine_line
 from bench.topology import env_overrides
+from core.theory import GatewayLimits, Ideal, Target, cpu_line, machine_line
 
 
 @dataclass

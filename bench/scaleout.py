@@ -26,8 +26,8 @@ from bench.stack import (
     calibrate,
     healthz,
 )
-from bench.theory import TARGETS_BY_NAME, GatewayLimits, ideal
 from bench.topology import ROOT
+from core.theory import TARGETS_BY_NAME, GatewayLimits, ideal
 from gateway.models import GatewayHealth
 
 

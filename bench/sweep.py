@@ -1,6 +1,6 @@
 """The open-loop sweep (``python -m bench sweep``): Poisson arrivals at shares rho of each
 gateway's capacity, and the wait each point measured, against the wait queueing theory
-predicts (bench/theory.py) and against an ideal FIFO queue replayed on the same arrivals.
+predicts (core/theory.py) and against an ideal FIFO queue replayed on the same arrivals.
 
 A point's wait is what load added to its answers besides their fan-out: an answer's time
 from its intended send, less the gateway's own fan-out time (``elapsed_ms``) and what an
@@ -16,8 +16,8 @@ from typing import Any
 
 from bench.load import Answer, LoadResult, LoadSpec, open_loop_schedule, run_load
 from bench.stack import GatewayName, get_json, git_commit, healthz, machine_description
-from bench.theory import Wait, batch_means, mdc_wait, mean_wait_spread, replay_fifo_wait
 from bench.topology import env_overrides
+from core.theory import Wait, batch_means, mdc_wait, mean_wait_spread, replay_fifo_wait
 
 # No client-side cap on requests in flight: an open loop must never wait for itself.
 IN_FLIGHT = 5000

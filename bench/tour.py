@@ -14,7 +14,7 @@ import urllib.request
 from typing import Any, get_args
 
 from bench.stack import get_json, run_meta
-from upstream.config import FaultKind
+from core.news import FaultKind
 
 # What each gateway's answer shows a newcomer.
 TOUR = {

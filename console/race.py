@@ -1,5 +1,5 @@
 """A race: K requests sent at once to each gateway, from inside the stack, every answer
-streamed as it arrives, then each side's numbers beside its ideal (bench/theory.py).
+streamed as it arrives, then each side's numbers beside its ideal (core/theory.py).
 
 The console sends the load, not the browser: a browser opens at most 6 connections to a
 host, which would queue the requests in the browser and hide what the gateways do.
@@ -17,8 +17,8 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
-from bench.theory import TARGETS_BY_NAME, GatewayLimits, Target, ideal
 from console.config import ConsoleSettings
+from core.theory import TARGETS_BY_NAME, GatewayLimits, Target, ideal
 from gateway.models import GatewayHealth
 
 Side = Literal["sync", "async"]
@@ -113,7 +113,7 @@ class RaceStart(BaseModel):
     gateways: dict[Side, GatewayHealth]
     # Each source's delay as the async gateway measured it at rest, just before the race.
     delays_ms: dict[str, float]
-    # The last answer's wait at best, for each side (bench/theory.py), and what sets it.
+    # The last answer's wait at best, for each side (core/theory.py), and what sets it.
     ideal_ms: dict[Side, float]
     ideal_binding: dict[Side, str]
 
@@ -126,7 +126,7 @@ class SideSummary(BaseModel):
     throughput: float  # answered per second of wall time
     p50_ms: float
     p99_ms: float
-    ideal_ms: float  # the last answer's wait at best (bench/theory.py's ideal latency)
+    ideal_ms: float  # the last answer's wait at best (core/theory.py's ideal latency)
     ideal_binding: str  # the cap that sets it
 
 

@@ -38,6 +38,7 @@ import urllib3
 import yarl
 from httpx_aiohttp import AiohttpTransport
 
+from core.news import FaultKind
 from gateway.balancing import (
     MIN_WAIT_S,
     BoundedResolution,
@@ -50,7 +51,7 @@ from gateway.balancing import (
 )
 from gateway.config import AsyncClientName, GatewaySettings, SyncClientName
 from gateway.fanout import FanOut, SourceOutcome
-from gateway.models import ErrorKind, UpstreamFault
+from gateway.models import ErrorKind
 from gateway.sources import Source
 
 logger = logging.getLogger(__name__)
@@ -311,7 +312,7 @@ class Call:
     """One source call: the source, a fault to ask it for, and headers to pass on."""
 
     source: Source
-    fault: UpstreamFault | None = None
+    fault: FaultKind | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
 
 

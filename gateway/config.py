@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from gateway.sources import SOURCE_NAME, Source
+from core.news import SOURCE_NAME
+from gateway.sources import Source
 from serving.admission import AdmissionPolicy
 from serving.levers import LAB_LEVERS
 from serving.settings import ServerName

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from gateway.models import Article, ErrorKind, NewsResponse, SourceResult, UpstreamNews
+from core.news import Article
+from gateway.models import ErrorKind, NewsResponse, SourceResult, UpstreamNews
 from gateway.sources import Source
 
 # Every source failed, so there is nothing to answer with; the body still says why.

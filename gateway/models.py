@@ -2,8 +2,9 @@
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
+from core.news import Article
 from serving.admission import Overloaded
 from serving.settings import ServerName
 
@@ -12,18 +13,6 @@ from serving.settings import ServerName
 # included: none is followed), answered with a body that is not news, or sent more than the
 # gateway takes.
 ErrorKind = Literal["timeout", "connect", "protocol", "status", "invalid_body", "too_large"]
-# The faults a gateway may ask an upstream to inject (upstream/faults.py), and nothing else.
-UpstreamFault = Literal["error", "hang", "slow-body", "malformed-json", "wrong-shape", "reset"]
-
-
-class Article(BaseModel):
-    id: str
-    title: str
-    summary: str
-    source: str
-    # With its offset: a naive time cannot be ordered against the other sources' (a merge
-    # of both raised a TypeError, a 500), so a source that sends one sent no news.
-    published_at: AwareDatetime
 
 
 class UpstreamNews(BaseModel):
@@ -91,7 +80,7 @@ class GatewayHealth(BaseModel):
     workers: int = Field(description="Worker processes in this replica.")
     server: ServerName
     server_lacks: list[str] = Field(description="What this server lacks of gunicorn's features.")
-    # The caps per worker that bench/theory.py draws each ideal line from.
+    # The caps per worker that core/theory.py draws each ideal line from.
     threadpool_tokens: int
     executor_threads: int
     requests_pool_maxsize: int

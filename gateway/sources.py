@@ -3,9 +3,6 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# Names travel in Server-Timing headers, so they must be plain tokens.
-SOURCE_NAME = r"[a-z][a-z0-9-]{0,31}"
-
 
 @dataclass(frozen=True, slots=True)
 class Source:

@@ -10,12 +10,13 @@ from fastapi import FastAPI, Query, Request, Response
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.news import FaultKind
 from gateway.blog import CpuWork, blog_router, with_cpu_work
 from gateway.clients import Call
 from gateway.config import GatewaySettings
 from gateway.fanout import FanOut, server_timing, status_of
 from gateway.metrics import FanOutMetrics
-from gateway.models import GatewayHealth, NewsResponse, UpstreamFault
+from gateway.models import GatewayHealth, NewsResponse
 from gateway.sources import Source, UnknownSourcesError, select_sources
 from observability.metrics import (
     METRICS_PATH,
@@ -113,11 +114,11 @@ class AdminPortOnly:
         await self.app(scope, receive, send)
 
 
-def parse_faults(configured: Sequence[Source], requested: str) -> dict[str, UpstreamFault]:
+def parse_faults(configured: Sequence[Source], requested: str) -> dict[str, FaultKind]:
     """ "wire:hang,gazette:error" as {source: fault}: configured sources, known faults, once."""
     names = {source.name for source in configured}
-    kinds: tuple[str, ...] = get_args(UpstreamFault)
-    faults: dict[str, UpstreamFault] = {}
+    kinds: tuple[str, ...] = get_args(FaultKind)
+    faults: dict[str, FaultKind] = {}
     for item in requested.split(","):
         name, _, kind = item.partition(":")
         if name not in names:
@@ -126,7 +127,7 @@ def parse_faults(configured: Sequence[Source], requested: str) -> dict[str, Upst
             raise ValueError(f"{item!r}: unknown fault; valid faults: {', '.join(kinds)}")
         if name in faults:
             raise ValueError(f"{item!r}: one fault per source")
-        faults[name] = cast(UpstreamFault, kind)
+        faults[name] = cast(FaultKind, kind)
     return faults
 
 
@@ -164,7 +165,7 @@ def source_patterns(settings: GatewaySettings) -> tuple[str, str]:
     faults, and one fault per source (the lookahead; Python's and ECMA's regex both read it).
     """
     name = "(?:" + "|".join(source.name for source in settings.source_list) + ")"
-    pair = f"{name}:(?:{'|'.join(get_args(UpstreamFault))})"
+    pair = f"{name}:(?:{'|'.join(get_args(FaultKind))})"
     sources = f"^{name}(?:,{name})*$"
     faults = f"^(?!(?:.*,)?({name}):.*,\\1:){pair}(?:,{pair})*$"
     return sources, faults
@@ -175,7 +176,7 @@ def fan_out_plan_for(settings: GatewaySettings) -> Callable[..., Awaitable[FanOu
     names exist, the longest deadline, and whether the lab's levers are on."""
     names = [source.name for source in settings.source_list]
     sources_pattern, fault_pattern = source_patterns(settings)
-    longest_fault = max(map(len, get_args(UpstreamFault)))
+    longest_fault = max(map(len, get_args(FaultKind)))
     levers = settings.lab_levers
     max_deadline_ms = settings.max_deadline_ms if levers else settings.deadline_ms
     lever_note = "" if levers else " (LAB_LEVERS=off: no deadline past the default)"
@@ -198,7 +199,7 @@ def fan_out_plan_for(settings: GatewaySettings) -> Callable[..., Awaitable[FanOu
                 description="Ask sources to misbehave, for the lab: comma-separated "
                 f"source:fault pairs, one per source, e.g. {names[0]}:hang; a source that is not "
                 "called ignores its fault. Faults: "
-                f"{', '.join(get_args(UpstreamFault))}.",
+                f"{', '.join(get_args(FaultKind))}.",
                 # Checked by parse_faults, which says what is wrong (pydantic's regex engine
                 # has no lookahead).
                 json_schema_extra={"pattern": fault_pattern},

@@ -34,12 +34,12 @@ from prometheus_client import (
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.environment import METRICS_DIR_ENV
 from observability.multiprocess import RecyclingSafeCollector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0)
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 METRICS_PATH = "/metrics"
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # FastAPI's native OpenTelemetry asks the global providers on every request whether any is
 # configured; the lab configures none, and that question alone was 7% of a worker's CPU.
 NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
@@ -118,7 +118,7 @@ def metrics_endpoint(registry: CollectorRegistry) -> Callable[[], Response]:
     """Every worker's metrics when gunicorn keeps them in files, else this app's registry."""
 
     def metrics() -> Response:
-        directory = os.environ.get(MULTIPROC_ENV)
+        directory = os.environ.get(METRICS_DIR_ENV)
         source = registry
         if directory:
             source = CollectorRegistry()

@@ -16,6 +16,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.environment import METRICS_DIR_ENV
 from serving.cores import whole_cores
 
 # gunicorn with uvicorn's worker (the lab's brief), granian's own workers, or uvicorn's own
@@ -34,8 +35,6 @@ SERVER_LACKS: dict[ServerName, tuple[str, ...]] = {
     # worker's metrics files stay.
     "granian": ("blocked-loop timeout", "recycling by request count", "admin port"),
 }
-
-METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class ServerSettings(BaseSettings):
@@ -86,7 +85,7 @@ def prepare_workers_environment(settings: ServerSettings) -> str:
     for stale in Path(directory).glob("*.db"):  # a previous run's workers
         stale.unlink()
     # Workers inherit it, before they import prometheus_client.
-    os.environ[METRICS_ENV] = directory
+    os.environ[METRICS_DIR_ENV] = directory
     # The count the workers report in /healthz: "auto" resolved.
     os.environ["WEB_CONCURRENCY"] = str(settings.workers)
     return directory
@@ -100,12 +99,12 @@ def retire_worker_metrics(pid: int) -> None:
     from observability.multiprocess import archive_dead_worker
 
     multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
-    archive_dead_worker(os.environ[METRICS_ENV], pid)
+    archive_dead_worker(os.environ[METRICS_DIR_ENV], pid)
 
 
 def remove_temporary_metrics(settings: ServerSettings) -> None:
     if settings.prometheus_multiproc_dir is None:
-        shutil.rmtree(os.environ.get(METRICS_ENV, ""), ignore_errors=True)
+        shutil.rmtree(os.environ.get(METRICS_DIR_ENV, ""), ignore_errors=True)
 
 
 @contextmanager

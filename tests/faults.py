@@ -1,9 +1,10 @@
 """What the tests expect of every injected fault, shared by the unit and integration tests."""
 
-from gateway.models import ErrorKind, UpstreamFault
+from core.news import FaultKind
+from gateway.models import ErrorKind
 
 # The error kind a gateway must report for a source that injected each fault.
-ERROR_KIND_OF: dict[UpstreamFault, ErrorKind] = {
+ERROR_KIND_OF: dict[FaultKind, ErrorKind] = {
     "error": "status",
     "hang": "timeout",
     "slow-body": "timeout",

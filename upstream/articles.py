@@ -3,7 +3,7 @@
 import random
 from datetime import UTC, datetime, timedelta
 
-from pydantic import BaseModel
+from core.news import Article
 
 # Every source's newest article is at most a day older than this instant, so merged
 # feeds interleave and "newest first" is a real ordering, not one source after another.
@@ -45,14 +45,6 @@ _OBJECTS = (
     "tail latencies",
     "the budget",
 )
-
-
-class Article(BaseModel):
-    id: str
-    title: str
-    summary: str
-    source: str
-    published_at: datetime
 
 
 def generate_articles(source: str, count: int) -> list[Article]:

@@ -6,9 +6,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.news import SOURCE_NAME, FaultKind
 from serving.levers import LAB_LEVERS
 
-FaultKind = Literal["error", "hang", "slow-body", "malformed-json", "wrong-shape", "reset"]
 LatencyModel = Literal["fixed", "lognormal"]
 
 
@@ -18,7 +18,7 @@ class UpstreamSettings(BaseSettings):
         env_prefix="UPSTREAM_", frozen=True, env_parse_none_str="none"
     )
 
-    name: str = Field("wire", pattern=r"^[a-z][a-z0-9-]{0,31}$", description="Source name.")
+    name: str = Field("wire", pattern=rf"^{SOURCE_NAME}$", description="Source name.")
     delay_ms: int = Field(300, ge=0, description="Base delay before each answer.")
     jitter_ms: int = Field(0, ge=0, description="Extra delay drawn uniformly from [0, jitter].")
     max_delay_ms: int = Field(10_000, ge=0, description="Largest delay a request may ask for.")

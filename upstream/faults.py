@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from upstream.config import FaultKind, UpstreamSettings
+from core.news import FaultKind
+from upstream.config import UpstreamSettings
 
 ERROR_STATUSES = (500, 503)
 DRIP_CHUNKS = 10

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request, Response
 from pydantic import BaseModel
 
+from core.news import Article, FaultKind
 from observability.metrics import (
     NO_OPENTELEMETRY,
     instrument,
@@ -22,8 +23,8 @@ from observability.requestid import add_request_ids
 from serving.admission import AdmissionLimit, AdmissionPolicy, Overloaded
 from serving.heap import settled
 from serving.levers import lever_refused
-from upstream.articles import Article, generate_articles
-from upstream.config import FaultKind, UpstreamSettings
+from upstream.articles import generate_articles
+from upstream.config import UpstreamSettings
 from upstream.faults import Draws, faulty_response
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gateway.models import UpstreamFault
+from core.news import FaultKind
 from tests.faults import ERROR_KIND_OF
 from tests.integration.stack import DEADLINE_MS, Sample, Stack, closed_loop, fetch, record
 from tests.waiting import in_flight, poll
@@ -25,7 +25,7 @@ BAR = f"≤ {BOUND_S / DEADLINE_S:.2f}"
 @pytest.mark.parametrize("fault", ERROR_KIND_OF)
 @pytest.mark.parametrize("gateway", ["sync", "async"])
 def test_each_fault_is_contained_within_the_deadline(
-    stack: Stack, gateway: str, fault: UpstreamFault
+    stack: Stack, gateway: str, fault: FaultKind
 ) -> None:
     sample = fetch(stack.url(gateway), fault=f"gazette:{fault}")
     assert sample.status == 200, sample.body

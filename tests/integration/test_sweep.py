@@ -6,7 +6,7 @@ import pytest
 
 from bench.load import run_load
 from bench.sweep import point_spec, summarise, sync_capacity
-from bench.theory import mean_wait_spread
+from core.theory import mean_wait_spread
 from tests.integration.stack import Stack, record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing]

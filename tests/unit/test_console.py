@@ -62,7 +62,7 @@ def test_a_race_streams_every_answer_then_its_numbers(console: TestClient) -> No
     )
     assert all(a["status"] == 200 and len(a["sources"]) == 3 for a in answers)
     assert all(a["sent_ms"] <= a["received_ms"] for a in answers)
-    # The ideal lines are bench/theory.py's: 4 requests fit the threadpool and the pool,
+    # The ideal lines are core/theory.py's: 4 requests fit the threadpool and the pool,
     # so each side's last answer waits one fan-out: sum(d) for sync, max(d) for async.
     delays = start["delays_ms"].values()
     assert start["ideal_ms"]["sync"] == pytest.approx(sum(delays), abs=0.1)

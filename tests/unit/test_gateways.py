@@ -14,15 +14,15 @@ from fastapi.testclient import TestClient
 
 from bench.plan import GatewayConfig
 from bench.stack import GatewayName
+from core.news import FaultKind
 from gateway import async_app, sync_app
 from gateway.clients import CallRules
 from gateway.config import AsyncClientName, GatewaySettings
-from gateway.models import GatewayHealth, UpstreamFault
+from gateway.models import GatewayHealth
 from serving.cores import whole_cores
 from tests.faults import ERROR_KIND_OF
 from tests.unit.health import health_of
 from tests.unit.loopback import DELAYS_MS, DRIP_MS, FAULT_DEADLINE_MS, HANG_MS, Upstreams
-from upstream.config import FaultKind
 
 # Every timing in a response is rounded to 0.1 ms, each off by up to 0.05: a start compared
 # with the previous call's start plus its duration is three of them, off by up to 0.15, and
@@ -365,7 +365,7 @@ def test_a_faulty_source_is_contained_within_the_deadline(
     path: str,
     mode: str | None,
     overlaps: bool,
-    fault: UpstreamFault,
+    fault: FaultKind,
 ) -> None:
     client = client_for(gateway)
     params = {"fault": f"gazette:{fault}", "deadline_ms": str(DEADLINE_MS)}
@@ -480,7 +480,3 @@ def test_connect_retries_stay_within_the_deadline(
     cut, dead, status = fan_out(20)
     assert cut < run_out / 2
     assert dead["error_kind"] in ("connect", "timeout") and status in (502, 504)
-
-
-def test_the_fault_kinds_are_the_upstreams_own() -> None:
-    assert get_args(UpstreamFault) == get_args(FaultKind)

@@ -1,6 +1,7 @@
 """The image's contents: the Dockerfile copies the build context whole, so .dockerignore
 decides, and pyproject's package list is the one place that names the runtime packages."""
 
+import ast
 import fnmatch
 import subprocess
 import tomllib
@@ -59,6 +60,26 @@ def test_the_context_holds_only_the_runtime_packages_and_the_files_the_image_nee
     assert stray == [], f"add these to .dockerignore or to pyproject's packages: {stray}"
     # The build's own and the local ones too: the venv and the caches never reach the daemon.
     assert not any(sent(name) for name in (".venv", ".git", ".mypy_cache", ".env"))
+
+
+def test_no_service_imports_the_benchmark_and_no_image_ships_it() -> None:
+    """bench/ runs on the host: what a service shares with it lives in core/."""
+    assert "bench" not in runtime_packages()
+    assert not sent("bench")
+    for package in runtime_packages():
+        for module in (ROOT / package).rglob("*.py"):
+            tree = ast.parse(module.read_text(), filename=str(module))
+            imported = [
+                name
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Import | ast.ImportFrom)
+                for name in (
+                    [alias.name for alias in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                )
+            ]
+            assert not [name for name in imported if name.split(".")[0] == "bench"], module
 
 
 def test_the_dockerfile_names_no_package() -> None:

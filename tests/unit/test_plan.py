@@ -8,7 +8,7 @@ import pytest
 
 from bench.plan import PRESETS, GatewayConfig, needs_drain, plan, whole_cycles
 from bench.rows import label
-from bench.theory import TARGETS_BY_NAME
+from core.theory import TARGETS_BY_NAME
 from tests.unit.health import health_of
 
 DELAYS_S = [0.3, 0.5, 0.8]

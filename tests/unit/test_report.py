@@ -13,7 +13,7 @@ from bench.probe import WindowCost
 from bench.report import write_report
 from bench.rows import Comparison, Row, label
 from bench.tables import COMPARISON, comparison_table, markdown_table
-from bench.theory import TARGETS_BY_NAME, GatewayLimits, ideal
+from core.theory import TARGETS_BY_NAME, GatewayLimits, ideal
 
 DELAYS = {"wire": 0.3, "gazette": 0.5, "chronicle": 0.8}
 SYNC = GatewayConfig("sync", 1, 40, "requests", 1000, 1000)

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from bench.plan import GatewayConfig, Point
 from bench.rows import label
-from bench.theory import TARGETS_BY_NAME
+from core.theory import TARGETS_BY_NAME
 
 SYNC = GatewayConfig("sync", 1, 40, "requests", 1000, 1000)
 ASYNC = GatewayConfig("async", 1, 40, "aiohttp", 1000, 1000)

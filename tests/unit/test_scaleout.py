@@ -13,7 +13,7 @@ from bench.report import write_scale_out_report
 from bench.rows import Comparison, Row
 from bench.scaleout import Shape, SwarmStack, ratios, run_scale_out, shapes
 from bench.stack import GatewayName
-from bench.theory import TARGETS_BY_NAME, GatewayLimits, ideal
+from core.theory import TARGETS_BY_NAME, GatewayLimits, ideal
 from gateway.models import GatewayHealth
 from tests.unit.health import health_of
 

@@ -19,7 +19,7 @@ from bench.sweep import (
     summarise,
 )
 from bench.tables import sweep_table
-from bench.theory import mdc_wait, replay_fifo_wait
+from core.theory import mdc_wait, replay_fifo_wait
 
 SERVICE_S = 1.6
 OVERHEAD_S = 0.004  # what every answer spends outside its fan-out, at rest

@@ -1,10 +1,10 @@
-"""The ideal lines: each figure below is worked out by hand from the caps in bench/theory.py."""
+"""The ideal lines: each figure below is worked out by hand from the caps in core/theory.py."""
 
 import math
 
 import pytest
 
-from bench.theory import (
+from core.theory import (
     TARGETS_BY_NAME,
     GatewayLimits,
     batch_means,

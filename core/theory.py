@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Literal
 
-from gateway.models import GatewayHealth
+from pydantic import BaseModel
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,8 @@ class GatewayLimits:
     max_in_flight: int = 0  # the overload bound; 0: none
 
     @classmethod
-    def reported(cls, health: GatewayHealth) -> "GatewayLimits":
+    def reported(cls, health: BaseModel) -> "GatewayLimits":
+        """The limits a gateway reports on its ``/healthz`` (gateway.models.GatewayHealth)."""
         return cls(**health.model_dump(include={f.name for f in fields(cls)}))
 
 

@@ -1,0 +1,1 @@
+"""What more than one service needs, below them all: the news contract and the theory."""
