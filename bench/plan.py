@@ -8,7 +8,7 @@ from typing import get_args
 
 from bench.load import LoadSpec
 from bench.stack import GatewayName
-from bench.theory import (
+from core.theory import (
     TARGETS,
     TARGETS_BY_NAME,
     GatewayLimits,
@@ -164,6 +164,53 @@ class Point:
     overload: float = 0.0
 
 
+@dataclass(frozen=True)
+class Axes:
+    """The preset's axes as points, each gateway at its base configuration but the one
+    setting the axis varies."""
+
+    preset: Preset
+    sync: GatewayConfig
+    async_: GatewayConfig
+
+    def base(self, gateway: GatewayName) -> GatewayConfig:
+        return self.sync if gateway == "sync" else self.async_
+
+    def targets_at(self, workers: int) -> Iterator[Point]:
+        # The blocking endpoint goes last: its queue may outlive its window.
+        preset = self.preset
+        for target in TARGETS:
+            config = replace(self.base(target.gateway), workers=workers)
+            for concurrency in preset.concurrency:
+                if target.name != "blocking" or concurrency <= preset.blocking_max_concurrency:
+                    yield Point(target, concurrency, config)
+
+    def clients(self) -> Iterator[Point]:
+        for client in self.preset.clients:
+            config = replace(self.async_, workers=1, http_client=client)
+            for concurrency in self.preset.client_concurrency:
+                yield Point(TARGETS_BY_NAME["async"], concurrency, config)
+
+    def servers(self, gateway: GatewayName, concurrencies: tuple[int, ...]) -> Iterator[Point]:
+        for server in self.preset.servers:
+            config = replace(self.base(gateway), workers=1, server=server)
+            for concurrency in concurrencies:
+                yield Point(TARGETS_BY_NAME[gateway], concurrency, config)
+
+    def threadpools(self) -> Iterator[Point]:
+        for tokens in self.preset.threadpool_tokens:
+            config = replace(self.sync, workers=1, threadpool_tokens=tokens)
+            for concurrency in self.preset.token_concurrency:
+                yield Point(TARGETS_BY_NAME["sync"], concurrency, config)
+
+    def overload(self, bounded: bool) -> Iterator[Point]:
+        if self.preset.overload <= 0:
+            return
+        bound = self.sync.threadpool_tokens if bounded else 0
+        config = replace(self.sync, workers=1, max_in_flight=bound)
+        yield Point(TARGETS_BY_NAME["sync"], OPEN_LOOP_IN_FLIGHT, config, self.preset.overload)
+
+
 def plan(preset: Preset, sync: GatewayConfig, async_: GatewayConfig) -> list[Point]:
     """Every point, grouped so that each gateway restarts as rarely as possible.
 
@@ -171,52 +218,18 @@ def plan(preset: Preset, sync: GatewayConfig, async_: GatewayConfig) -> list[Poi
     threadpool and sync server axes between the two overload points; then every target again
     with each further worker count.
     """
-    base: dict[GatewayName, GatewayConfig] = {"sync": sync, "async": async_}
-
-    def targets_at(workers: int) -> Iterator[Point]:
-        # The blocking endpoint goes last: its queue may outlive its window.
-        for target in TARGETS:
-            config = replace(base[target.gateway], workers=workers)
-            for concurrency in preset.concurrency:
-                if target.name != "blocking" or concurrency <= preset.blocking_max_concurrency:
-                    yield Point(target, concurrency, config)
-
-    def clients() -> Iterator[Point]:
-        for client in preset.clients:
-            config = replace(async_, workers=1, http_client=client)
-            for concurrency in preset.client_concurrency:
-                yield Point(TARGETS_BY_NAME["async"], concurrency, config)
-
-    def servers(target: GatewayName, concurrencies: tuple[int, ...]) -> Iterator[Point]:
-        for server in preset.servers:
-            config = replace(base[target], workers=1, server=server)
-            for concurrency in concurrencies:
-                yield Point(TARGETS_BY_NAME[target], concurrency, config)
-
-    def threadpools() -> Iterator[Point]:
-        for tokens in preset.threadpool_tokens:
-            config = replace(sync, workers=1, threadpool_tokens=tokens)
-            for concurrency in preset.token_concurrency:
-                yield Point(TARGETS_BY_NAME["sync"], concurrency, config)
-
-    def overload(bounded: bool) -> Iterator[Point]:
-        if preset.overload <= 0:
-            return
-        bound = sync.threadpool_tokens if bounded else 0
-        config = replace(sync, workers=1, max_in_flight=bound)
-        yield Point(TARGETS_BY_NAME["sync"], OPEN_LOOP_IN_FLIGHT, config, preset.overload)
-
+    axes = Axes(preset, sync, async_)
     ordered = [
-        *(targets_at(1) if 1 in preset.workers else ()),
-        *clients(),
-        *servers("async", preset.server_concurrency),
+        *(axes.targets_at(1) if 1 in preset.workers else ()),
+        *axes.clients(),
+        *axes.servers("async", preset.server_concurrency),
         # Unbounded while the sync gateway still runs as the stack does, bounded after the
         # threadpool sweep: one restart for the pair.
-        *overload(bounded=False),
-        *threadpools(),
-        *servers("sync", preset.sync_server_concurrency),
-        *overload(bounded=True),
-        *(p for workers in preset.workers if workers != 1 for p in targets_at(workers)),
+        *axes.overload(bounded=False),
+        *axes.threadpools(),
+        *axes.servers("sync", preset.sync_server_concurrency),
+        *axes.overload(bounded=True),
+        *(p for workers in preset.workers if workers != 1 for p in axes.targets_at(workers)),
     ]
     return list(dict.fromkeys(ordered))  # a point two axes share runs once
 
