@@ -15,21 +15,29 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import blocks, failover
-from bench import claims as blog
-from bench.compare import run_matrix
-from bench.cost import measure_cost
-from bench.crosscheck import client_check, crosscheck
-from bench.idle import WINDOW_S, measure_rest
-from bench.load import LoadSpec, run_load
-from bench.pages import PAGES
-from bench.plan import PRESETS
-from bench.poolcost import pool_cost
-from bench.report import write_records, write_report, write_scale_out_report, write_sweep_report
-from bench.scaleout import SCALE_OUT_PRESETS, SwarmStack, run_scale_out
-from bench.stack import ComposeStack, GatewayName, compose_project, run_meta
-from bench.sweep import SWEEP_PRESETS, run_sweep
-from bench.tables import (
+from bench.docs import blocks
+from bench.docs.pages import PAGES
+from bench.experiments import claims as blog
+from bench.experiments import failover
+from bench.experiments.compare import run_matrix
+from bench.experiments.cost import measure_cost
+from bench.experiments.idle import WINDOW_S, measure_rest
+from bench.experiments.plan import PRESETS
+from bench.experiments.poolcost import pool_cost
+from bench.experiments.scaleout import SCALE_OUT_PRESETS, SwarmStack, run_scale_out
+from bench.experiments.sweep import SWEEP_PRESETS, run_sweep
+from bench.experiments.tour import record_faults, record_tour
+from bench.harness.crosscheck import client_check, crosscheck
+from bench.harness.load import LoadSpec, run_load
+from bench.harness.stack import ComposeStack, GatewayName, compose_project, run_meta
+from bench.harness.topology import Topology
+from bench.reporting.report import (
+    write_records,
+    write_report,
+    write_scale_out_report,
+    write_sweep_report,
+)
+from bench.reporting.tables import (
     SCALE_OUT,
     claims_table,
     client_cost_table,
@@ -42,8 +50,6 @@ from bench.tables import (
     run_table,
     sweep_table,
 )
-from bench.topology import Topology
-from bench.tour import record_faults, record_tour
 
 
 def write_json(out: Path, data: object) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bench.crosscheck import AGREEMENT, crosscheck
-from bench.plan import GatewayConfig
-from bench.stack import healthz
+from bench.experiments.plan import GatewayConfig
+from bench.harness.crosscheck import AGREEMENT, crosscheck
+from bench.harness.stack import healthz
 from tests.integration.stack import REQUIRE_DOCKER, Stack, record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing]

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.claims import Claims, render, run_claims
-from bench.stack import ComposeStack, healthz
+from bench.experiments.claims import Claims, render, run_claims
+from bench.harness.stack import ComposeStack, healthz
 from tests.integration.stack import Stack, record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench import failover
+from bench.experiments import failover
 from gateway.models import NewsResponse
 from tests.integration.stack import (
     DEADLINE_MS,

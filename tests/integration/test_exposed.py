@@ -6,7 +6,7 @@ import subprocess
 import httpx
 import pytest
 
-from bench.stack import healthz
+from bench.harness.stack import healthz
 from tests.integration.stack import Stack
 
 pytestmark = [pytest.mark.integration]

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bench.topology import Topology
+from bench.harness.topology import Topology
 from tests.integration.stack import Stack, burst, closed_loop, record
 from tests.waiting import in_flight, poll
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.topology import local_mode
+from bench.harness.topology import local_mode
 from tests.integration.stack import fetch, free_port, free_port_run, record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing]

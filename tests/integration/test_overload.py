@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bench.stack import healthz
+from bench.harness.stack import healthz
 from tests.integration.stack import Stack, burst, record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.poolcost import pool_cost
+from bench.experiments.poolcost import pool_cost
 from tests.integration.stack import free_port_run, record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing, pytest.mark.slow]

@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from bench.stack import healthz
+from bench.harness.stack import healthz
 from gateway.models import NewsResponse
 from serving.settings import SERVER_LACKS, ServerName
 from tests.integration.stack import Stack, burst, fetch, record

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.topology import SOURCE_NAMES
+from bench.harness.topology import SOURCE_NAMES
 from tests.integration.stack import ROOT, Stack, closed_loop, fetch, free_port, record, run_script
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

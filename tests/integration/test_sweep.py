@@ -1,11 +1,11 @@
-"""Waiting under Poisson arrivals, across containers (bench/sweep.py): the sync gateway
+"""Waiting under Poisson arrivals, across containers (bench/experiments/sweep.py): the sync gateway
 queues as an ideal FIFO queue of its threadpool tokens, and its wait lies where M/D/c puts
 a run of this length."""
 
 import pytest
 
-from bench.load import run_load
-from bench.sweep import point_spec, summarise, sync_capacity
+from bench.experiments.sweep import point_spec, summarise, sync_capacity
+from bench.harness.load import run_load
 from core.theory import mean_wait_spread
 from tests.integration.stack import Stack, record
 

@@ -3,7 +3,7 @@ model the route returns."""
 
 from typing import Any
 
-from bench.plan import GatewayConfig
+from bench.experiments.plan import GatewayConfig
 from gateway.models import GatewayHealth
 
 

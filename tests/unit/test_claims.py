@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bench.claims import Claim, Claims, Point, render, wait_until_settled, write_claims
-from bench.load import LoadResult, LoadSpec
-from bench.probe import WindowCost
+from bench.experiments.claims import Claim, Claims, Point, render, wait_until_settled, write_claims
+from bench.harness.load import LoadResult, LoadSpec
+from bench.harness.probe import WindowCost
 from tests.unit.loopback import LiveServer
 
 

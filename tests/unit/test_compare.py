@@ -1,15 +1,15 @@
-"""The matrix run (bench/compare.py) against a fake stack: how it restarts each gateway,
+"""The matrix run (bench/experiments/compare.py) against a fake stack: how it restarts each gateway,
 what it measures without restarts, and how it puts the stack back as it found it."""
 
 from dataclasses import replace
 
 import pytest
 
-from bench.compare import run_matrix
-from bench.load import LoadResult, LoadSpec
-from bench.plan import GatewayConfig
-from bench.probe import WindowCost
-from bench.stack import GatewayName
+from bench.experiments.compare import run_matrix
+from bench.experiments.plan import GatewayConfig
+from bench.harness.load import LoadResult, LoadSpec
+from bench.harness.probe import WindowCost
+from bench.harness.stack import GatewayName
 from gateway.models import GatewayHealth
 from tests.unit.health import health_of
 

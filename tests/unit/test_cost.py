@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bench import cost
-from bench.load import LoadResult, LoadSpec
-from bench.probe import WindowCost
+from bench.experiments import cost
+from bench.harness.load import LoadResult, LoadSpec
+from bench.harness.probe import WindowCost
 
 # What each window costs here, per answer: the gateway's ms, and all upstreams' ms.
 TRIVIAL_MS, FAN_OUT_MS, UPSTREAMS_MS = (0.3, 0.25, 0.35, 0.3, 0.3), 2.4, 1.8
@@ -48,7 +48,7 @@ def probe(monkeypatch: pytest.MonkeyPatch) -> FakeProbe:
         return result
 
     monkeypatch.setattr(cost, "run_load", run_load)
-    monkeypatch.setattr("bench.cost.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("bench.experiments.cost.time.sleep", lambda seconds: None)
     return fake
 
 

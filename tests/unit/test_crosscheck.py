@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.crosscheck import CrossCheck, ToolPoint, parse_hey
+from bench.harness.crosscheck import CrossCheck, ToolPoint, parse_hey
 
 # --- the cross-check's parsing and verdict -------------------------------------------
 

@@ -1,4 +1,4 @@
-"""bench/failover.py's arithmetic: how answers are sorted, what counts as lost, when the
+"""bench/experiments/failover.py's arithmetic: how answers are sorted, what counts as lost, when the
 gateways count as recovered; and the cross-node table."""
 
 import json
@@ -7,8 +7,8 @@ import pytest
 import requests
 from rich.console import Console
 
-from bench.failover import Answer, PlacementCost, Run, classify
-from bench.tables import cross_node_table
+from bench.experiments.failover import Answer, PlacementCost, Run, classify
+from bench.reporting.tables import cross_node_table
 
 
 def response(status: int, body: object) -> requests.Response:

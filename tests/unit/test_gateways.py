@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from bench.plan import GatewayConfig
-from bench.stack import GatewayName
+from bench.experiments.plan import GatewayConfig
+from bench.harness.stack import GatewayName
 from core.news import FaultKind
 from gateway import async_app, sync_app
 from gateway.clients import CallRules

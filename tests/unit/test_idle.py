@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import probe
-from bench.idle import Healthcheck, Rest, described, engine_processes, process_times
+from bench.experiments.idle import Healthcheck, Rest, described, engine_processes, process_times
+from bench.harness import probe
 
 # A child that burns this much CPU time (not wall time: a busy machine only slows it down).
 BURN = "import time\nwhile time.process_time() < 0.3: pass"

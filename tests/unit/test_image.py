@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from bench.topology import ROOT
+from bench.harness.topology import ROOT
 
 # What the image needs besides the packages: the lock it installs, and the gunicorn settings
 # serving/serve.py hands every gunicorn it starts.

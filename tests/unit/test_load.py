@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from bench.load import LatencyHistogram, LoadSpec, open_loop_schedule, run_load
+from bench.harness.load import LatencyHistogram, LoadSpec, open_loop_schedule, run_load
 from gateway import async_app
 from tests.unit.loopback import LiveServer, Upstreams
 

@@ -1,13 +1,13 @@
-"""The matrix's plan (bench/plan.py): its presets, its windows, the order that restarts each
-gateway as rarely as it can, and what compose reads to run a point."""
+"""The matrix's plan (bench/experiments/plan.py): its presets, its windows, the order that
+restarts each gateway as rarely as it can, and what compose reads to run a point."""
 
 from dataclasses import replace
 from itertools import pairwise
 
 import pytest
 
-from bench.plan import PRESETS, GatewayConfig, needs_drain, plan, whole_cycles
-from bench.rows import label
+from bench.experiments.plan import PRESETS, GatewayConfig, needs_drain, plan, whole_cycles
+from bench.experiments.rows import label
 from core.theory import TARGETS_BY_NAME
 from tests.unit.health import health_of
 

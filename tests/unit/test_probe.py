@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.probe import (
+from bench.harness.probe import (
     Container,
     Sample,
     StackProbe,

@@ -1,5 +1,5 @@
 """The README on one screen, and every measured number in it and in docs/ its results file's
-(bench/blocks.py, bench/pages.py)."""
+(bench/docs/blocks.py, bench/docs/pages.py)."""
 
 import json
 import shutil
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import blocks, readme
-from bench.pages import PAGES
-from bench.topology import ROOT
+from bench.docs import blocks, readme
+from bench.docs.pages import PAGES
+from bench.harness.topology import ROOT
 
 README = (ROOT / "README.md").read_text()
 EVERY_BLOCK = [(page, name) for page in PAGES for name in page.blocks]

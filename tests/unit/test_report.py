@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bench.load import LoadResult, LoadSpec
-from bench.plan import GatewayConfig, Point
-from bench.probe import WindowCost
-from bench.report import write_report
-from bench.rows import Comparison, Row, label
-from bench.tables import COMPARISON, comparison_table, markdown_table
+from bench.experiments.plan import GatewayConfig, Point
+from bench.experiments.rows import Comparison, Row, label
+from bench.harness.load import LoadResult, LoadSpec
+from bench.harness.probe import WindowCost
+from bench.reporting.report import write_report
+from bench.reporting.tables import COMPARISON, comparison_table, markdown_table
 from core.theory import TARGETS_BY_NAME, GatewayLimits, ideal
 
 DELAYS = {"wire": 0.3, "gazette": 0.5, "chronicle": 0.8}

@@ -1,9 +1,9 @@
-"""The matrix's rows (bench/rows.py): the series each point is drawn under."""
+"""The matrix's rows (bench/experiments/rows.py): the series each point is drawn under."""
 
 from dataclasses import replace
 
-from bench.plan import GatewayConfig, Point
-from bench.rows import label
+from bench.experiments.plan import GatewayConfig, Point
+from bench.experiments.rows import label
 from core.theory import TARGETS_BY_NAME
 
 SYNC = GatewayConfig("sync", 1, 40, "requests", 1000, 1000)

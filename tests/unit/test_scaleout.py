@@ -1,4 +1,4 @@
-"""Replicas against workers (bench/scaleout.py): the shapes, the ratios, the report, and
+"""Replicas against workers (bench/experiments/scaleout.py): the shapes, the ratios, the report, and
 the check that a reshaped gateway really has the shape it was asked for."""
 
 from dataclasses import replace
@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.load import LoadResult, LoadSpec
-from bench.plan import GatewayConfig, Point
-from bench.probe import WindowCost
-from bench.report import write_scale_out_report
-from bench.rows import Comparison, Row
-from bench.scaleout import Shape, SwarmStack, ratios, run_scale_out, shapes
-from bench.stack import GatewayName
+from bench.experiments.plan import GatewayConfig, Point
+from bench.experiments.rows import Comparison, Row
+from bench.experiments.scaleout import Shape, SwarmStack, ratios, run_scale_out, shapes
+from bench.harness.load import LoadResult, LoadSpec
+from bench.harness.probe import WindowCost
+from bench.harness.stack import GatewayName
+from bench.reporting.report import write_scale_out_report
 from core.theory import TARGETS_BY_NAME, GatewayLimits, ideal
 from gateway.models import GatewayHealth
 from tests.unit.health import health_of

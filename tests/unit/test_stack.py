@@ -1,4 +1,4 @@
-"""The stack as the bench reaches it (bench/stack.py): each gateway's /healthz, read from
+"""The stack as the bench reaches it (bench/harness/stack.py): each gateway's /healthz, read from
 a real one and validated against the model its route returns."""
 
 import pytest
@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bench.plan import GatewayConfig
-from bench.stack import ComposeStack, healthz
+from bench.experiments.plan import GatewayConfig
+from bench.harness.stack import ComposeStack, healthz
 from gateway import async_app, sync_app
 from tests.unit.health import health_of
 from tests.unit.loopback import LiveServer, Upstreams

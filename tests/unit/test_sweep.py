@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.load import Answer, LoadResult, LoadSpec, open_loop_schedule
-from bench.report import write_sweep_report
-from bench.sweep import (
+from bench.experiments.sweep import (
     SMALLEST_RATED_WAIT_S,
     AtRest,
     Capacity,
@@ -18,7 +16,9 @@ from bench.sweep import (
     predict,
     summarise,
 )
-from bench.tables import sweep_table
+from bench.harness.load import Answer, LoadResult, LoadSpec, open_loop_schedule
+from bench.reporting.report import write_sweep_report
+from bench.reporting.tables import sweep_table
 from core.theory import mdc_wait, replay_fifo_wait
 
 SERVICE_S = 1.6

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.topology import ROOT, SOURCE_NAMES, Topology
+from bench.harness.topology import ROOT, SOURCE_NAMES, Topology
 from gateway.config import GatewaySettings
 
 

@@ -1,7 +1,7 @@
-"""The README's curl tour and the faults of docs/failure-modes.md (bench/tour.py): recorded
-from real gateways, drawn as the console lines the docs show."""
+"""The README's curl tour and the faults of docs/failure-modes.md (bench/experiments/tour.py):
+recorded from real gateways, drawn as the console lines the docs show."""
 
-from bench.tour import (
+from bench.experiments.tour import (
     FAULTED_SOURCE,
     FAULTS,
     SOURCE_FIELDS,

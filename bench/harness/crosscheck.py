@@ -16,7 +16,7 @@ import aiohttp
 import httpx
 import uvloop
 
-from bench.load import LoadSpec, run_load
+from bench.harness.load import LoadSpec, run_load
 
 AGREEMENT = 0.15
 

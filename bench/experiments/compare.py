@@ -1,4 +1,4 @@
-"""The matrix, run against the compose stack: every point bench/plan.py plans, each one
+"""The matrix, run against the compose stack: every point bench/experiments/plan.py plans, each one
 priced (the gateway workers' CPU and memory, the upstreams' CPU) into a row.
 
 It restarts a gateway only when a point needs other settings than it runs, and at the end
@@ -9,8 +9,7 @@ import os
 from collections.abc import Callable
 from typing import Protocol
 
-from bench.load import LoadResult, LoadSpec
-from bench.plan import (
+from bench.experiments.plan import (
     PRESETS,
     GatewayConfig,
     load_spec,
@@ -18,15 +17,16 @@ from bench.plan import (
     overload_ideal,
     plan,
 )
-from bench.probe import WindowCost
-from bench.rows import Comparison, Row, label
-from bench.stack import GatewayName
+from bench.experiments.rows import Comparison, Row, label
+from bench.harness.load import LoadResult, LoadSpec
+from bench.harness.probe import WindowCost
+from bench.harness.stack import GatewayName
 from core.theory import GatewayLimits, ideal
 from gateway.models import GatewayHealth
 
 
 class MatrixStack(Protocol):
-    """What the matrix needs of a stack (bench.stack.ComposeStack is the real one)."""
+    """What the matrix needs of a stack (bench.harness.stack.ComposeStack is the real one)."""
 
     def base(self, gateway: GatewayName) -> str: ...
 

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bench import probe
-from bench.probe import (
+from bench.harness import probe
+from bench.harness.probe import (
     Container,
     comm,
     cpu_seconds,
@@ -118,7 +118,7 @@ def process_times(pid: int) -> ProcessTimes | None:
 
 
 def engine_processes() -> list[int]:
-    """The engine's processes, by name (/proc as bench.probe reads it)."""
+    """The engine's processes, by name (/proc as bench.harness.probe reads it)."""
     pids = (int(p.name) for p in probe.PROC.iterdir() if p.name.isdigit())
     return [pid for pid in pids if comm(pid) in ENGINE]
 

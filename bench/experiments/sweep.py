@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.load import Answer, LoadResult, LoadSpec, open_loop_schedule, run_load
-from bench.stack import GatewayName, get_json, git_commit, healthz, machine_description
-from bench.topology import env_overrides
+from bench.harness.load import Answer, LoadResult, LoadSpec, open_loop_schedule, run_load
+from bench.harness.stack import GatewayName, get_json, git_commit, healthz, machine_description
+from bench.harness.topology import env_overrides
 from core.theory import Wait, batch_means, mdc_wait, mean_wait_spread, replay_fifo_wait
 
 # No client-side cap on requests in flight: an open loop must never wait for itself.

@@ -24,10 +24,10 @@ from typing import Any, Literal
 import aiohttp
 import httpx
 
-from bench.load import LoadResult, LoadSpec
-from bench.plan import GatewayConfig
-from bench.probe import WindowCost, container_cpu_seconds
-from bench.stack import ComposeStack, GatewayName, get_json, git_commit, machine_description
+from bench.experiments.plan import GatewayConfig
+from bench.harness.load import LoadResult, LoadSpec
+from bench.harness.probe import WindowCost, container_cpu_seconds
+from bench.harness.stack import ComposeStack, GatewayName, get_json, git_commit, machine_description
 from core.theory import burst_ideal, cpu_jobs_ideal, cpu_lanes
 
 Verdict = Literal["holds", "holds with a limit", "does not hold", "not measured"]

@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from bench.load import LoadResult, LoadSummary
-from bench.plan import GatewayConfig, Point
-from bench.probe import WindowCost
-from bench.stack import GatewayName, git_commit, machine_description
-from bench.topology import env_overrides
+from bench.experiments.plan import GatewayConfig, Point
+from bench.harness.load import LoadResult, LoadSummary
+from bench.harness.probe import WindowCost
+from bench.harness.stack import GatewayName, git_commit, machine_description
+from bench.harness.topology import env_overrides
 from core.theory import GatewayLimits, Ideal, Target, cpu_line, machine_line
 
 

@@ -23,8 +23,8 @@ from typing import Literal
 
 import requests
 
-from bench.probe import machine_busy_seconds
-from bench.topology import ROOT
+from bench.harness.probe import machine_busy_seconds
+from bench.harness.topology import ROOT
 
 Event = Literal["drain", "kill", "update"]
 Kind = Literal["full", "partial", "failed", "refused"]

@@ -1,13 +1,13 @@
-"""The README's measured blocks (bench/blocks.py), built from the results files they quote:
+"""The README's measured blocks (bench/docs/blocks.py), built from the results files they quote:
 the curl tour, the headline, the claims' short form and the scale-out ratios."""
 
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.blocks import RESULTS, Builder, load, ran, ratio, wrapped
-from bench.topology import ROOT, Topology
-from bench.tour import render_tour
+from bench.docs.blocks import RESULTS, Builder, load, ran, ratio, wrapped
+from bench.experiments.tour import render_tour
+from bench.harness.topology import ROOT, Topology
 
 README = ROOT / "README.md"
 Record = Mapping[str, Any]

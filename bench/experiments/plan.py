@@ -1,13 +1,13 @@
 """What the matrix runs: its presets, the points each one plans, and the load each point
-sends. Nothing here touches the stack; bench/compare.py runs the plan against one.
+sends. Nothing here touches the stack; bench/experiments/compare.py runs the plan against one.
 """
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import get_args
 
-from bench.load import LoadSpec
-from bench.stack import GatewayName
+from bench.harness.load import LoadSpec
+from bench.harness.stack import GatewayName
 from core.theory import (
     TARGETS,
     TARGETS_BY_NAME,

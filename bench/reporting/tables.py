@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from bench.cost import FAN_OUT_TARGET, UPSTREAM_CALL_TARGET, CostPoint
-from bench.crosscheck import AGREEMENT, ClientCost, CrossCheck
-from bench.idle import SHARES, Rest
-from bench.load import LoadResult
+from bench.experiments.cost import FAN_OUT_TARGET, UPSTREAM_CALL_TARGET, CostPoint
+from bench.experiments.idle import SHARES, Rest
+from bench.harness.crosscheck import AGREEMENT, ClientCost, CrossCheck
+from bench.harness.load import LoadResult
 
 if TYPE_CHECKING:  # the pool-cost module builds the gateway's clients: import it only there
-    from bench.claims import Claims
-    from bench.failover import PlacementCost
-    from bench.poolcost import PoolCost
+    from bench.experiments.claims import Claims
+    from bench.experiments.failover import PlacementCost
+    from bench.experiments.poolcost import PoolCost
 
 Record = Mapping[str, Any]
 
@@ -81,7 +81,7 @@ COMPARISON = (
 )
 
 
-# Replicas against workers (bench/scaleout.py): one gateway as R replicas of W workers,
+# Replicas against workers (bench/experiments/scaleout.py): one gateway as R replicas of W workers,
 # with the matrix's own columns where they mean the same.
 _SHARED = {column.key: column for column in COMPARISON}
 SCALE_OUT = (
@@ -283,8 +283,8 @@ def cross_node_table(points: Sequence["PlacementCost"]) -> Table:
     return table
 
 
-# The open-loop sweep (bench/sweep.py): per point, the wait measured against the theory's
-# and against the ideal queue replayed on the same arrivals.
+# The open-loop sweep (bench/experiments/sweep.py): per point, the wait measured against the
+# theory's and against the ideal queue replayed on the same arrivals.
 SWEEP = (
     Column("gateway", "gateway", left=True),
     Column("rho", "rho", number(2)),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.topology import ROOT
+from bench.harness.topology import ROOT
 
 RESULTS = ROOT / "docs" / "results"
 Record = Mapping[str, Any]

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from bench.load import LoadResult, LoadSpec
-from bench.plan import GatewayConfig, Point, Preset, load_spec
-from bench.probe import StackProbe, WindowCost, swarm_probe
-from bench.rows import Comparison, Row
-from bench.stack import (
+from bench.experiments.plan import GatewayConfig, Point, Preset, load_spec
+from bench.experiments.rows import Comparison, Row
+from bench.harness.load import LoadResult, LoadSpec
+from bench.harness.probe import StackProbe, WindowCost, swarm_probe
+from bench.harness.stack import (
     GATEWAY_SERVICES,
     UPSTREAM_SERVICES,
     GatewayName,
@@ -26,7 +26,7 @@ from bench.stack import (
     calibrate,
     healthz,
 )
-from bench.topology import ROOT
+from bench.harness.topology import ROOT
 from core.theory import TARGETS_BY_NAME, GatewayLimits, ideal
 from gateway.models import GatewayHealth
 

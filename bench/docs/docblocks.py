@@ -1,4 +1,4 @@
-"""The measured blocks of docs/ (bench/blocks.py), each built from the results file it
+"""The measured blocks of docs/ (bench/docs/blocks.py), each built from the results file it
 quotes: the matrix's tables, the cost of a fan-out, the sweeps, the faults, and the swarm's
 and the cluster's runs. Links are relative to docs/, where every page lives."""
 
@@ -8,14 +8,14 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from bench.blocks import Builder, Record, load, ran, wrapped
-from bench.cost import FAN_OUT_TARGET, UPSTREAM_CALL_TARGET
-from bench.idle import SHARES
-from bench.readme import scale_out_figures
-from bench.report import server_table
-from bench.tables import COMPARISON, Column, markdown_table, number, sweep_brief
-from bench.topology import Topology
-from bench.tour import render_all_failing, render_faults
+from bench.docs.blocks import Builder, Record, load, ran, wrapped
+from bench.docs.readme import scale_out_figures
+from bench.experiments.cost import FAN_OUT_TARGET, UPSTREAM_CALL_TARGET
+from bench.experiments.idle import SHARES
+from bench.experiments.tour import render_all_failing, render_faults
+from bench.harness.topology import Topology
+from bench.reporting.report import server_table
+from bench.reporting.tables import COMPARISON, Column, markdown_table, number, sweep_brief
 
 # The matrix's columns the docs show; summary.md has every one.
 _BY_KEY = {column.key: column for column in COMPARISON}

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.rows import Comparison, Row
-from bench.tables import censored
+from bench.experiments.rows import Comparison, Row
+from bench.reporting.tables import censored
 from core.theory import TARGETS, ideal, mdc_wait
 
 if TYPE_CHECKING:

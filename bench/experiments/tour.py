@@ -3,7 +3,7 @@ running stack, trimmed to the fields that tell the story, with the run's date an
 
 ``python -m bench tour`` writes docs/results/tour.json: one answer of each gateway's
 ``/news``, then each fault injected into one source, every source failing at once, and
-two bad inputs. bench/readme.py and bench/docblocks.py draw the console sessions from it,
+two bad inputs. bench/docs/readme.py and bench/docs/docblocks.py draw the console sessions from it,
 so the output the docs show is output the stack gave.
 """
 
@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any, get_args
 
-from bench.stack import get_json, run_meta
+from bench.harness.stack import get_json, run_meta
 from core.news import FaultKind
 
 # What each gateway's answer shows a newcomer.

@@ -10,7 +10,7 @@ For each concurrency, ``measure_cost`` runs against the running stack:
 - then, ``ROUNDS`` times, two windows side by side: a closed loop on the async gateway's
   /healthz (trivial), then one on its /news (fan-out, each request 3 source calls).
 
-and prices each window from the host, as ``bench compare`` does (bench/probe.py): the
+and prices each window from the host, as ``bench compare`` does (bench/harness/probe.py): the
 gateway's workers' CPU, the upstream containers' CPU less their rest, and the load client's
 own CPU.
 """
@@ -20,8 +20,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from bench.load import LoadSpec, run_load
-from bench.probe import SAMPLE_EVERY_S, StackProbe, WindowCost
+from bench.harness.load import LoadSpec, run_load
+from bench.harness.probe import SAMPLE_EVERY_S, StackProbe, WindowCost
 
 # The issue's targets, in trivial requests (docs/benchmark.md, "Where a fan-out's CPU goes").
 FAN_OUT_TARGET = 5.0

@@ -10,7 +10,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The sources, in fan-out order; compose runs one service per name (upstream-NAME).
 SOURCE_NAMES = ("wire", "gazette", "chronicle")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import uvloop
 
-from bench.topology import SOURCE_NAMES, Topology, local_mode
+from bench.harness.topology import SOURCE_NAMES, Topology, local_mode
 from gateway.clients import IDENTITY, async_upstream_client, read_capped
 from gateway.config import AsyncClientName, GatewaySettings
 

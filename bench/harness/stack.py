@@ -13,9 +13,9 @@ import time
 import urllib.request
 from typing import Any, Literal
 
-from bench.load import LoadResult, LoadSpec, run_load
-from bench.probe import StackProbe, WindowCost, compose_probe
-from bench.topology import ROOT, env_overrides
+from bench.harness.load import LoadResult, LoadSpec, run_load
+from bench.harness.probe import StackProbe, WindowCost, compose_probe
+from bench.harness.topology import ROOT, env_overrides
 from gateway.models import GatewayHealth
 
 GatewayName = Literal["sync", "async"]

@@ -6,7 +6,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.plots import (
+from bench.experiments.rows import Comparison, ReportMeta, RowRecord
+from bench.experiments.scaleout import ratios
+from bench.experiments.sweep import Sweep
+from bench.reporting.plots import (
     plot_against_ideal,
     plot_cpu_per_request,
     plot_scale_out,
@@ -15,10 +18,7 @@ from bench.plots import (
     plot_waterfalls,
     stamp,
 )
-from bench.rows import Comparison, ReportMeta, RowRecord
-from bench.scaleout import ratios
-from bench.sweep import Sweep
-from bench.tables import SCALE_OUT, SWEEP, markdown_table, sweep_rows
+from bench.reporting.tables import SCALE_OUT, SWEEP, markdown_table, sweep_rows
 
 HOW_TO_READ = """\
 ## How to read it

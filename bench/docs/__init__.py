@@ -1,0 +1,1 @@
+"""The measured blocks of README.md and docs/, rewritten from the results files."""

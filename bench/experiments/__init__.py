@@ -1,0 +1,1 @@
+"""The experiments: each runs its load on a stack and returns what it measured."""

@@ -1,0 +1,1 @@
+"""What a run writes: tables, plots and the results folder."""
