@@ -22,8 +22,8 @@ from gateway.sources import Source
 from gateway.web import parse_faults
 from observability.metrics import NO_OPENTELEMETRY, instrument, monitored, service_metrics
 from observability.requestid import add_request_ids
-from serving.heap import settled
-from serving.levers import invalid_query
+from serving.heap import with_frozen_heap
+from serving.refusals import invalid_query
 
 STATIC = Path(__file__).parent / "static"
 RACE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -56,7 +56,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     app = FastAPI(
         title="fanout-lab console",
         version="1.0.0",
-        lifespan=settled(monitored(lifespan, service)),
+        lifespan=with_frozen_heap(monitored(lifespan, service)),
         telemetry=NO_OPENTELEMETRY,
     )
     instrument(app, service)

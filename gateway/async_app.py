@@ -9,22 +9,19 @@ gunicorn loads it through the factory: ``gateway.async_app:create_app()``.
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, closing
 from typing import Annotated, Literal, TypedDict
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 
-from gateway.clients import (
-    AsyncCaller,
-    BlockingCaller,
-    CallRules,
-    async_upstream_client,
-    build_session,
-)
+from gateway.blocking_clients import RequestsClient
+from gateway.callers import AsyncCaller, BlockingCaller
+from gateway.calls import CallRules
+from gateway.clients import async_upstream_client, build_session
 from gateway.config import GatewaySettings
 from gateway.models import FAN_OUT_RESPONSES, NewsResponse
 from gateway.web import FanOutPlan, create_gateway_app, fan_out_plan_for
-from serving.levers import lever_refused
+from serving.refusals import lever_refused
 
 AsyncMode = Literal["concurrent", "sequential"]
 # shared: the worker's pooled client; per-call: a new httpx.AsyncClient for every source
@@ -34,29 +31,26 @@ ClientChoice = Literal["shared", "per-call"]
 
 class AsyncState(TypedDict):
     caller: AsyncCaller
-    # /news/blocking's: a requests.Session, called from the event loop (the mistake).
-    blocking_caller: BlockingCaller
+    # /news/blocking's, when the lab's levers are on: a requests.Session, called from the
+    # event loop (the mistake).
+    blocking_caller: BlockingCaller | None
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[AsyncState]:
     settings: GatewaySettings = app.state.settings
     rules = CallRules.of(settings)
-    async with async_upstream_client(settings) as client:
-        with build_session(settings) as session:
-            yield {
-                "caller": AsyncCaller(client, rules),
-                "blocking_caller": BlockingCaller(session, rules),
-            }
-
-
-async def async_state(request: Request) -> AsyncState:
-    return AsyncState(caller=request.state.caller, blocking_caller=request.state.blocking_caller)
+    async with async_upstream_client(settings) as client, AsyncExitStack() as stack:
+        blocking = None
+        if settings.lab_levers:
+            session = stack.enter_context(closing(RequestsClient(build_session(settings))))
+            blocking = BlockingCaller(session, rules)
+        yield {"caller": AsyncCaller(client, rules), "blocking_caller": blocking}
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
-    app = create_gateway_app("async", settings, lifespan, http_client=settings.http_client)
+    app = create_gateway_app("async", settings, lifespan, http_client=settings.async_http_client)
     planned = Depends(fan_out_plan_for(settings))
 
     @app.get("/news", response_model=NewsResponse, responses=FAN_OUT_RESPONSES)
@@ -77,7 +71,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         """Fan out to every selected source on this worker's event loop."""
         if client != "shared" and not settings.lab_levers:
             raise lever_refused("client", client)
-        # From the lifespan's state directly: one dependency fewer on the hot route.
+        # The lifespan's state, as on the sync gateway.
         fan_out = plan.start()
         caller: AsyncCaller = request.state.caller
         fetch = caller.fetch if client == "shared" else caller.fetch_with_own_client
@@ -92,16 +86,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return app
 
     @app.get("/news/blocking", response_model=NewsResponse, responses=FAN_OUT_RESPONSES)
-    async def news_blocking(
-        plan: Annotated[FanOutPlan, planned], state: Annotated[AsyncState, Depends(async_state)]
-    ) -> Response:
+    async def news_blocking(request: Request, plan: Annotated[FanOutPlan, planned]) -> Response:
         """The common mistake: blocking `requests` calls inside an `async def` route.
 
         Nothing here awaits, so the event loop is stuck for the whole fan-out: this worker
         serves no other request, not even /healthz, until it ends. Under K concurrent
         requests the last one waits about K times as long as one alone.
         """
-        fan_out, caller = plan.start(), state["blocking_caller"]
+        fan_out, caller = plan.start(), request.state.blocking_caller
         outcomes = [caller.fetch(call, fan_out) for call in plan.calls]
         return plan.respond(fan_out.assemble("async", "blocking", outcomes))
 

@@ -15,25 +15,24 @@ opens to a source finds out when its peer has gone silent (`dead_peer_options`),
 ages the sync worker's other pooled connections (`PeerWatch`).
 """
 
-import contextlib
-import errno
 import functools
 import itertools
 import math
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-import httpcore
 import urllib3
 import urllib3.connection
 import urllib3.exceptions
 import urllib3.util.connection
 from requests.adapters import HTTPAdapter
+
+from gateway.failures import peer_went_silent
 
 # How long a name's addresses are reused before it is resolved again: replicas that come
 # or go are seen on the connections opened after that (aiohttp's default is 10 s too).
@@ -97,45 +96,6 @@ def left_unanswered(sock: socket.socket | None) -> bool:
     except OSError:
         return False
     return info[2] > 0 or info[3] > 0
-
-
-def linked(exc: BaseException) -> Iterator[BaseException]:
-    """`exc`, and every error it was raised from, during, or wraps: requests and urllib3
-    pass the error they caught as an argument, not as a cause."""
-    seen: set[int] = set()
-    links: list[BaseException] = [exc]
-    while links:
-        link = links.pop()
-        if id(link) in seen:
-            continue
-        seen.add(id(link))
-        yield link
-        links += [
-            x
-            for x in (link.__cause__, link.__context__, *link.args)
-            if isinstance(x, BaseException)
-        ]
-
-
-# Raised while connecting, by each client: a connect that failed is the connect timeout's
-# and GATEWAY_CONNECT_RETRIES' business, not a connection that went silent.
-CONNECTING: tuple[type[BaseException], ...] = (
-    urllib3.exceptions.ConnectTimeoutError,
-    urllib3.exceptions.NewConnectionError,
-    httpcore.ConnectError,
-    httpcore.ConnectTimeout,
-)
-
-
-def peer_went_silent(exc: BaseException, connecting: tuple[type[BaseException], ...] = ()) -> bool:
-    """Whether `exc` is the kernel's verdict that an established connection's peer stopped
-    acknowledging (ETIMEDOUT, under `dead_peer_options`): a timeout by its class in Python,
-    but no wait of ours ran out. Not when it came while connecting (CONNECTING, and the
-    caller's own `connecting` errors)."""
-    links = list(linked(exc))
-    if any(isinstance(link, CONNECTING + connecting) for link in links):
-        return False
-    return any(isinstance(link, OSError) and link.errno == errno.ETIMEDOUT for link in links)
 
 
 def time_left(timeout_s: float | None, since: float) -> float | None:
@@ -385,80 +345,3 @@ class RoundRobinAdapter(HTTPAdapter):
         classes = self.poolmanager.pool_classes_by_scheme
         pool = functools.partial(RoundRobinPool, resolver=self.resolver, watch=self.watch)
         self.poolmanager.pool_classes_by_scheme = {**classes, "http": pool}
-
-
-# The deadline (time.monotonic()) of the call this thread is making, if any: httpcore sets
-# a read's timeout once per body, so a body that drips could wait one read past it.
-CALL_DEADLINE = threading.local()
-
-
-@contextlib.contextmanager
-def reads_until(deadline: float) -> Iterator[None]:
-    """Every read this thread makes through BoundedResolution's streams waits at most until
-    `deadline`, inside the block."""
-    CALL_DEADLINE.at = deadline
-    try:
-        yield
-    finally:
-        CALL_DEADLINE.at = None
-
-
-class DeadlineStream(httpcore.NetworkStream):
-    """A connection's stream whose reads also end at the calling thread's deadline."""
-
-    def __init__(self, stream: httpcore.NetworkStream) -> None:
-        self.stream = stream
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        deadline = getattr(CALL_DEADLINE, "at", None)
-        if deadline is not None:
-            left = max(deadline - time.monotonic(), MIN_WAIT_S)
-            timeout = left if timeout is None else min(timeout, left)
-        return self.stream.read(max_bytes, timeout)
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self.stream.write(buffer, timeout)
-
-    def close(self) -> None:
-        self.stream.close()
-
-    def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
-        return DeadlineStream(self.stream.start_tls(*args, **kwargs))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self.stream.get_extra_info(info)
-
-
-class BoundedResolution(httpcore.SyncBackend):
-    """httpcore's blocking network backend (under httpx.Client), resolving each name within
-    the connect timeout (httpcore's own hands the name to socket.create_connection, which
-    resolves it for as long as the system's resolver takes), and reading within the calling
-    thread's deadline (`reads_until`)."""
-
-    def __init__(self, resolver: Resolver) -> None:
-        self.resolver = resolver
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        since = time.monotonic()
-        try:
-            addresses = self.resolver.addresses(host, port, timeout)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"resolving {host} took longer than {timeout} s") from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-
-        def connect(address: str, share_s: float | None) -> httpcore.NetworkStream:
-            return super(BoundedResolution, self).connect_tcp(
-                address, port, share_s, local_address, socket_options
-            )
-
-        errors = (httpcore.ConnectError, httpcore.ConnectTimeout)
-        left_s = time_left(timeout, since)
-        return DeadlineStream(connect_in_turn(addresses, left_s, connect, errors))

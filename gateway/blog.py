@@ -215,7 +215,7 @@ def _result(placement: str, work_ms: float, rounds: int, started: float, ran_in:
     )
 
 
-def with_cpu_work(lifespan: Lifespan) -> Lifespan:
+def with_calibrated_cpu_work(lifespan: Lifespan) -> Lifespan:
     """The gateway's lifespan, with this worker's `CpuWork` in its state."""
 
     @asynccontextmanager

@@ -5,14 +5,14 @@ import re
 import socket
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, HttpUrl, field_validator, model_validator
+from pydantic import Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.news import SOURCE_NAME
 from gateway.sources import Source
 from serving.admission import AdmissionPolicy
 from serving.levers import LAB_LEVERS
-from serving.settings import ServerName
+from serving.settings import ServerSettings
 
 # The default first: bench compare runs the client axis in this order.
 AsyncClientName = Literal["aiohttp", "httpx-aiohttp", "httpx2", "httpx"]
@@ -43,7 +43,7 @@ class GatewaySettings(BaseSettings):
     # by measurement: aiohttp's pool is the one whose CPU per fan-out stays flat from C=10
     # to C=1000 (docs/benchmark.md, "Why the client matters"), and without httpx's request
     # layer on top a call costs about half as much ("Where a fan-out's CPU goes").
-    http_client: AsyncClientName = "aiohttp"
+    async_http_client: AsyncClientName = "aiohttp"
     # The sync gateway's client: one requests.Session, or one httpx.Client ("just like
     # requests, but with better performance", says the blog post; bench claims measures it).
     sync_http_client: SyncClientName = "requests"
@@ -90,17 +90,11 @@ class GatewaySettings(BaseSettings):
     # to teach, and each lets a caller hold a worker or an upstream. Off ("exposed" in
     # docs/configuration.md), each is refused with a 404 or a 422, and the schema omits it.
     lab_levers: bool = Field(True, validation_alias=LAB_LEVERS)
-    # The port that alone serves /docs, /openapi.json and /metrics (ADMIN_PORT, which
-    # gunicorn.conf.py binds too); 0 serves them on every port.
-    admin_port: int = Field(
-        0, ge=0, le=65535, validation_alias=AliasChoices("ADMIN_PORT", "admin_port")
-    )
-    # gunicorn's worker count, read from the same variable gunicorn.conf.py uses, so that
-    # /healthz can tell a benchmark how the gateway is scaled.
-    workers: int = Field(1, ge=1, validation_alias="WEB_CONCURRENCY")
-    # The server that runs those workers (SERVER, serving/serve.py), in /healthz with what
-    # it lacks of gunicorn's features.
-    server: ServerName = Field("gunicorn", validation_alias="SERVER")
+    # How the gateway is served (SERVER, WEB_CONCURRENCY, ADMIN_PORT): the server's own
+    # settings, read once, as serving/serve.py reads them. /healthz reports the server with
+    # what it lacks of gunicorn's features and the worker count, and the admin port alone
+    # serves /docs, /openapi.json and /metrics.
+    serving: ServerSettings = Field(default_factory=ServerSettings)
     # Which replica this is, in every answer: the container's hostname by default.
     instance: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
     # The node that runs it, on a swarm (NODE_NAME, from the stack's template); None elsewhere.

@@ -95,8 +95,3 @@ class GatewayHealth(BaseModel):
     max_hold_ms: int
     cpu_rounds_per_ms: float = Field(description="/cpu/*'s calibration: rounds per ms.")
     cpu_processes: int = Field(description="The processes /cpu/process may use.")
-
-    def as_configured(self) -> dict[str, object]:
-        """All but what each start makes anew with the same settings: the replica's
-        hostname (a recreated container's) and the CPU calibration."""
-        return self.model_dump(exclude={"instance", "cpu_rounds_per_ms"})

@@ -8,13 +8,15 @@ gunicorn loads it through the factory: ``gateway.sync_app:create_app()``.
 
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from typing import Annotated, Literal, TypedDict
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request, Response
 
-from gateway.clients import BlockingCaller, CallRules, build_blocking_client
+from gateway.callers import BlockingCaller
+from gateway.calls import CallRules
+from gateway.clients import build_blocking_client
 from gateway.config import GatewaySettings
 from gateway.models import FAN_OUT_RESPONSES, NewsResponse
 from gateway.web import FanOutPlan, create_gateway_app, fan_out_plan_for
@@ -35,13 +37,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[SyncState]:
     executor = ThreadPoolExecutor(
         max_workers=settings.executor_threads, thread_name_prefix="fanout"
     )
-    with build_blocking_client(settings) as session:
-        yield {"caller": BlockingCaller(session, CallRules.of(settings)), "executor": executor}
-    executor.shutdown(wait=False, cancel_futures=True)
-
-
-async def sync_state(request: Request) -> SyncState:
-    return SyncState(caller=request.state.caller, executor=request.state.executor)
+    try:
+        with closing(build_blocking_client(settings)) as client:
+            yield {"caller": BlockingCaller(client, CallRules.of(settings)), "executor": executor}
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -51,17 +51,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.get("/news", response_model=NewsResponse, responses=FAN_OUT_RESPONSES)
     def news(
+        request: Request,
         plan: Annotated[FanOutPlan, planned],
-        state: Annotated[SyncState, Depends(sync_state)],
         mode: Annotated[
             SyncMode, Query(description="sequential: one call after another; threads: a pool.")
         ] = "sequential",
     ) -> Response:
         """Fan out to every selected source from this worker thread."""
-        fan_out, caller = plan.start(), state["caller"]
+        # The lifespan's state, as on the async gateway.
+        fan_out, caller = plan.start(), request.state.caller
         if mode == "threads":
             # Each call keeps to the deadline itself, so every future ends by then.
-            futures = [state["executor"].submit(caller.fetch, call, fan_out) for call in plan.calls]
+            executor: ThreadPoolExecutor = request.state.executor
+            futures = [executor.submit(caller.fetch, call, fan_out) for call in plan.calls]
             outcomes = [future.result() for future in futures]
         else:
             outcomes = [caller.fetch(call, fan_out) for call in plan.calls]

@@ -11,8 +11,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.news import FaultKind
-from gateway.blog import CpuWork, blog_router, with_cpu_work
-from gateway.clients import Call
+from gateway.blog import CpuWork, blog_router, with_calibrated_cpu_work
+from gateway.calls import Call
 from gateway.config import GatewaySettings
 from gateway.fanout import FanOut, server_timing, status_of
 from gateway.metrics import FanOutMetrics
@@ -28,13 +28,13 @@ from observability.metrics import (
 )
 from observability.requestid import REQUEST_ID_HEADER, add_request_ids, current_request_id
 from serving.admission import AdmissionLimit
-from serving.heap import settled
-from serving.levers import invalid_query, lever_refused
+from serving.heap import with_frozen_heap
+from serving.refusals import invalid_query, lever_refused
 from serving.settings import SERVER_LACKS
 
-# What /healthz reports of the settings as they are; the route says which client and
-# sources it runs with (the sync gateway's client is its own setting, not the async one's).
-REPORTED_BY_ROUTE = {"http_client", "sources"}
+# What /healthz reports of the settings as they are; each gateway names its own client, and
+# the sources are reported by name, not URL.
+REPORTED_BY_ROUTE = {"sources"}
 HEALTH_SETTINGS = set(GatewayHealth.model_fields) & set(GatewaySettings.model_fields)
 HEALTH_SETTINGS -= REPORTED_BY_ROUTE
 
@@ -46,7 +46,9 @@ def gateway_health(
         gateway=gateway,
         sources=[source.name for source in settings.source_list],
         http_client=http_client,
-        server_lacks=list(SERVER_LACKS[settings.server]),
+        workers=settings.serving.workers,
+        server=settings.serving.server,
+        server_lacks=list(SERVER_LACKS[settings.serving.server]),
         executor_threads=settings.executor_threads,
         requests_pool_maxsize=settings.requests_pool_maxsize,
         cpu_rounds_per_ms=round(cpu_work.rounds_per_ms, 1),
@@ -63,7 +65,7 @@ def create_gateway_app(
     app = FastAPI(
         title=f"fanout-lab {gateway} gateway",
         version="1.0.0",
-        lifespan=settled(monitored(with_cpu_work(lifespan), service)),
+        lifespan=with_frozen_heap(monitored(with_calibrated_cpu_work(lifespan), service)),
         telemetry=NO_OPENTELEMETRY,
     )
     app.state.settings = settings
@@ -73,14 +75,15 @@ def create_gateway_app(
     app.add_middleware(AdmissionLimit, policy=settings.admission)
     instrument(app, service)
     add_request_ids(app)
-    if settings.admin_port:
-        app.add_middleware(AdminPortOnly, port=settings.admin_port)
+    if settings.serving.admin_port:
+        app.add_middleware(AdminPortOnly, port=settings.serving.admin_port)
     if settings.lab_levers:
         app.include_router(blog_router(settings))
 
     # What /healthz reports is fixed for the worker's life: built once, on its first call
     # (the CPU calibration is the lifespan's). The route stays the trivial request that
-    # bench/cost.py prices a fan-out in: FastAPI still validates and serialises the answer.
+    # bench/experiments/cost.py prices a fan-out in: FastAPI still validates and serialises
+    # the answer.
     built: list[GatewayHealth] = []
 
     @app.get("/healthz")

@@ -15,7 +15,7 @@ and 21% at C=200 with Python's default; 25% and 0.9% with the startup heap froze
 threshold of 10,000; 1.3% and 0% with 100,000, for 1.66 times the fan-outs a second at
 C=1000. The worker's peak RSS moved from 165 to 171 MB.
 
-So once a worker has started, ``settled`` moves what it holds out of the collector's reach
+So once a worker has started, ``with_frozen_heap`` moves what it holds out of the collector's reach
 (``gc.freeze``) and makes the young threshold ``GC_THRESHOLD``: cycles are still found and
 freed, after at most that many objects. At shutdown both are undone, so that a process
 which starts and stops apps (the tests) ends as it began.
@@ -36,7 +36,7 @@ from serving.settings import ServerSettings
 PYTHON_DEFAULT = 700
 
 
-def settled(lifespan: Lifespan, threshold: int | None = None) -> Lifespan:
+def with_frozen_heap(lifespan: Lifespan, threshold: int | None = None) -> Lifespan:
     """The app's lifespan, run with the startup heap frozen and the young threshold set:
     ``threshold``, or the server's ``GC_THRESHOLD``."""
     if threshold is None:

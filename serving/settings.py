@@ -78,16 +78,15 @@ class ServerSettings(BaseSettings):
 
 
 def prepare_workers_environment(settings: ServerSettings) -> str:
-    """In the parent, before any worker: an empty metrics directory for this run, and the
-    worker count in the environment the workers inherit. Returns the directory."""
+    """In the parent, before any worker: an empty metrics directory for this run, in the
+    environment the workers inherit. Returns the directory."""
     directory = settings.prometheus_multiproc_dir or tempfile.mkdtemp(prefix="fanout-metrics-")
     Path(directory).mkdir(parents=True, exist_ok=True)
     for stale in Path(directory).glob("*.db"):  # a previous run's workers
         stale.unlink()
-    # Workers inherit it, before they import prometheus_client.
+    # Workers inherit it, before they import prometheus_client: the library reads it from
+    # the environment at import, so the environment is the one way to hand it over.
     os.environ[METRICS_DIR_ENV] = directory
-    # The count the workers report in /healthz: "auto" resolved.
-    os.environ["WEB_CONCURRENCY"] = str(settings.workers)
     return directory
 
 

@@ -21,8 +21,8 @@ from observability.metrics import (
 )
 from observability.requestid import add_request_ids
 from serving.admission import AdmissionLimit, AdmissionPolicy, Overloaded
-from serving.heap import settled
-from serving.levers import lever_refused
+from serving.heap import with_frozen_heap
+from serving.refusals import lever_refused
 from upstream.articles import generate_articles
 from upstream.config import UpstreamSettings
 from upstream.faults import Draws, faulty_response
@@ -92,7 +92,7 @@ def create_app(settings: UpstreamSettings | None = None) -> FastAPI:
     app = FastAPI(
         title=f"upstream: {settings.name}",
         version="1.0.0",
-        lifespan=settled(monitored(no_state, service)),
+        lifespan=with_frozen_heap(monitored(no_state, service)),
         telemetry=NO_OPENTELEMETRY,
     )
     app.state.settings = settings

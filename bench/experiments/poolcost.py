@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import uvloop
 
 from bench.harness.topology import SOURCE_NAMES, Topology, local_mode
-from gateway.clients import IDENTITY, async_upstream_client, read_capped
+from gateway.bodies import IDENTITY, read_capped
+from gateway.clients import async_upstream_client
 from gateway.config import AsyncClientName, GatewaySettings
 
 CLIENTS: tuple[AsyncClientName, ...] = ("httpx-aiohttp", "httpx2", "httpx")
@@ -80,7 +81,7 @@ def measure(client: AsyncClientName, urls: list[str], concurrency: int, fan_outs
     topology = Topology()
     settings = GatewaySettings(
         sources=",".join(f"{name}={url}" for name, url in zip(SOURCE_NAMES, urls, strict=True)),
-        http_client=client,
+        async_http_client=client,
         max_connections=topology.async_max_connections,
         max_keepalive_connections=topology.async_max_keepalive_connections,
         connect_timeout_s=60,

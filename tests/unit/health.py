@@ -34,3 +34,9 @@ def health_of(config: GatewayConfig, **changes: Any) -> GatewayHealth:
         "cpu_processes": 2,
     }
     return GatewayHealth(**{**fields, **changes})
+
+
+def as_configured(health: GatewayHealth) -> dict[str, object]:
+    """All but what each start makes anew with the same settings: the replica's hostname
+    (a recreated container's) and the CPU calibration."""
+    return health.model_dump(exclude={"instance", "cpu_rounds_per_ms"})

@@ -20,10 +20,10 @@ from gateway.balancing import (
     RoundRobinAdapter,
     connect_in_turn,
     left_unanswered,
-    peer_went_silent,
 )
 from gateway.clients import build_session
 from gateway.config import GatewaySettings
+from gateway.failures import peer_went_silent
 from tests.unit.loopback import HeaderRecorder, LiveServer
 from upstream.config import UpstreamSettings
 from upstream.main import create_app as create_upstream

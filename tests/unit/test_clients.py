@@ -1,4 +1,4 @@
-"""What the gateways' clients do with a source that has gone silent (gateway/clients.py):
+"""What the gateways' clients do with a source that has gone silent (gateway/callers.py):
 every socket they open finds a dead peer within a second, and a blocking call on a pooled
 connection whose peer went silent is sent once more."""
 
@@ -17,21 +17,13 @@ import urllib3
 import urllib3.exceptions
 import yarl
 
-from gateway.balancing import peer_went_silent
-from gateway.clients import (
-    AiohttpClient,
-    AiohttpResponse,
-    AsyncCaller,
-    AsyncUpstreamClient,
-    BlockingCaller,
-    Call,
-    CallRules,
-    build_httpx_client,
-    build_session,
-    describe_failure,
-    went_silent,
-)
+from gateway.aiohttp_client import AiohttpClient, AiohttpResponse
+from gateway.blocking_clients import RequestsClient
+from gateway.callers import AsyncCaller, BlockingCaller
+from gateway.calls import Call, CallRules
+from gateway.clients import AsyncUpstreamClient, build_httpx_client, build_session
 from gateway.config import GatewaySettings
+from gateway.failures import describe_failure, peer_went_silent, went_silent
 from gateway.fanout import FanOut
 from gateway.sources import Source
 from tests.unit.loopback import LiveServer
@@ -155,13 +147,13 @@ RULES = CallRules.of(SETTINGS)
 
 def test_a_call_whose_peer_went_silent_is_sent_once_more() -> None:
     session = ScriptedSession([silent_peer()], BODY)
-    outcome = BlockingCaller(session, RULES).fetch(Call(WIRE), FanOut(2.5))
+    outcome = BlockingCaller(RequestsClient(session), RULES).fetch(Call(WIRE), FanOut(2.5))
     assert outcome.result.ok and session.calls == 2
 
 
 def test_it_is_sent_twice_at_most_and_then_named() -> None:
     session = ScriptedSession([silent_peer(), silent_peer(), silent_peer()], BODY)
-    outcome = BlockingCaller(session, RULES).fetch(Call(WIRE), FanOut(2.5))
+    outcome = BlockingCaller(RequestsClient(session), RULES).fetch(Call(WIRE), FanOut(2.5))
     assert not outcome.result.ok and session.calls == 2
     assert outcome.result.error_kind == "connect"
     assert "stopped acknowledging" in str(outcome.result.error)
@@ -179,7 +171,7 @@ def test_any_other_failure_is_one_call(failure: Exception) -> None:
     """A live source that is slow, or hangs up on us, is not asked again: the fault
     tests and the hostile upstreams count one call each."""
     session = ScriptedSession([failure], BODY)
-    outcome = BlockingCaller(session, RULES).fetch(Call(WIRE), FanOut(2.5))
+    outcome = BlockingCaller(RequestsClient(session), RULES).fetch(Call(WIRE), FanOut(2.5))
     assert not outcome.result.ok and session.calls == 1
 
 
@@ -246,7 +238,7 @@ def test_a_connect_that_timed_out_is_no_silent_peer() -> None:
     connect.__cause__ = gone
     assert not went_silent(requests.ConnectTimeout(connect))
     session = ScriptedSession([requests.ConnectTimeout(connect)], BODY)
-    outcome = BlockingCaller(session, RULES).fetch(Call(WIRE), FanOut(2.5))
+    outcome = BlockingCaller(RequestsClient(session), RULES).fetch(Call(WIRE), FanOut(2.5))
     assert not outcome.result.ok and session.calls == 1
 
     key: Any = None

@@ -16,7 +16,7 @@ from bench.experiments.plan import GatewayConfig
 from bench.harness.stack import GatewayName
 from core.news import FaultKind
 from gateway import async_app, sync_app
-from gateway.clients import CallRules
+from gateway.calls import CallRules
 from gateway.config import AsyncClientName, GatewaySettings
 from gateway.models import GatewayHealth
 from serving.cores import whole_cores
@@ -45,7 +45,7 @@ SYNC = Gateway("sync", sync_app.create_app)
 SYNC_HTTPX = Gateway("sync", sync_app.create_app, {"sync_http_client": "httpx"})
 # The async gateway on each client it can be configured with; the default comes first.
 ASYNC_CLIENTS = {
-    client: Gateway("async", async_app.create_app, {"http_client": client})
+    client: Gateway("async", async_app.create_app, {"async_http_client": client})
     for client in get_args(AsyncClientName)
 }
 ASYNC = ASYNC_CLIENTS["aiohttp"]
@@ -300,7 +300,7 @@ def test_sync_lifespan_sizes_the_threadpool_and_the_requests_pool(
     )
     assert tokens == 7
     # The pool a call to a source really gets: 7 connections kept, one per token.
-    adapter = client.app_state["caller"].session.get_adapter(upstreams.urls["wire"])
+    adapter = client.app_state["caller"].client.session.get_adapter(upstreams.urls["wire"])
     pool = adapter.poolmanager.connection_from_url(upstreams.urls["wire"])
     assert pool.pool is not None and pool.pool.maxsize == 7
 

@@ -5,13 +5,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from observability.metrics import no_state
-from serving.heap import PYTHON_DEFAULT, settled
+from serving.heap import PYTHON_DEFAULT, with_frozen_heap
 from serving.settings import ServerSettings
 
 
 def collector_app(threshold: int | None) -> FastAPI:
     """An app that reports the collector as its requests see it."""
-    app = FastAPI(lifespan=settled(no_state, threshold))
+    app = FastAPI(lifespan=with_frozen_heap(no_state, threshold))
 
     @app.get("/gc")
     def collector() -> dict[str, int]:

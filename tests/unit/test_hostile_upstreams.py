@@ -11,9 +11,10 @@ from typing import Any, get_args
 import pytest
 from fastapi.testclient import TestClient
 
+from bench.harness.topology import ROOT
 from gateway import async_app, sync_app
 from gateway.config import AsyncClientName, GatewaySettings
-from tests.hostile import EXPECTED_KIND, HostileServer, expected_kind
+from tests.hostile import CASES, EXPECTED_KIND, HostileServer, expected_kind
 from tests.unit.loopback import FAULT_DEADLINE_MS, Upstreams
 
 # Every gateway and client that reads an upstream's answer.
@@ -21,7 +22,7 @@ GATEWAYS: dict[str, tuple[Callable[[GatewaySettings], Any], dict[str, str]]] = {
     "sync": (sync_app.create_app, {}),
     "sync-httpx": (sync_app.create_app, {"sync_http_client": "httpx"}),
     **{
-        f"async-{client}": (async_app.create_app, {"http_client": client})
+        f"async-{client}": (async_app.create_app, {"async_http_client": client})
         for client in get_args(AsyncClientName)
     },
 }
@@ -152,3 +153,8 @@ def test_a_resolver_that_hangs_costs_the_deadline(
     wire, slow = response.json()["sources"]
     assert wire["ok"] and not slow["ok"] and slow["error_kind"] == "timeout", slow
     assert took_ms < CUT_BY_DEADLINE_MS
+
+
+def test_the_tests_page_counts_every_hostile_case() -> None:
+    text = " ".join((ROOT / "docs" / "tests.md").read_text().split())
+    assert f"breaks HTTP in {len(CASES)} ways" in text

@@ -14,6 +14,7 @@ from gateway import async_app, sync_app
 from gateway.config import GatewaySettings
 from gateway.sources import select_sources
 from gateway.web import ADMIN_PATHS, parse_faults, source_patterns
+from serving.settings import ServerSettings
 from tests.unit.loopback import Upstreams
 from upstream.config import UpstreamSettings
 from upstream.main import create_app as create_upstream
@@ -146,7 +147,8 @@ def test_an_admin_port_alone_serves_the_schema_and_the_metrics(
 ) -> None:
     # TestClient's requests arrive on port 80: the public port, then the admin one.
     for admin_port, expected in ((9000, 404), (80, 200)):
-        app = GATEWAYS[gateway](upstreams.settings(admin_port=admin_port))
+        serving = ServerSettings(admin_port=admin_port)
+        app = GATEWAYS[gateway](upstreams.settings(serving=serving))
         with TestClient(app) as client:
             for path in sorted(ADMIN_PATHS - {"/docs/oauth2-redirect"}):
                 assert client.get(path).status_code == expected, (admin_port, path)
