@@ -6,7 +6,6 @@ host, which would queue the requests in the browser and hide what the gateways d
 """
 
 import asyncio
-import math
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
 from console.config import ConsoleSettings
+from core.percentiles import percentile
 from core.theory import TARGETS_BY_NAME, GatewayLimits, Target, ideal
 from gateway.models import GatewayHealth
 
@@ -132,14 +132,6 @@ class SideSummary(BaseModel):
 
 class RaceSummary(BaseModel):
     sides: list[SideSummary]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The nearest-rank percentile: a value that was measured, never an interpolation."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def summarise(side: Side, answers: list[Answer], ideal_s: float, binding: str) -> SideSummary:

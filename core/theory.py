@@ -37,6 +37,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from core.percentiles import percentile
+
 
 @dataclass(frozen=True)
 class Target:
@@ -250,25 +252,6 @@ def _exponential_tail_p99(mean_s: float, p_wait: float) -> float:
     return mean_s / p_wait * math.log(p_wait / 0.01)
 
 
-def md1_wait(rate: float, service_s: float) -> Wait:
-    """M/D/1, exact mean (Pollaczek-Khinchine): rho d / (2 (1 - rho)); P(W > 0) = rho."""
-    return mdc_wait(1, rate, service_s)
-
-
-def predicted_wait(
-    target: Target, rate: float, limits: GatewayLimits, delays_s: Sequence[float]
-) -> Wait:
-    """The wait each gateway's design predicts at `rate` arrivals a second, spread evenly
-    over its workers where each worker queues on its own."""
-    cost = fan_out_cost(delays_s, target.overlapped)
-    if target.name == "blocking":
-        return md1_wait(rate / limits.workers, cost)
-    if target.gateway == "sync":
-        return mdc_wait(limits.workers * limits.threadpool_tokens, rate, cost)
-    # async: a server per request, below the pool and the CPU: nothing waits.
-    return Wait(0.0, 0.0, 0.0)
-
-
 def poisson_arrivals(rate: float, duration_s: float, seed: int) -> list[float]:
     """Arrival times in [0, duration) of a Poisson process at `rate`: independent
     exponential gaps, reproducible from `seed`. The load client sends these, and the
@@ -307,8 +290,8 @@ def simulate_fifo_wait(
     draw = random.Random(seed)
     times = list(itertools.accumulate(draw.expovariate(rate) for _ in range(arrivals)))
     waits = replay_fifo_wait(times, [service_s] * arrivals, servers)
-    kept = sorted(waits[arrivals // 10 :])
-    return sum(kept) / len(kept), kept[int(0.99 * (len(kept) - 1))]
+    kept = waits[arrivals // 10 :]
+    return sum(kept) / len(kept), percentile(kept, 99)
 
 
 def mean_wait_spread(

@@ -73,16 +73,6 @@ def _found(text: str, name: str) -> re.Match[str]:
     return found
 
 
-def quoted(text: str, name: str) -> str:
-    """The block named `name` as the page has it now."""
-    return _found(text, name).group(1)
-
-
-def marked(text: str) -> list[str]:
-    """The names of the blocks a page marks, in order."""
-    return MARKER.findall(text)
-
-
 def rewritten(text: str, blocks: Mapping[str, Builder], folder: Path = RESULTS) -> str:
     """`text` with every block built anew from the results files in `folder`."""
     for name, build in blocks.items():

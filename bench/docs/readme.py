@@ -43,7 +43,8 @@ def _allowed(run: Record) -> float:
 
 
 def headline_rows(results: dict[str, Any]) -> list[tuple[str, float, float]]:
-    """(what, measured, ideal) for the full run's six lessons, where the run has them."""
+    """(what, measured, at best) for the full run's six lessons, where the run has them. At
+    best is the design's ideal, or below 1 where a CPU line allowed less."""
     runs, meta = results["runs"], results["meta"]
     stack = f"async · {meta['async_http_client']}"
     rows = []
@@ -80,8 +81,12 @@ def headline_rows(results: dict[str, Any]) -> list[tuple[str, float, float]]:
 def headline(folder: Path = RESULTS) -> str:
     results = load(folder / "results.json")
     meta = results["meta"]
-    lines = ["| what | measured | ideal |", "|---|---:|---:|"]
-    lines += [f"| {what} | {ratio(m)} | {ratio(i)} |" for what, m, i in headline_rows(results)]
+    # At best: the design's ideal, or a CPU line where one is lower: that row says so.
+    lines = ["| what | measured | at best |", "|---|---:|---:|"]
+    lines += [
+        f"| {what} | {ratio(m)} | {ratio(i)}{'' if i >= 1 else ' (CPU line)'} |"
+        for what, m, i in headline_rows(results)
+    ]
     lines += [
         "",
         *wrapped(

@@ -13,7 +13,6 @@ bounded in time.
 """
 
 import statistics
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -23,91 +22,27 @@ from typing import Literal
 
 import requests
 
-from bench.harness.probe import machine_busy_seconds
-from bench.harness.topology import ROOT
+from bench.harness.swarm import (
+    GATEWAYS,
+    REQUEST_TIMEOUT_S,
+    SOURCES,
+    STACK,
+    cluster,
+    converged,
+    docker,
+    gateway_urls,
+    node_hostname,
+    node_ids,
+    node_status,
+    placement,
+    quiet_node,
+    wait_converged,
+)
 
 Event = Literal["drain", "kill", "update"]
 Kind = Literal["full", "partial", "failed", "refused"]
-LABEL = "fanout.node"
-STACK = "fanout"
-SOURCES = ("upstream-wire", "upstream-gazette", "upstream-chronicle")
-GATEWAYS = ("sync-gateway", "async-gateway")
 # Every gateway answers fully for this long, on every client: recovered.
 RECOVERED_AFTER_S = 10.0
-# A request longer than this is a failure of the request, not a slow answer: the longest
-# fan-out deadline is 2.5 s.
-REQUEST_TIMEOUT_S = 10.0
-
-
-def docker(*args: str, timeout: float = 60) -> str:
-    result = subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=True
-    )
-    return result.stdout
-
-
-def cluster(*args: str, timeout: float = 120) -> str:
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "cluster.sh"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=True,
-    )
-    return result.stdout
-
-
-def swarm_urls(service: str) -> list[str]:
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "swarm.sh"), "urls", service],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return result.stdout.split()
-
-
-def node_ids() -> dict[str, str]:
-    """Each node's label (n1, n2, ...) to its swarm id."""
-    ids = docker("node", "ls", "-q").split()
-    labels = docker("node", "inspect", "--format", f'{{{{index .Spec.Labels "{LABEL}"}}}}', *ids)
-    return dict(zip(labels.split(), ids, strict=True))
-
-
-def placement() -> dict[str, Counter[str]]:
-    """Where each service's running tasks are: service to a count per node hostname."""
-    lines = docker(
-        "stack",
-        "ps",
-        STACK,
-        "--filter",
-        "desired-state=running",
-        "--format",
-        "{{.Name}} {{.Node}} {{.CurrentState}}",
-    ).splitlines()
-    where: dict[str, Counter[str]] = {}
-    for line in lines:
-        name, node, state = line.split(" ", 2)
-        if state.startswith("Running"):
-            service = name.removeprefix(f"{STACK}_").rsplit(".", 1)[0]
-            where.setdefault(service, Counter())[node] += 1
-    return where
-
-
-def node_hostname(label: str) -> str:
-    return str(
-        docker("node", "inspect", "--format", "{{.Description.Hostname}}", node_ids()[label])
-    ).strip()
-
-
-def quiet_node(gateway_nodes: set[str]) -> str:
-    """A node other than the host's that runs no gateway: the one an event may hit while
-    every gateway URL stays put."""
-    for label in sorted(node_ids()):
-        if label != "n1" and node_hostname(label) not in gateway_nodes:
-            return label
-    raise RuntimeError("every node but n1 runs a gateway: add a node (NODES=4)")
 
 
 @dataclass(frozen=True)
@@ -294,22 +229,6 @@ def closed_loop(
         thread.join(timeout=REQUEST_TIMEOUT_S + 5)
 
 
-def converged() -> bool:
-    """Every service runs all its replicas, and none is being updated."""
-    lines = docker("stack", "services", STACK, "--format", "{{.Replicas}}").split()
-    if not all(a == b for a, b in (line.split("/")[:2] for line in lines)):
-        return False
-    ids = docker("stack", "services", "-q", STACK).split()
-    states = docker(
-        "service", "inspect", "--format", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}", *ids
-    ).split()
-    return not {"updating", "rollback_started"} & set(states)
-
-
-def node_status(label: str) -> str:
-    return docker("node", "inspect", "--format", "{{.Status.State}}", node_ids()[label]).strip()
-
-
 def settled_after(event: Event, node: str | None) -> Callable[[], bool]:
     """When the swarm has done its part: the dead node is down, or the drained node runs
     nothing, and every service runs all its replicas again."""
@@ -323,24 +242,6 @@ def settled_after(event: Event, node: str | None) -> Callable[[], bool]:
         return converged()
 
     return settled
-
-
-def wait_converged(timeout_s: float = 180) -> None:
-    """Every service runs all its replicas again (the swarm has rescheduled)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if converged():
-            return
-        time.sleep(2)
-    raise RuntimeError(f"the stack did not converge in {timeout_s:.0f} s")
-
-
-def gateway_urls() -> dict[str, str]:
-    urls = {}
-    for service in GATEWAYS:
-        for index, url in enumerate(swarm_urls(service)):
-            urls[f"{service.removesuffix('-gateway')}#{index + 1}"] = url
-    return urls
 
 
 def failover(event: Event, clients: int = 5, max_s: float = 150.0, lead_s: float = 8.0) -> Run:
@@ -371,99 +272,3 @@ def failover(event: Event, clients: int = 5, max_s: float = 150.0, lead_s: float
         wait_converged()
     run.placement_after = placement()
     return run
-
-
-def spread_sources() -> None:
-    """Every source's replicas restart, one at a time, and spread over the nodes."""
-    for source in SOURCES:
-        docker("service", "update", "--force", f"{STACK}_{source}", timeout=300)
-
-
-@dataclass(frozen=True)
-class PlacementCost:
-    """The async gateway's fan-outs with every source on one node, in one window."""
-
-    sources_on: str  # the node's hostname
-    same_node: bool  # the gateway's own node
-    fan_outs: int
-    call_ms: dict[str, float]  # each source's median elapsed_ms, as the gateway measured it
-    machine_cpu_ms_per_fan_out: float  # every core's busy time over the window, per fan-out
-
-
-def constrain_sources(label: str | None, previous: str | None) -> None:
-    """Every source's replicas on the node labelled `label` (None: anywhere again)."""
-    for source in SOURCES:
-        args = ["service", "update", "--detach"]
-        if previous is not None:
-            args += ["--constraint-rm", f"node.labels.{LABEL}=={previous}"]
-        if label is not None:
-            args += ["--constraint-add", f"node.labels.{LABEL}=={label}"]
-        docker(*args, f"{STACK}_{source}")
-    wait_converged()
-
-
-def measure_placement(
-    url: str, node: str, same_node: bool, clients: int, window_s: float, warmup_s: float
-) -> PlacementCost:
-    calls: dict[str, list[float]] = {}
-    fan_outs = 0
-    lock = threading.Lock()
-    measuring = threading.Event()
-    stop = threading.Event()
-
-    def client() -> None:
-        nonlocal fan_outs
-        with requests.Session() as session:
-            while not stop.is_set():
-                body = session.get(f"{url}/news", timeout=REQUEST_TIMEOUT_S).json()
-                if not measuring.is_set() or stop.is_set():
-                    continue
-                with lock:
-                    fan_outs += 1
-                    for source in body["sources"]:
-                        calls.setdefault(source["name"], []).append(source["elapsed_ms"])
-
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    time.sleep(warmup_s)
-    busy = machine_busy_seconds()
-    measuring.set()
-    time.sleep(window_s)
-    stop.set()
-    spent, counted = machine_busy_seconds() - busy, fan_outs
-    for thread in threads:
-        thread.join(timeout=REQUEST_TIMEOUT_S + 5)
-    return PlacementCost(
-        node,
-        same_node,
-        counted,
-        {name: statistics.median(values) for name, values in calls.items()},
-        1000 * spent / max(1, counted),
-    )
-
-
-def cross_node_cost(
-    rounds: int = 2, clients: int = 20, window_s: float = 10.0, warmup_s: float = 3.0
-) -> list[PlacementCost]:
-    """The async gateway's sources on its own node, then on another, `rounds` times in one
-    run, then free again: each window's per-call latency and the machine's CPU."""
-    (url,) = swarm_urls("async-gateway")
-    gateway_node = requests.get(f"{url}/healthz", timeout=30).json()["node"]
-    labels = {node_hostname(label): label for label in node_ids()}
-    other = next(host for host in sorted(labels) if host != gateway_node)
-    points: list[PlacementCost] = []
-    previous = None
-    try:
-        for _ in range(rounds):
-            for host in (gateway_node, other):
-                constrain_sources(labels[host], previous)
-                previous = labels[host]
-                same = host == gateway_node
-                points.append(measure_placement(url, host, same, clients, window_s, warmup_s))
-    finally:
-        constrain_sources(None, previous)
-        # Freed, the replicas stay where they are (swarm moves a task only when it must):
-        # a rolling restart spreads them over the nodes again.
-        spread_sources()
-    return points

@@ -10,7 +10,8 @@ from typing import Any, TypedDict
 from bench.experiments.plan import GatewayConfig, Point
 from bench.harness.load import LoadResult, LoadSummary
 from bench.harness.probe import WindowCost
-from bench.harness.stack import GatewayName, git_commit, machine_description
+from bench.harness.results import git_commit, machine_description
+from bench.harness.stack import GatewayName
 from bench.harness.topology import env_overrides
 from core.theory import GatewayLimits, Ideal, Target, cpu_line, machine_line
 

@@ -14,9 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.harness.http import get_json
 from bench.harness.load import Answer, LoadResult, LoadSpec, open_loop_schedule, run_load
-from bench.harness.stack import GatewayName, get_json, git_commit, healthz, machine_description
+from bench.harness.results import git_commit, machine_description
+from bench.harness.stack import GatewayName, healthz
 from bench.harness.topology import env_overrides
+from core.percentiles import percentile
 from core.theory import Wait, batch_means, mdc_wait, mean_wait_spread, replay_fifo_wait
 
 # No client-side cap on requests in flight: an open loop must never wait for itself.
@@ -148,6 +151,7 @@ class Sweep:
     command: str
     capacities: dict[str, Capacity]
     points: list[SweepPoint] = field(default_factory=list)
+    async_http_client: str | None = None  # the async gateway's, when it was swept
     started_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     commit: str = field(default_factory=git_commit)
 
@@ -158,6 +162,7 @@ class Sweep:
             "started_at": self.started_at,
             "commit": self.commit,
             "machine": machine_description(),
+            "async_http_client": self.async_http_client,
             "capacities": {
                 name: {
                     "rate": round(c.rate, 2),
@@ -290,7 +295,7 @@ def summarise(capacity: Capacity, rho: float, spec: LoadSpec, result: LoadResult
         answered=len(window),
         wait_mean_s=mean,
         wait_error_s=error,
-        wait_p99_s=statistics.quantiles(waits, n=100, method="inclusive")[98],
+        wait_p99_s=percentile(waits, 99),
         queued_mean_s=statistics.fmean(answer.queued_s for answer in window),
         fan_out_mean_s=fan_out_mean,
         predicted=predict(capacity, spec.rate, fan_out_mean),
@@ -317,6 +322,8 @@ def run_sweep(
         on_point(f"{gateway}: its capacity")
         capacity = measure[gateway](base)
         sweep.capacities[gateway] = capacity
+        if gateway == "async":
+            sweep.async_http_client = healthz(base).http_client
         for index, rho in enumerate(preset.loads):
             on_point(f"{gateway}: rho={rho:g}, {rho * capacity.rate:.1f} req/s")
             # A seed per point: each load sees its own arrivals, and a rerun the same ones.

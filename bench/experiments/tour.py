@@ -8,12 +8,10 @@ so the output the docs show is output the stack gave.
 """
 
 import json
-import time
-import urllib.error
-import urllib.request
 from typing import Any, get_args
 
-from bench.harness.stack import get_json, run_meta
+from bench.harness.http import asked, get_json
+from bench.harness.results import run_meta
 from core.news import FaultKind
 
 # What each gateway's answer shows a newcomer.
@@ -45,17 +43,6 @@ def trimmed(answer: dict[str, Any]) -> dict[str, Any]:
         "sources": [{k: s[k] for k in SOURCE_FIELDS} for s in answer["sources"]],
         "articles": len(answer["articles"]),
     }
-
-
-def asked(url: str, timeout: float = 30) -> tuple[int, dict[str, Any], float]:
-    """An answer of any status: (status, its JSON body, seconds until it was read)."""
-    started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            status, body = response.status, json.load(response)
-    except urllib.error.HTTPError as refused:
-        status, body = refused.code, json.load(refused)
-    return status, body, round(time.perf_counter() - started, 3)
 
 
 def failed(answer: dict[str, Any], source: str | None = None) -> dict[str, Any]:

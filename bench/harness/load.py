@@ -14,47 +14,18 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 import aiohttp
 import uvloop
-from hdrh.histogram import HdrHistogram
 
+from bench.harness.histogram import LatencyHistogram
 from core.theory import poisson_arrivals
 
-PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 # What an overloaded gateway answers when its bound refuses a request.
 REFUSED = "status 503"
 # The client is "near saturation" past this share of one core: it is single-threaded.
 CLIENT_CPU_WARNING = 0.7
-
-
-class LatencyHistogram:
-    """Latencies in microseconds, 3 significant digits, from 1 us to 10 minutes."""
-
-    def __init__(self) -> None:
-        self._histogram = HdrHistogram(1, 600_000_000, 3)
-
-    def record_seconds(self, seconds: float) -> None:
-        self._histogram.record_value(max(1, round(seconds * 1_000_000)))
-
-    @property
-    def count(self) -> int:
-        count: int = self._histogram.get_total_count()
-        return count
-
-    def percentile_ms(self, percentile: float) -> float:
-        if self.count == 0:
-            return float("nan")
-        return float(self._histogram.get_value_at_percentile(percentile)) / 1000
-
-    def summary_ms(self) -> dict[str, float]:
-        """p50, p90, p99, p99.9, max and mean, in milliseconds."""
-        summary = {f"p{p:g}": self.percentile_ms(p) for p in PERCENTILES}
-        empty = self.count == 0
-        summary["max"] = float("nan") if empty else self._histogram.get_max_value() / 1000
-        summary["mean"] = float("nan") if empty else self._histogram.get_mean_value() / 1000
-        return summary
 
 
 @dataclass(frozen=True)
@@ -144,9 +115,9 @@ class LoadResult:
         return warnings
 
     def summary(self) -> "LoadSummary":
-        """A flat record for tables, JSON and CSV."""
-        client, gateway = self.latency.summary_ms(), self.gateway_elapsed.summary_ms()
-        return {
+        """A flat record for tables, JSON and CSV: LoadSummary's keys, the histograms'
+        generated from their names."""
+        record = {
             "url": self.spec.url,
             "params": "&".join(f"{k}={v}" for k, v in self.spec.params.items()),
             "loop": self.spec.loop,
@@ -167,19 +138,10 @@ class LoadResult:
             "max_schedule_lag_ms": round(self.max_schedule_lag_ms, 1),
             "workers_seen": len(self.workers),
             "instances_seen": len(self.instances),
-            "latency_p50_ms": round(client["p50"], 2),
-            "latency_p90_ms": round(client["p90"], 2),
-            "latency_p99_ms": round(client["p99"], 2),
-            "latency_p99.9_ms": round(client["p99.9"], 2),
-            "latency_max_ms": round(client["max"], 2),
-            "latency_mean_ms": round(client["mean"], 2),
-            "gateway_p50_ms": round(gateway["p50"], 2),
-            "gateway_p90_ms": round(gateway["p90"], 2),
-            "gateway_p99_ms": round(gateway["p99"], 2),
-            "gateway_p99.9_ms": round(gateway["p99.9"], 2),
-            "gateway_max_ms": round(gateway["max"], 2),
-            "gateway_mean_ms": round(gateway["mean"], 2),
+            **self.latency.summary_keys("latency"),
+            **self.gateway_elapsed.summary_keys("gateway"),
         }
+        return cast(LoadSummary, record)
 
 
 # One load run, flat: the JSON and CSV row of `bench run`, and the start of a matrix row.

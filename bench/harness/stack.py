@@ -4,30 +4,21 @@ window. The matrix and the claims take a stack as an argument, so a test can han
 fake one instead of patching this module.
 """
 
-import json
 import os
-import platform
 import statistics
 import subprocess
-import time
-import urllib.request
-from typing import Any, Literal
+from typing import Literal
 
+from bench.harness.http import get_json
 from bench.harness.load import LoadResult, LoadSpec, run_load
 from bench.harness.probe import StackProbe, WindowCost, compose_probe
-from bench.harness.topology import ROOT, env_overrides
+from bench.harness.topology import ROOT
 from gateway.models import GatewayHealth
 
 GatewayName = Literal["sync", "async"]
 GATEWAY_SERVICES: dict[GatewayName, str] = {"sync": "sync-gateway", "async": "async-gateway"}
 UPSTREAM_SERVICES = ("upstream-wire", "upstream-gazette", "upstream-chronicle")
 PROJECT = "fanout-lab"  # compose's project name, unless COMPOSE_PROJECT_NAME says another
-
-
-def get_json(url: str, timeout: float = 30) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        body: dict[str, Any] = json.load(response)
-        return body
 
 
 def healthz(base: str) -> GatewayHealth:
@@ -52,34 +43,6 @@ def measure(spec: LoadSpec, probe: StackProbe | None) -> tuple[LoadResult, Windo
     with probe.running():
         result = run_load(spec)
     return result, probe.cost(result.window_start, result.window_end)
-
-
-def machine_description() -> str:
-    cpus = os.cpu_count() or 0
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{platform.system()} {platform.machine()}, {cpus} cores, {memory_gib:.0f} GiB"
-
-
-def git_commit() -> str:
-    result = subprocess.run(
-        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return result.stdout.strip() or "unknown"
-
-
-def run_meta(command: str) -> dict[str, Any]:
-    """What a small results file says of its run: the command, when, which commit, where,
-    and any setting other than .env's."""
-    return {
-        "command": command,
-        "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "commit": git_commit(),
-        "machine": machine_description(),
-        "env_overrides": env_overrides(),
-    }
 
 
 def compose_project() -> str:

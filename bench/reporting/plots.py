@@ -25,7 +25,19 @@ COLOURS = {
     "async-sequential": "tab:cyan",
     "blocking": "tab:gray",
 }
-FALLBACK_COLOURS = ("tab:brown", "tab:pink", "black")
+# Series with no colour of their own (another server's, say) take the next of these as they
+# first appear, so that no two share one in a report; the threadpool figure's shades too.
+FALLBACK_COLOURS = (
+    "tab:brown",
+    "tab:pink",
+    "black",
+    "darkgoldenrod",
+    "teal",
+    "navy",
+    "maroon",
+    "lime",
+)
+_ASSIGNED: dict[str, str] = {}
 
 
 def _pyplot() -> Any:
@@ -40,7 +52,9 @@ def _pyplot() -> Any:
 def colour(series: str) -> str:
     if series in COLOURS:
         return COLOURS[series]
-    return FALLBACK_COLOURS[sum(map(ord, series)) % len(FALLBACK_COLOURS)]
+    if series not in _ASSIGNED:
+        _ASSIGNED[series] = FALLBACK_COLOURS[len(_ASSIGNED) % len(FALLBACK_COLOURS)]
+    return _ASSIGNED[series]
 
 
 def main_rows(comparison: Comparison) -> list[Row]:
@@ -89,81 +103,88 @@ def _save(fig: Any, path: Path, run: str) -> Path:
     return path
 
 
+# A figure against the ideal: its label, the measured value of a row, the ideal's value,
+# and the record's percentile whose value may be a floor.
+Figure = tuple[str, Callable[[Row], float], Callable[[Any], float], str | None]
+AGAINST_IDEAL: dict[str, Figure] = {
+    "throughput.png": (
+        "throughput (req/s)",
+        lambda r: r.result.throughput,
+        lambda i: i.throughput,
+        None,
+    ),
+    "latency_p50.png": (
+        "p50 latency (ms)",
+        lambda r: r.result.latency.percentile_ms(50),
+        lambda i: i.latency_s * 1000,
+        "latency_p50_ms",
+    ),
+    "latency_p99.png": (
+        "p99 latency (ms)",
+        lambda r: r.result.latency.percentile_ms(99),
+        lambda i: i.latency_s * 1000,
+        "latency_p99_ms",
+    ),
+}
+
+
 def plot_against_ideal(comparison: Comparison, out_dir: Path) -> list[Path]:
     rows = main_rows(comparison)
     if not rows:
         return []
     plt = _pyplot()
     workers_counts = sorted({row.workers for row in rows})
-    # (label, measured, ideal, the record's percentile whose value may be a floor)
-    figures: dict[str, tuple[str, Callable[[Row], float], Callable[[Any], float], str | None]] = {
-        "throughput.png": (
-            "throughput (req/s)",
-            lambda r: r.result.throughput,
-            lambda i: i.throughput,
-            None,
-        ),
-        "latency_p50.png": (
-            "p50 latency (ms)",
-            lambda r: r.result.latency.percentile_ms(50),
-            lambda i: i.latency_s * 1000,
-            "latency_p50_ms",
-        ),
-        "latency_p99.png": (
-            "p99 latency (ms)",
-            lambda r: r.result.latency.percentile_ms(99),
-            lambda i: i.latency_s * 1000,
-            "latency_p99_ms",
-        ),
-    }
     run = _run(comparison)
     written = []
-    for filename, (ylabel, measured, ideal_value, percentile) in figures.items():
+    for filename, figure in AGAINST_IDEAL.items():
+        ylabel = figure[0]
         fig, axes = plt.subplots(
             1, len(workers_counts), figsize=(6.5 * len(workers_counts), 5), squeeze=False
         )
         for ax, workers in zip(axes[0], workers_counts, strict=True):
             panel = series_of(r for r in rows if r.workers == workers)
             for name, series in panel.items():
-                xs = [r.concurrency for r in series]
-                ax.plot(xs, [measured(r) for r in series], "o-", color=colour(name), label=name)
-                # A lower bound ("≥" in the tables): an unanswered request waited longer.
-                floors = [r for r in series if percentile and censored(r.record(), percentile)]
-                ax.plot(
-                    [r.concurrency for r in floors],
-                    [measured(r) for r in floors],
-                    "^",
-                    markersize=11,
-                    markerfacecolor="white",
-                    color=colour(name),
-                    label="_nolegend_",  # the legend's title names the triangles
-                )
-                grid, ideals = _ideal_curve(comparison, series)
-                ax.plot(
-                    grid,
-                    [ideal_value(i) for i in ideals],
-                    "--",
-                    color=colour(name),
-                    alpha=0.6,
-                    linewidth=1,
-                )
+                _plot_series(ax, comparison, name, series, figure)
             ax.set_title(f"{workers} gunicorn worker(s) per gateway")
             _log_axes(ax, "concurrent clients (closed loop)")
         axes[0][0].set_ylabel(ylabel)
-        # One legend for every series in any panel: the client axis runs on 1 worker only.
-        handles: dict[str, Any] = {}
-        for ax in axes[0]:
-            for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
-                handles.setdefault(name, handle)
-        axes[0][0].legend(
-            list(handles.values()),
-            list(handles),
-            title=LEGEND_TITLE,
-            fontsize=8,
-        )
+        _one_legend(axes[0])
         fig.suptitle(f"{ylabel} vs concurrency, against the theoretical limit")
         written.append(_save(fig, out_dir / filename, run))
     return written
+
+
+def _plot_series(
+    ax: "Axes", comparison: Comparison, name: str, series: list[Row], figure: Figure
+) -> None:
+    """One series: measured points, its floors as open triangles, its ideal dashed."""
+    _, measured, ideal_value, percentile = figure
+    xs = [r.concurrency for r in series]
+    ax.plot(xs, [measured(r) for r in series], "o-", color=colour(name), label=name)
+    # A lower bound ("≥" in the tables): an unanswered request waited longer.
+    floors = [r for r in series if percentile and censored(r.record(), percentile)]
+    ax.plot(
+        [r.concurrency for r in floors],
+        [measured(r) for r in floors],
+        "^",
+        markersize=11,
+        markerfacecolor="white",
+        color=colour(name),
+        label="_nolegend_",  # the legend's title names the triangles
+    )
+    grid, ideals = _ideal_curve(comparison, series)
+    ax.plot(
+        grid, [ideal_value(i) for i in ideals], "--", color=colour(name), alpha=0.6, linewidth=1
+    )
+
+
+def _one_legend(axes: Any) -> None:
+    """One legend for every series in any panel: the client axis runs on 1 worker only."""
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(name, handle)
+    axes[0].legend(list(handles.values()), list(handles), title=LEGEND_TITLE, fontsize=8)
 
 
 def _log_axes(ax: "Axes", xlabel: str) -> None:
@@ -198,10 +219,15 @@ def plot_cpu_per_request(comparison: Comparison, out_dir: Path) -> list[Path]:
 
 def plot_threadpool(comparison: Comparison, out_dir: Path) -> list[Path]:
     """The sync gateway with more threads: throughput, p99, CPU and memory per size."""
+    # The stack's own server only: the server axis also runs sync at the stack's tokens.
+    server = comparison.stack["sync"].server
     sweep = [
         r
         for r in comparison.rows
-        if r.target.name == "sync" and r.workers == 1 and not r.point.overload
+        if r.target.name == "sync"
+        and r.workers == 1
+        and not r.point.overload
+        and r.point.config.server == server
     ]
     by_c: dict[int, list[Row]] = {}
     for row in sweep:
@@ -237,8 +263,11 @@ def plot_threadpool(comparison: Comparison, out_dir: Path) -> list[Path]:
     return [_save(fig, out_dir / "threadpool.png", _run(comparison))]
 
 
-def plot_waterfalls(samples: dict[str, dict[str, Any]], out_dir: Path, run: str) -> list[Path]:
-    """One figure per gateway: each mode's fan-out, source by source, on one time axis."""
+def plot_waterfalls(
+    samples: dict[str, dict[str, Any]], out_dir: Path, run: str, async_client: str
+) -> list[Path]:
+    """One figure per gateway: each mode's fan-out, source by source, on one time axis; the
+    async mode in its client's colour, as in every other figure."""
     plt = _pyplot()
     written = []
     for gateway in ("sync", "async"):
@@ -257,7 +286,7 @@ def plot_waterfalls(samples: dict[str, dict[str, Any]], out_dir: Path, run: str)
                     y,
                     source["elapsed_ms"],
                     left=source["started_ms"],
-                    color=colour(mode if mode != "async" else "async · httpx-aiohttp"),
+                    color=colour(mode if mode != "async" else f"async · {async_client}"),
                     alpha=0.8,
                 )
                 ax.text(
@@ -317,26 +346,28 @@ def plot_scale_out(comparison: Comparison, out_dir: Path) -> list[Path]:
 
 
 def plot_sweep(records: Sequence[dict[str, Any]], meta: dict[str, Any], out_dir: Path) -> Path:
-    """Mean wait against rho for both gateways on the same axes: measured (with twice its
-    standard error), replayed and predicted. The sync gateway's prediction is M/D/c on a
-    fine grid, with the band where one run this long lands; the async gateway's is no
-    wait at all."""
+    """Mean wait against rho for both gateways on the same axes: measured (with its
+    standard error, as the tables give it), replayed and predicted. The sync gateway's
+    prediction is M/D/c on a fine grid, with the band where one run this long lands; the
+    async gateway's is no wait at all."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for gateway in ("sync", "async"):
         points = sorted((r for r in records if r["gateway"] == gateway), key=lambda r: r["rho"])
         if not points:
             continue
-        shade = colour(gateway if gateway == "sync" else "async · aiohttp")
+        # The async gateway in its client's colour, where the run recorded it.
+        client = meta.get("async_http_client")
+        shade = colour(gateway if gateway == "sync" or client is None else f"async · {client}")
         rhos = [r["rho"] for r in points]
         ax.errorbar(
             rhos,
             [r["wait_mean_ms"] for r in points],
-            yerr=[2 * r["wait_error_ms"] for r in points],
+            yerr=[r["wait_error_ms"] for r in points],
             fmt="o",
             capsize=3,
             color=shade,
-            label=f"{gateway}: measured (± 2 s.e.)",
+            label=f"{gateway}: measured (± s.e.)",
         )
         if gateway == "sync":
             capacity = meta["capacities"]["sync"]

@@ -9,6 +9,7 @@ from typing import Any
 from bench.experiments.rows import Comparison, ReportMeta, RowRecord
 from bench.experiments.scaleout import ratios
 from bench.experiments.sweep import Sweep
+from bench.harness.results import write_json
 from bench.reporting.plots import (
     plot_against_ideal,
     plot_cpu_per_request,
@@ -69,7 +70,7 @@ def write_records(
 ) -> None:
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps({"meta": meta or {}, "runs": records}, indent=2) + "\n")
+        write_json(json_path, {"meta": meta or {}, "runs": records})
     if csv_path is not None:
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         with csv_path.open("w", newline="") as handle:
@@ -171,7 +172,12 @@ def write_report(comparison: Comparison, out_dir: Path, command: str) -> list[Pa
         *plot_against_ideal(comparison, out_dir),
         *plot_cpu_per_request(comparison, out_dir),
         *plot_threadpool(comparison, out_dir),
-        *plot_waterfalls(comparison.samples, out_dir, stamp(meta["started_at"], meta["commit"])),
+        *plot_waterfalls(
+            comparison.samples,
+            out_dir,
+            stamp(meta["started_at"], meta["commit"]),
+            meta["async_http_client"],
+        ),
     ]
     warnings = [
         f"- {r.series} workers={r.workers} C={r.concurrency}: {w}"
@@ -253,7 +259,7 @@ def write_sweep_report(sweep: Sweep, out_dir: Path) -> list[Path]:
     record = sweep.record()
     meta, points = record["meta"], record["points"]
     data = out_dir / "sweep.json"
-    data.write_text(json.dumps(record, indent=2) + "\n")
+    write_json(data, record)
     capacities = "; ".join(
         f"{name}: {c['rate']} req/s ({c['basis']})" for name, c in meta["capacities"].items()
     )

@@ -14,8 +14,8 @@ from bench.harness.crosscheck import AGREEMENT, ClientCost, CrossCheck
 from bench.harness.load import LoadResult
 
 if TYPE_CHECKING:  # the pool-cost module builds the gateway's clients: import it only there
-    from bench.experiments.claims import Claims
-    from bench.experiments.failover import PlacementCost
+    from bench.experiments.claims.model import Claims
+    from bench.experiments.crossnode import PlacementCost
     from bench.experiments.poolcost import PoolCost
 
 Record = Mapping[str, Any]

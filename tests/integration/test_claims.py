@@ -5,7 +5,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.experiments.claims import Claims, render, run_claims
+from bench.experiments.claims.model import Claims
+from bench.experiments.claims.report import render
+from bench.experiments.claims.run import run_claims
 from bench.harness.stack import ComposeStack, healthz
 from tests.integration.stack import Stack, record
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.experiments import failover
+from bench.experiments.failover import failover
+from bench.harness import swarm
 from gateway.models import NewsResponse
 from tests.integration.stack import (
     DEADLINE_MS,
@@ -91,12 +92,12 @@ OWN_ANSWER = (
 
 
 def test_every_replica_answers_and_names_its_node(cluster: dict[str, str]) -> None:
-    labels = failover.node_ids()
-    nodes = {failover.node_hostname(label): label for label in labels}
+    labels = swarm.node_ids()
+    nodes = {swarm.node_hostname(label): label for label in labels}
     assert len(nodes) == NODES
     # Each gateway replica: the contract, and every node named is one of the cluster's.
     # (Which source replicas a gateway reaches is its pool's choice, so not asserted.)
-    for url in failover.gateway_urls().values():
+    for url in swarm.gateway_urls().values():
         for _ in range(3):
             answer = NewsResponse.model_validate(fetch(f"{url}/news").body)
             assert not answer.partial and answer.node in nodes
@@ -104,8 +105,8 @@ def test_every_replica_answers_and_names_its_node(cluster: dict[str, str]) -> No
     # Each source replica, asked on its own node, names that node: every one of the 9.
     named = []
     for hostname, label in nodes.items():
-        for source in failover.SOURCES:
-            service = f"label=com.docker.swarm.service.name={failover.STACK}_{source}"
+        for source in swarm.SOURCES:
+            service = f"label=com.docker.swarm.service.name={swarm.STACK}_{source}"
             for container in cluster_script(
                 "docker", label, "ps", "-q", "--filter", service, env=cluster
             ).split():
@@ -113,28 +114,28 @@ def test_every_replica_answers_and_names_its_node(cluster: dict[str, str]) -> No
                     "docker", label, "exec", container, "python", "-c", OWN_ANSWER, env=cluster
                 )
                 named.append((source, said.strip() == hostname))
-    assert len(named) == NODES * len(failover.SOURCES) and all(ok for _, ok in named), named
+    assert len(named) == NODES * len(swarm.SOURCES) and all(ok for _, ok in named), named
 
 
 def test_each_sources_replicas_spread_over_the_nodes(cluster: dict[str, str]) -> None:
-    where = failover.placement()
-    for source in failover.SOURCES:
+    where = swarm.placement()
+    for source in swarm.SOURCES:
         assert sorted(where[source].values()) == [1] * NODES, where[source]
 
 
 def test_a_drain_loses_nothing_and_a_rolling_update_spreads_back(
     cluster: dict[str, str],
 ) -> None:
-    drained = failover.failover("drain", CLIENTS, MAX_EVENT_S)
+    drained = failover("drain", CLIENTS, MAX_EVENT_S)
     summary = drained.summary()
     record("cluster: drain a node, lost / answers after", drained.lost(), "0")
     assert drained.node is not None and drained.recovery_s() is not None, summary
     assert drained.lost() == 0 and drained.refused() == 0, summary
-    hostname = failover.node_hostname(drained.node)
+    hostname = swarm.node_hostname(drained.node)
     assert all(hostname not in where for where in drained.placement_after.values())
 
-    failover.docker("node", "update", "--availability", "active", failover.node_ids()[drained.node])
-    rolled = failover.failover("update", CLIENTS, MAX_EVENT_S)
+    swarm.docker("node", "update", "--availability", "active", swarm.node_ids()[drained.node])
+    rolled = failover("update", CLIENTS, MAX_EVENT_S)
     summary = rolled.summary()
     record("cluster: rolling update of every source, lost", rolled.lost(), "0")
     # 0 in every run measured (docs/scale-out.md): a new connection to an address DNS lists
@@ -146,14 +147,14 @@ def test_a_drain_loses_nothing_and_a_rolling_update_spreads_back(
     # The drained node takes replicas again. Nothing more is asked of the spread: with
     # start-first, each new task is placed while the old ones still run, so the emptied
     # node draws them and another can end up with none (a CI run: all 9 on n1 and n2).
-    running_on = {node for source in failover.SOURCES for node in rolled.placement_after[source]}
+    running_on = {node for source in swarm.SOURCES for node in rolled.placement_after[source]}
     assert hostname in running_on, summary
 
 
 def test_a_dead_node_costs_what_it_had_in_flight_and_nothing_a_deadline_later(
     cluster: dict[str, str],
 ) -> None:
-    died = failover.failover("kill", CLIENTS, MAX_EVENT_S)
+    died = failover("kill", CLIENTS, MAX_EVENT_S)
     summary = died.summary()
     assert died.node is not None
     recovery = died.recovery_s()
@@ -181,7 +182,7 @@ def test_a_dead_node_costs_what_it_had_in_flight_and_nothing_a_deadline_later(
     assert died.lost_after_settled() == 0, summary
     assert recovery is not None and recovery <= MAX_RECOVERY_S, summary
     # Its replicas run on the nodes left, and every service has all of them.
-    hostname = failover.node_hostname(died.node)
+    hostname = swarm.node_hostname(died.node)
     assert all(hostname not in where for where in died.placement_after.values())
-    for source in failover.SOURCES:
+    for source in swarm.SOURCES:
         assert sum(died.placement_after[source].values()) == NODES, summary

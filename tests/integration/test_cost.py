@@ -34,7 +34,14 @@ def test_a_fan_out_stays_within_its_cpu_budget(stack: Stack, tmp_path: Path) -> 
     (point,) = json.loads(out.read_text())["points"]
     assert point["errors"] == 0
     units, call_units = point["fan_out_units"], point["upstream_call_units"]
-    record("cost C=200: gateway CPU per fan-out / per trivial request", units, "target ≤ 5")
-    record("cost C=200: upstream CPU per call / per trivial request", call_units, "target ≤ 1.2")
+    # What the test asserts; #19's targets (5 and 1.2) live in the benchmark (bench cost).
+    record(
+        "cost C=200: gateway CPU per fan-out / per trivial request", units, f"≤ {FAN_OUT_BUDGET}"
+    )
+    record(
+        "cost C=200: upstream CPU per call / per trivial request",
+        call_units,
+        f"≤ {UPSTREAM_CALL_BUDGET}",
+    )
     assert units <= FAN_OUT_BUDGET, point["fan_out_units_by_round"]
     assert call_units <= UPSTREAM_CALL_BUDGET, point["upstream_call_units_by_round"]

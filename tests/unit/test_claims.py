@@ -12,7 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bench.experiments.claims import Claim, Claims, Point, render, wait_until_settled, write_claims
+from bench.experiments.claims.lab import wait_until_settled
+from bench.experiments.claims.model import Claim, Claims, Point
+from bench.experiments.claims.report import render, write_claims
 from bench.harness.load import LoadResult, LoadSpec
 from bench.harness.probe import WindowCost
 from tests.unit.loopback import LiveServer

@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 
 from console.config import ConsoleSettings
 from console.main import create_app
-from console.race import percentile
 from gateway import async_app, sync_app
 from tests.unit.loopback import LiveServer, Upstreams
 
@@ -144,12 +143,6 @@ def test_the_page_and_its_script_are_served(console: TestClient) -> None:
     page = console.get("/")
     assert page.status_code == 200 and 'src="/static/console.js"' in page.text
     assert console.get("/static/console.js").status_code == 200
-
-
-def test_percentiles_are_measured_values() -> None:
-    values = [10.0, 20.0, 30.0, 40.0]
-    assert percentile(values, 50) == 20.0 and percentile(values, 99) == 40.0
-    assert percentile([5.0], 99) == 5.0
 
 
 def test_with_the_levers_off_there_is_no_race() -> None:

@@ -1,14 +1,12 @@
-"""bench/experiments/failover.py's arithmetic: how answers are sorted, what counts as lost, when the
-gateways count as recovered; and the cross-node table."""
+"""bench/experiments/failover.py's arithmetic: how answers are sorted, what counts as lost,
+when the gateways count as recovered."""
 
 import json
 
 import pytest
 import requests
-from rich.console import Console
 
-from bench.experiments.failover import Answer, PlacementCost, Run, classify
-from bench.reporting.tables import cross_node_table
+from bench.experiments.failover import Answer, Run, classify
 
 
 def response(status: int, body: object) -> requests.Response:
@@ -64,17 +62,6 @@ def test_recovery_ends_at_the_last_bad_answer_once_good_ones_held_long_enough() 
     assert run_with((11.0, 14.5, "partial"), (15.0, 19.5, "full")).recovery_s() is None
     summary = recovered.summary()
     assert summary["lost"] == 1 and summary["recovery_s"] == 4.5
-
-
-def test_the_cross_node_table_gives_the_difference_per_call() -> None:
-    points = [
-        PlacementCost("vm", True, 100, {"wire": 301.0, "gazette": 501.0}, 4.0),
-        PlacementCost("fanout-n2", False, 100, {"wire": 302.0, "gazette": 502.0}, 4.6),
-    ]
-    console = Console(width=200, record=True)
-    console.print(cross_node_table(points))
-    # 1 ms more per call; 0.6 ms more of the machine per fan-out of 2 calls: 0.3 per call.
-    assert "+1.00 ms of latency, +0.300 ms of the machine's CPU" in console.export_text()
 
 
 def test_lost_sent_after_counts_only_what_was_sent_that_long_after_the_event() -> None:

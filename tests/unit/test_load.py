@@ -9,7 +9,13 @@ from dataclasses import replace
 
 import pytest
 
-from bench.harness.load import LatencyHistogram, LoadSpec, open_loop_schedule, run_load
+from bench.harness.histogram import LatencyHistogram
+from bench.harness.load import (
+    LoadSpec,
+    LoadSummary,
+    open_loop_schedule,
+    run_load,
+)
 from gateway import async_app
 from tests.unit.loopback import LiveServer, Upstreams
 
@@ -206,6 +212,8 @@ def test_errors_are_counted_by_kind(
 def test_a_refused_connection_is_a_connection_error(unused_url: str) -> None:
     result = run_load(LoadSpec(url=unused_url, concurrency=1, duration_s=0.3, warmup_s=0))
     assert set(result.errors) == {"connection"}
+    # The summary's histogram keys are generated: they must be LoadSummary's, no more.
+    assert list(result.summary()) == list(LoadSummary.__annotations__)
 
 
 @pytest.mark.timing

@@ -1,0 +1,67 @@
+"""One whole run of the claims, in the order that restarts each gateway least."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from bench.experiments.claims.cpu import cpu_work, gunicorn_timeout
+from bench.experiments.claims.fan_out import (
+    client_per_call,
+    fan_out_lessons,
+    fast_return,
+    sleeps,
+    sync_clients,
+)
+from bench.experiments.claims.lab import Lab
+from bench.experiments.claims.model import HTTP2_WHY, PRESETS, Claim, Claims
+from bench.harness.results import git_commit, machine_description
+from bench.harness.stack import ComposeStack, GatewayName
+
+
+def run_claims(
+    preset_name: str,
+    stack: ComposeStack,
+    command: str,
+    on_step: Callable[[str], None] = lambda _: None,
+) -> Claims:
+    preset = PRESETS[preset_name]
+    lab = Lab(stack, preset, on_step)
+    gateways: tuple[GatewayName, ...] = ("sync", "async")
+    for gateway in gateways:
+        workers = stack.health(gateway).workers
+        if workers != 1:
+            raise RuntimeError(
+                f"bench claims measures one worker; {stack.base(gateway)} runs {workers}:"
+                " SYNC_WORKERS=1 ASYNC_WORKERS=1 make up"
+            )
+    on_step("calibrating the sources' delays")
+    delays = stack.calibrate()
+    claims = Claims(
+        preset=preset_name,
+        command=command,
+        started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        commit=git_commit(),
+        machine=machine_description(),
+        delays_ms={name: round(d * 1000, 1) for name, d in delays.items()},
+    )
+    fan_out_lessons(lab, claims, list(delays.values()))
+    sleeps(lab, claims)
+    client_per_call(lab, claims, max(delays.values()))
+    fast_return(lab, claims)
+    cpu_work(lab, claims, max(delays.values()))
+    sync_clients(lab, claims)
+    gunicorn_timeout(lab, claims)
+    claims.rows.append(
+        Claim(
+            "http2",
+            "httpx supports HTTP/2",
+            "Modern HTTP Requests with httpx",
+            "async gateway, its client with http2=True",
+            "connections per source at C=200, HTTP/2 over HTTP/1.1",
+            None,
+            None,
+            "not measured",
+            HTTP2_WHY,
+            "-",
+        )
+    )
+    return claims
