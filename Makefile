@@ -1,6 +1,8 @@
 # Every target runs a script in scripts/, which echoes the commands it runs.
 .DEFAULT_GOAL := help
 PRESET ?= quick
+# Only a full run replaces what docs/results holds (the README quotes it); others go to reports/.
+RESULTS = $(if $(filter full,$(PRESET)),docs/results,reports/$(PRESET))
 .PHONY: help install up down ps logs screenshot test test-slow stress-test lint lock format local-up local-down base-image bench claims sweep swarm-up swarm-scale swarm-bench swarm-down cluster-up cluster-down
 
 help: ## list the targets
@@ -38,11 +40,11 @@ bench: ## compare sync and async, the blog's claims, then the waiting sweep (PRE
 	$(if $(filter quick full,$(PRESET)),scripts/bench.sh claims --preset $(PRESET) --out reports/$(PRESET),@echo "claims and sweep have no $(PRESET) preset: only compare ran")
 	$(if $(filter quick full,$(PRESET)),scripts/bench.sh sweep --preset $(PRESET) --out reports/$(PRESET))
 
-sweep: ## waiting under Poisson arrivals against queueing theory, into docs/results/sweep
-	scripts/bench.sh sweep --preset $(PRESET) --out docs/results/sweep
+sweep: ## waiting under Poisson arrivals against queueing theory (PRESET=full: into docs/results)
+	scripts/bench.sh sweep --preset $(PRESET) --out $(RESULTS)/sweep
 
-claims: ## the blog post's claims, measured, into docs/results/claims.md (about 4 minutes)
-	scripts/bench.sh claims --preset $(PRESET) --out docs/results
+claims: ## the blog post's claims, measured: about 4 minutes (PRESET=full: into docs/results)
+	scripts/bench.sh claims --preset $(PRESET) --out $(RESULTS)
 
 lint: ## ruff and strict mypy
 	scripts/lint.sh
