@@ -160,6 +160,16 @@ def machine_line(
 # --- the blog post's other claims (bench claims) ------------------------------------------
 
 
+def overload_ideal(
+    target: Target, limits: GatewayLimits, delays_s: Sequence[float], in_flight: int
+) -> Ideal:
+    """What an open loop past capacity, `in_flight` requests at most, can get at best: the
+    capacity, each admitted request served in one fan-out. The capacity is the lowest cap
+    with every client admitted."""
+    unlimited = ideal(target, in_flight, limits, delays_s)
+    return Ideal(unlimited.throughput, fan_out_cost(delays_s, target.overlapped), unlimited.binding)
+
+
 def burst_ideal(at_once: int, lanes: int) -> float:
     """K equal requests sent together, served `lanes` at a time: the whole burst takes
     ceil(K / lanes) times one alone. A blocking call in ``async def`` has one lane, the

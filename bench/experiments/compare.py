@@ -9,19 +9,11 @@ import os
 from collections.abc import Callable
 from typing import Protocol
 
-from bench.experiments.plan import (
-    PRESETS,
-    GatewayConfig,
-    load_spec,
-    needs_drain,
-    overload_ideal,
-    plan,
-)
-from bench.experiments.rows import Comparison, Row, label
+from bench.experiments.plan import PRESETS, GatewayConfig, label, needs_drain, plan, prepare
+from bench.experiments.rows import Comparison, Row
 from bench.harness.load import LoadResult, LoadSpec
 from bench.harness.probe import WindowCost
 from bench.harness.stack import GatewayName
-from core.theory import GatewayLimits, ideal
 from gateway.models import GatewayHealth
 
 
@@ -74,18 +66,13 @@ def run_matrix(
             series = label(point, as_started["sync"].threadpool_tokens, as_started[gateway].server)
             on_point(f"{series} workers={point.config.workers} C={point.concurrency}")
             following = points[index + 1] if index + 1 < len(points) else None
-            limits = GatewayLimits.reported(info[gateway])
-            if point.overload > 0:
-                best = overload_ideal(point.target, limits, delays)
-            else:
-                best = ideal(point.target, point.concurrency, limits, delays)
             drain = needs_drain(point, following)
-            spec = load_spec(point, [stack.base(gateway)], best, preset, delays, drain)
-            result, cost = stack.measure(gateway, spec)
+            run = prepare(point, info[gateway], preset, delays, [stack.base(gateway)], drain)
+            result, cost = stack.measure(gateway, run.spec)
             if not stack.priced(gateway):
                 comparison.probe_note = "unavailable: this host cannot read the containers' cgroups"
             comparison.rows.append(
-                Row(point, series, limits, result, best, cost, os.cpu_count() or 1)
+                Row(point, series, run.limits, result, run.best, cost, os.cpu_count() or 1)
             )
             if point.concurrency == lightest and result.sample is not None:
                 comparison.samples.setdefault(point.target.name, result.sample)

@@ -16,6 +16,7 @@ from core.theory import (
     Target,
     fan_out_cost,
     ideal,
+    overload_ideal,
 )
 from gateway.config import AsyncClientName
 from gateway.models import GatewayHealth
@@ -245,13 +246,6 @@ def whole_cycles(duration_s: float, target: Target, delays_s: list[float]) -> fl
     return cycle * max(2, round(duration_s / cycle))
 
 
-def overload_ideal(target: Target, limits: GatewayLimits, delays_s: list[float]) -> Ideal:
-    """What an open loop past capacity can get at best: the capacity, each admitted request
-    served in one fan-out. The capacity is the lowest cap with every client admitted."""
-    unlimited = ideal(target, OPEN_LOOP_IN_FLIGHT, limits, delays_s)
-    return Ideal(unlimited.throughput, fan_out_cost(delays_s, target.overlapped), unlimited.binding)
-
-
 def load_spec(
     point: Point,
     urls: list[str],
@@ -301,3 +295,54 @@ def needs_drain(point: Point, following: Point | None) -> bool:
         following.target.gateway == point.target.gateway and following.config != point.config
     )
     return not restarts_this_gateway
+
+
+def label(point: Point, stack_tokens: int, stack_server: str = "gunicorn") -> str:
+    """The point's series: the target, with the client of the async target, the threadpool
+    size of a sync point that runs another one than the stack, and the server when another
+    one than the stack's."""
+    server = point.config.server
+    series = _series(point, stack_tokens)
+    return series if server == stack_server else f"{series} · {server}"
+
+
+def _series(point: Point, stack_tokens: int) -> str:
+    if point.target.name == "async":
+        return f"async · {point.config.http_client}"
+    if point.overload > 0:
+        bound = point.config.max_in_flight
+        capacity = f"sync · {point.overload:g}x capacity"
+        return f"{capacity}, bound {bound}" if bound else f"{capacity}, no bound"
+    if point.target.name == "sync" and point.config.threadpool_tokens != stack_tokens:
+        return f"sync · {point.config.threadpool_tokens} tokens"
+    return point.target.name
+
+
+@dataclass(frozen=True)
+class PointRun:
+    """What one point runs with: its gateway's caps, the best it can do, and its load."""
+
+    limits: GatewayLimits
+    best: Ideal
+    spec: LoadSpec
+
+
+def prepare(
+    point: Point,
+    health: GatewayHealth,
+    preset: Preset,
+    delays: list[float],
+    urls: list[str],
+    drain: bool,
+    processes: int | None = None,
+) -> PointRun:
+    """The point's caps as its gateway reports them (every per-worker cap once per process,
+    when `processes` says how many a swarm's replicas run), its ideal, and its load."""
+    limits = GatewayLimits.reported(health)
+    if processes is not None:
+        limits = replace(limits, workers=processes)
+    if point.overload > 0:
+        best = overload_ideal(point.target, limits, delays, OPEN_LOOP_IN_FLIGHT)
+    else:
+        best = ideal(point.target, point.concurrency, limits, delays)
+    return PointRun(limits, best, load_spec(point, urls, best, preset, delays, drain))

@@ -238,24 +238,3 @@ class ReportMeta(TypedDict):
     probe: str
     # The .env settings this run's shell changed (UPSTREAM_REPLICAS=1, say): its stack's.
     env_overrides: dict[str, str]
-
-
-def label(point: Point, stack_tokens: int, stack_server: str = "gunicorn") -> str:
-    """The point's series: the target, with the client of the async target, the threadpool
-    size of a sync point that runs another one than the stack, and the server when another
-    one than the stack's."""
-    server = point.config.server
-    series = _series(point, stack_tokens)
-    return series if server == stack_server else f"{series} · {server}"
-
-
-def _series(point: Point, stack_tokens: int) -> str:
-    if point.target.name == "async":
-        return f"async · {point.config.http_client}"
-    if point.overload > 0:
-        bound = point.config.max_in_flight
-        capacity = f"sync · {point.overload:g}x capacity"
-        return f"{capacity}, bound {bound}" if bound else f"{capacity}, no bound"
-    if point.target.name == "sync" and point.config.threadpool_tokens != stack_tokens:
-        return f"sync · {point.config.threadpool_tokens} tokens"
-    return point.target.name

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from bench.experiments.plan import GatewayConfig, Point, Preset, load_spec
+from bench.experiments.plan import GatewayConfig, Point, Preset, prepare
 from bench.experiments.rows import Comparison, Row
 from bench.harness.load import LoadResult, LoadSpec
 from bench.harness.probe import StackProbe, WindowCost, swarm_probe
@@ -27,7 +27,7 @@ from bench.harness.stack import (
     healthz,
 )
 from bench.harness.topology import ROOT
-from core.theory import TARGETS_BY_NAME, GatewayLimits, ideal
+from core.theory import TARGETS_BY_NAME
 from gateway.models import GatewayHealth
 
 
@@ -184,15 +184,13 @@ def run_scale_out(
             config = replace(GatewayConfig.running(info), replicas=shape.replicas)
             point = Point(TARGETS_BY_NAME[gateway], concurrency, config)
             # Every per-worker cap counts once per process, on whichever replica it runs.
-            limits = replace(GatewayLimits.reported(info), workers=shape.processes)
-            best = ideal(point.target, concurrency, limits, delays)
-            spec = load_spec(point, urls, best, preset.window, delays, drain=True)
+            run = prepare(point, info, preset.window, delays, urls, True, shape.processes)
             on_point(f"{gateway} {shape.describe()} C={concurrency}")
-            result, cost = stack.measure(gateway, spec)
+            result, cost = stack.measure(gateway, run.spec)
             if not stack.priced(gateway):
                 comparison.probe_note = "unavailable: this host cannot read the tasks' cgroups"
             series = f"{gateway} · " + ("replicas" if shape.replicas > 1 else "workers")
-            row = Row(point, series, limits, result, best, cost, os.cpu_count() or 1)
+            row = Row(point, series, run.limits, result, run.best, cost, os.cpu_count() or 1)
             comparison.rows.append(row)
     finally:
         for gateway in found:

@@ -27,16 +27,7 @@ COLOURS = {
 }
 # Series with no colour of their own (another server's, say) take the next of these as they
 # first appear, so that no two share one in a report; the threadpool figure's shades too.
-FALLBACK_COLOURS = (
-    "tab:brown",
-    "tab:pink",
-    "black",
-    "darkgoldenrod",
-    "teal",
-    "navy",
-    "maroon",
-    "lime",
-)
+FALLBACK_COLOURS = ("tab:brown", "tab:pink", "black", "darkgoldenrod", "teal", "navy", "maroon")
 _ASSIGNED: dict[str, str] = {}
 
 

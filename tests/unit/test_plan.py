@@ -6,8 +6,7 @@ from itertools import pairwise
 
 import pytest
 
-from bench.experiments.plan import PRESETS, GatewayConfig, needs_drain, plan, whole_cycles
-from bench.experiments.rows import label
+from bench.experiments.plan import PRESETS, GatewayConfig, label, needs_drain, plan, whole_cycles
 from core.theory import TARGETS_BY_NAME
 from tests.unit.health import health_of
 

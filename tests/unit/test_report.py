@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bench.experiments.plan import GatewayConfig, Point
-from bench.experiments.rows import Comparison, Row, label
+from bench.experiments.plan import GatewayConfig, Point, label
+from bench.experiments.rows import Comparison, Row
 from bench.harness.load import LoadResult, LoadSpec
 from bench.harness.probe import WindowCost
 from bench.reporting.report import write_report

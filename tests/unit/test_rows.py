@@ -2,8 +2,7 @@
 
 from dataclasses import replace
 
-from bench.experiments.plan import GatewayConfig, Point
-from bench.experiments.rows import label
+from bench.experiments.plan import GatewayConfig, Point, label
 from core.theory import TARGETS_BY_NAME
 
 SYNC = GatewayConfig("sync", 1, 40, "requests", 1000, 1000)
