@@ -13,6 +13,7 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from bench.harness.results import run_meta, write_json
 from tests.integration.stack import REQUIRE_DOCKER, ROOT, Stack, record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing]
@@ -58,13 +59,27 @@ def run_race(browser: WebDriver, stack: Stack, name: str, **settings: str) -> di
         )
     )
     assert status.text == "done", status.text
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SHOTS / f"{SHOT_PREFIX}{name}.png"))
+    save_full_page(browser, name)
     walls = {}
     for side in ("sync", "async"):
         cell = browser.find_element(By.CSS_SELECTOR, f"#side-{side} td[data-name='wall time']")
         walls[side] = float(cell.get_attribute("data-value") or "nan")
     return walls
+
+
+def save_full_page(browser: WebDriver, name: str) -> None:
+    """The whole page, every row and the colour key below them, as Chromium draws it, and
+    beside it what made it: the command, the commit and the date (bench's results meta)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    width, height = browser.get_window_size()["width"], browser.get_window_size()["height"]
+    page = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(width, max(height, int(page)))
+    try:
+        browser.save_screenshot(str(SHOTS / f"{SHOT_PREFIX}{name}.png"))
+    finally:
+        browser.set_window_size(width, height)
+    meta = run_meta(f"make screenshot (the browser test's {name} race)")
+    write_json(SHOTS / f"{SHOT_PREFIX}{name}.json", {"meta": meta})
 
 
 def delays_ms(browser: WebDriver) -> list[float]:

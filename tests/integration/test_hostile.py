@@ -11,7 +11,9 @@ import pytest
 from tests.hostile import EXPECTED_KIND, expected_kind
 from tests.integration.stack import DEADLINE_MS, Stack, fetch, record
 
-pytestmark = [pytest.mark.integration, pytest.mark.timing]
+# Slow (make test-slow): two restarts with the hostile overlay. Every hostile case is held
+# in make test by tests/unit/test_hostile_upstreams.py, in process and on loopback.
+pytestmark = [pytest.mark.integration, pytest.mark.timing, pytest.mark.slow]
 
 DEADLINE_S = DEADLINE_MS / 1000
 BOUND_S = DEADLINE_S + 1.0  # the faults' bar (test_faults.py): the deadline cut it

@@ -41,6 +41,9 @@ def test_a_stop_finishes_every_accepted_request(stack: Stack, gateway: str) -> N
     assert statuses == [200] * 20
 
 
+# Slow (make test-slow): a restart each, and a load long enough to recycle the workers
+# again and again; a stop's own loss of nothing stays in make test.
+@pytest.mark.slow
 @pytest.mark.parametrize("gateway", GATEWAYS)
 def test_recycled_workers_lose_no_request(stack: Stack, gateway: str) -> None:
     """gunicorn's max_requests (with jitter) restarts the worker again and again under load."""

@@ -4,7 +4,9 @@ import pytest
 
 from tests.integration.stack import Stack, closed_loop, fetch, record
 
-pytestmark = [pytest.mark.integration, pytest.mark.timing]
+# Slow (make test-slow): a restart and two windows. The compare matrix's workers axis
+# (test_bench.py, slow too) measures the same growth.
+pytestmark = [pytest.mark.integration, pytest.mark.timing, pytest.mark.slow]
 
 # A small threadpool keeps the load small. gunicorn's workers race to accept each new
 # connection, so they rarely split the clients evenly; at 4x one worker's tokens a worker

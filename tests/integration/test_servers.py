@@ -10,7 +10,9 @@ from gateway.models import NewsResponse
 from serving.settings import SERVER_LACKS, ServerName
 from tests.integration.stack import Stack, burst, fetch, record
 
-pytestmark = [pytest.mark.integration, pytest.mark.timing]
+# Slow (make test-slow): two restarts. The compare matrix's server axis (test_bench.py)
+# measures each server's fan-out against its ideal.
+pytestmark = [pytest.mark.integration, pytest.mark.timing, pytest.mark.slow]
 
 CLIENTS = 10
 

@@ -9,7 +9,9 @@ from bench.harness.load import run_load
 from core.theory import mean_wait_spread
 from tests.integration.stack import Stack, record
 
-pytestmark = [pytest.mark.integration, pytest.mark.timing]
+# Slow (make test-slow): a minute of Poisson arrivals. test_bench.py's quick sweep checks
+# the same queue against its replay, and tests/unit/test_sweep.py the arithmetic.
+pytestmark = [pytest.mark.integration, pytest.mark.timing, pytest.mark.slow]
 
 # The stack's 40 tokens wait only near capacity: at 0.9, M/D/40 predicts about 90 ms.
 RHO = 0.9
