@@ -70,6 +70,8 @@ def run_race(browser: WebDriver, stack: Stack, name: str, **settings: str) -> di
 def save_full_page(browser: WebDriver, name: str) -> None:
     """The whole page, every row and the colour key below them, as Chromium draws it, and
     beside it what made it: the command, the commit and the date (bench's results meta)."""
+    # Before the picture is written: a new one makes the checkout dirty.
+    meta = run_meta(f"make screenshot (the browser test's {name} race)")
     SHOTS.mkdir(parents=True, exist_ok=True)
     width, height = browser.get_window_size()["width"], browser.get_window_size()["height"]
     page = browser.execute_script("return document.documentElement.scrollHeight")
@@ -78,7 +80,6 @@ def save_full_page(browser: WebDriver, name: str) -> None:
         browser.save_screenshot(str(SHOTS / f"{SHOT_PREFIX}{name}.png"))
     finally:
         browser.set_window_size(width, height)
-    meta = run_meta(f"make screenshot (the browser test's {name} race)")
     write_json(SHOTS / f"{SHOT_PREFIX}{name}.json", {"meta": meta})
 
 
