@@ -1,6 +1,7 @@
 """The console in a real headless Chromium, against the test stack: press Run and read what a
 person would see: the rows, the bars, the numbers, and no error in the browser's log."""
 
+import base64
 import json
 import os
 from collections.abc import Iterator
@@ -68,18 +69,18 @@ def run_race(browser: WebDriver, stack: Stack, name: str, **settings: str) -> di
 
 
 def save_full_page(browser: WebDriver, name: str) -> None:
-    """The whole page, every row and the colour key below them, as Chromium draws it, and
-    beside it what made it: the command, the commit and the date (bench's results meta)."""
+    """The whole page, every row and the colour key below them, as Chromium draws it (the
+    DevTools protocol's capture beyond the viewport: a headless window is no taller than its
+    screen), and beside it what made it: the command, the commit and the date."""
     # Before the picture is written: a new one makes the checkout dirty.
     meta = run_meta(f"make screenshot (the browser test's {name} race)")
+    page = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": page["width"], "height": page["height"], "scale": 1}
+    shot = browser.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
     SHOTS.mkdir(parents=True, exist_ok=True)
-    width, height = browser.get_window_size()["width"], browser.get_window_size()["height"]
-    page = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(width, max(height, int(page)))
-    try:
-        browser.save_screenshot(str(SHOTS / f"{SHOT_PREFIX}{name}.png"))
-    finally:
-        browser.set_window_size(width, height)
+    (SHOTS / f"{SHOT_PREFIX}{name}.png").write_bytes(base64.b64decode(shot["data"]))
     write_json(SHOTS / f"{SHOT_PREFIX}{name}.json", {"meta": meta})
 
 
