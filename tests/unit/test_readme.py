@@ -87,3 +87,12 @@ def test_a_changed_row_of_the_matrix_changes_the_docs_tables(results_copy: Path)
 def test_a_page_without_a_block_is_refused() -> None:
     with pytest.raises(LookupError, match="measured:headline"):
         blocks.rewritten(README.replace("<!-- measured:headline -->", ""), readme.BLOCKS)
+
+
+def test_the_screenshot_says_when_and_at_which_commit_it_was_taken() -> None:
+    """make screenshot writes console-news.json beside the picture; the README's caption
+    quotes its date and commit, so a stale picture shows."""
+    meta = json.loads((blocks.RESULTS / "console-news.json").read_text())["meta"]
+    assert not meta["commit"].endswith("-dirty")
+    (line,) = [line for line in README.splitlines() if "results/console-news.png" in line]
+    assert f"{meta['started_at'][:10]} at {meta['commit']}" in line
