@@ -26,7 +26,7 @@ logs: ## follow the stack's logs
 screenshot: ## the README's console picture, by the browser test, into docs/results (about 2 minutes)
 	scripts/screenshot.sh
 
-test: ## unit tests, then integration tests against a fresh stack (about 13 minutes)
+test: ## unit tests, then integration tests against a fresh stack (about 14 minutes)
 	scripts/test.sh
 
 test-slow: ## the slow rest: the swarm, the bench's matrices, the fuzzing (about 11 minutes)
