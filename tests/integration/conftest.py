@@ -19,6 +19,13 @@ from tests.integration.stack import (
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The swarm's tests last, in the order they came: leaving the swarm at their end cuts
+    the networking of the compose stack's containers, and a compose test after them found
+    its gateway refusing connections (test_sweep.py, once it moved to make test-slow)."""
+    items.sort(key=lambda item: item.get_closest_marker("swarm") is not None)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not MEASURED:
         return

@@ -23,7 +23,7 @@ import requests
 from bench.harness.topology import SOURCE_NAMES
 from tests.integration.stack import ROOT, Stack, closed_loop, fetch, free_port, record, run_script
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.swarm]
 
 UPSTREAM_REPLICAS = 2
 ASYNC_REPLICAS = 2
