@@ -29,7 +29,7 @@ screenshot: ## the README's console picture, by the browser test, into docs/resu
 test: ## unit tests, then integration tests against a fresh stack (about 14 minutes)
 	scripts/test.sh
 
-test-slow: ## the slow rest: the swarm, the bench's matrices, the fuzzing (about 11 minutes)
+test-slow: ## the slow rest: the swarm, the bench's matrices, the fuzzing, the cluster (about 22 minutes)
 	scripts/test.sh --slow
 
 stress-test: ## the unit tests 5 times in a row beside 2 CPU hogs (RUNS=, HOGS=)
