@@ -113,6 +113,20 @@ def wait_converged(timeout_s: float = 180) -> None:
     raise RuntimeError(f"the stack did not converge in {timeout_s:.0f} s")
 
 
+def spread_sources(nodes: int) -> None:
+    """Each source's replicas one to a node again. A rolling update places each new task
+    while the old ones still run (start-first), so after a drain and an update a node can be
+    left with none: a node killed then would take nothing with it. Scaling a source to 0
+    and back lets the spread preference (docker-compose.cluster.yml) place every task anew."""
+    for source in SOURCES:
+        if sorted(placement().get(source, Counter()).values()) == [1] * nodes:
+            continue
+        service = f"{STACK}_{source}"
+        for replicas in (0, nodes):
+            docker("service", "scale", "--detach", f"{service}={replicas}")
+            wait_converged()
+
+
 def gateway_urls() -> dict[str, str]:
     urls = {}
     for service in GATEWAYS:
