@@ -2,12 +2,10 @@
 quotes: the matrix's tables, the cost of a fan-out, the sweeps, the faults, and the swarm's
 and the cluster's runs. Links are relative to docs/, where every page lives."""
 
-import json
 import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from bench.docs.blocks import Builder, Record, load, ran, wrapped
 from bench.docs.readme import scale_out_figures
@@ -265,7 +263,6 @@ FAILOVER_RUNS = (
     ("drain", "drain"),
     ("update", "rolling update of every source"),
     ("kill", "node killed"),
-    ("kill-6-of-9", "node killed, 6 of the 9 replicas on it"),
 )
 
 
@@ -276,24 +273,33 @@ def failover(folder: Path) -> str:
         " | swarm done after | every answer full again after |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
+    made = []
     for name, what in FAILOVER_RUNS:
         run = load(folder / "cluster" / f"{name}.json")
+        made.append(ran(run["meta"], run["meta"]["started_at"]))
         on_node = "–" if run["event"] == "update" else str(run["replicas_on_node"])
         lines.append(
             f"| [{what}](results/cluster/{name}.json) | {on_node} | {run['answers_after_event']}"
             f" | **{run['lost']}** | {run['in_flight_at_event']} | {run['swarm_settled_s']} s"
             f" | {run['recovery_s']} s |"
         )
-    return "\n".join(lines)
+    runs = made[0] if len(set(made)) == 1 else ", ".join(made)
+    text = f"The runs, in the test's order, of {runs} (`bench failover --event EVENT --out`)."
+    killed = load(folder / "cluster" / "kill.json")
+    # Each lost answer reads "<gateway> sent -1.52 s, ...": sent before the kill or after.
+    sent = [float(line.split(" sent ", 1)[1].split(" s,", 1)[0]) for line in killed["lost_answers"]]
+    text += (
+        f" Of the {len(sent)} answers the kill cost, {sum(s < 0 for s in sent)} were sent"
+        " before it: in flight, their call on the dead node cut by the deadline (each one's"
+        " timeline is in the file's `lost_answers`)."
+    )
+    return "\n".join(lines) + "\n\n" + "\n".join(wrapped(text))
 
 
 def cross_node(folder: Path) -> str:
     """The async gateway's sources on its node, then on another: per call, and per fan-out
     of the machine's CPU."""
-    recorded: Any = json.loads((folder / "cluster" / "cross-node.json").read_text())
-    # bench cross-node writes {"meta", "windows"}; a file from before it kept meta is the
-    # bare list of windows.
-    points: list[Record] = recorded["windows"] if isinstance(recorded, dict) else recorded
+    points: list[Record] = load(folder / "cluster" / "cross-node.json")["windows"]
     names = sorted({name for point in points for name in point["call_ms"]})
     lines = [
         "| sources on | same node | fan-outs | "

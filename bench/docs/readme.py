@@ -111,7 +111,7 @@ def claims_brief(folder: Path = RESULTS) -> str:
         "",
         *wrapped(
             f"[Every claim, and why](docs/results/claims.md), from the run of"
-            f" {ran(results, results['started'])}."
+            f" {ran(results['meta'], results['meta']['started_at'])}."
         ),
     ]
     return "\n".join(lines)

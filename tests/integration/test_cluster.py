@@ -132,7 +132,7 @@ def test_a_drain_loses_nothing_and_a_rolling_update_spreads_back(
     assert drained.node is not None and drained.recovery_s() is not None, summary
     assert drained.replicas_on_node == len(swarm.SOURCES), summary
     # 0 in every run measured (docs/scale-out.md), but a drain stops replicas as an update
-    # does, so the update's race below is its too: a CI run lost 1 of 155.
+    # does, so the update's race below is its too (a CI run lost 1 of 155).
     assert drained.lost() <= 0.01 * len(drained.after()), "\n".join(drained.lost_answers())
     assert drained.refused() == 0, summary
     hostname = swarm.node_hostname(drained.node)

@@ -36,7 +36,8 @@ def test_a_point_prices_each_answer_net_of_the_healthchecks() -> None:
 
 
 def claims() -> Claims:
-    measured = Claims("quick", "python -m bench claims", "now", "abc123", "here", {"wire": 300.0})
+    meta = {"command": "python -m bench claims", "started_at": "now", "commit": "abc123"}
+    measured = Claims({**meta, "machine": "here"}, "quick", {"wire": 300.0})
     measured.rows += [
         Claim(
             "wrong",

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_claims_results_come_from_a_full_run() -> None:
     results = json.loads((ROOT / "docs" / "results" / "claims.json").read_text())
     assert results["preset"] == "full"
-    assert not results["commit"].endswith("-dirty")
+    assert not results["meta"]["commit"].endswith("-dirty")
     assert "(preset full)" in (ROOT / "docs" / "results" / "claims.md").read_text()
 
 
@@ -42,3 +42,13 @@ def test_the_readmes_runs_are_full_runs_at_clean_commits() -> None:
     # The compose runs on the stack as .env sets it; the swarm's may keep the machine for
     # the gateways with fewer source replicas, which its meta then says.
     assert all(meta["env_overrides"] == {} for meta in compose)
+
+
+def test_every_results_file_says_which_command_made_it_at_which_commit_and_when() -> None:
+    files = sorted((ROOT / "docs" / "results").rglob("*.json"))
+    assert len(files) >= 10
+    for path in files:
+        meta = json.loads(path.read_text()).get("meta", {})
+        for key in ("command", "commit", "started_at"):
+            assert meta.get(key), f"{path.relative_to(ROOT)}: no {key} in its meta"
+        assert str(meta["started_at"])[:4].isdigit(), path

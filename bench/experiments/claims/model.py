@@ -61,11 +61,10 @@ class Claim:
 
 @dataclass
 class Claims:
+    # The run's command, start, commit and machine, as every results file has them
+    # (bench/harness/results.py, run_meta).
+    meta: dict[str, Any]
     preset: str
-    command: str
-    started: str
-    commit: str
-    machine: str
     delays_ms: dict[str, float]
     rows: list[Claim] = field(default_factory=list)
     # Every figure the rows are drawn from, for the JSON file and the tests.

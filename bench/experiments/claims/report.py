@@ -12,11 +12,12 @@ def _number(value: float | None) -> str:
 
 
 def render(claims: Claims) -> str:
+    meta = claims.meta
     lines = [
         "# The blog post's claims, measured",
         "",
-        f"`{claims.command}` (preset {claims.preset}), {claims.started}, commit"
-        f" {claims.commit}, {claims.machine}. Sources' delays as the gateway saw them:"
+        f"`{meta['command']}` (preset {claims.preset}), {meta['started_at']}, commit"
+        f" {meta['commit']}, {meta['machine']}. Sources' delays as the gateway saw them:"
         f" {', '.join(f'{name} {ms:g} ms' for name, ms in claims.delays_ms.items())}.",
         "Each ratio comes from this run, over an ideal from this run's own calibration."
         " The post: ../shared/seed/sync-vs-async-in-fastapi.md; how each example maps to"

@@ -1,7 +1,6 @@
 """One whole run of the claims, in the order that restarts each gateway least."""
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from bench.experiments.claims.cpu import cpu_work, gunicorn_timeout
 from bench.experiments.claims.fan_out import (
@@ -13,7 +12,7 @@ from bench.experiments.claims.fan_out import (
 )
 from bench.experiments.claims.lab import Lab
 from bench.experiments.claims.model import HTTP2_WHY, PRESETS, Claim, Claims
-from bench.harness.results import git_commit, machine_description
+from bench.harness.results import run_meta
 from bench.harness.stack import ComposeStack, GatewayName
 
 
@@ -23,6 +22,7 @@ def run_claims(
     command: str,
     on_step: Callable[[str], None] = lambda _: None,
 ) -> Claims:
+    meta = run_meta(command)  # before the run: when it started
     preset = PRESETS[preset_name]
     lab = Lab(stack, preset, on_step)
     gateways: tuple[GatewayName, ...] = ("sync", "async")
@@ -36,11 +36,8 @@ def run_claims(
     on_step("calibrating the sources' delays")
     delays = stack.calibrate()
     claims = Claims(
+        meta=meta,
         preset=preset_name,
-        command=command,
-        started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        commit=git_commit(),
-        machine=machine_description(),
         delays_ms={name: round(d * 1000, 1) for name, d in delays.items()},
     )
     fan_out_lessons(lab, claims, list(delays.values()))
