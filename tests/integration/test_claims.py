@@ -1,5 +1,6 @@
 """`bench claims` on the real stack: every verdict, asserted as a ratio and the side of its
-limit it falls on. One quick run (about 4 minutes) feeds every test in this module."""
+limit it falls on. One quick run (about 3 minutes) feeds every test in this module, in make
+test-slow; make test runs each step in process (tests/unit/test_claims_steps.py)."""
 
 from collections.abc import Iterator
 
@@ -11,7 +12,7 @@ from bench.experiments.claims.run import run_claims
 from bench.harness.stack import ComposeStack, healthz
 from tests.integration.stack import Stack, record
 
-pytestmark = [pytest.mark.integration, pytest.mark.timing]
+pytestmark = [pytest.mark.integration, pytest.mark.timing, pytest.mark.slow]
 
 EVERY_CLAIM = {
     "sync_sum",

@@ -23,6 +23,13 @@ from bench.experiments.claims.model import (
 from core.theory import burst_ideal
 
 
+def priced(measured: float | None, holds: bool) -> Verdict:
+    """A verdict on a figure only a probe gives (CPU, connections): none without one."""
+    if measured is None:
+        return "not measured"
+    return "holds" if holds else "does not hold"
+
+
 def fan_out_lessons(lab: Lab, claims: Claims, delays_s: list[float]) -> None:
     lab.on_step("the first two lessons: sum and max")
     total, longest = sum(delays_s) * 1000, max(delays_s) * 1000
@@ -195,7 +202,7 @@ def per_call_rows(
             f"CPU per fan-out, per-call / shared, C={low}",
             cpu_ratio,
             1.0,
-            "holds" if cpu_ratio is not None and cpu_ratio > 1.5 else "does not hold",
+            priced(cpu_ratio, cpu_ratio is not None and cpu_ratio > 1.5),
             f"{per_c}. At C=1: {alone['per-call']:.0f} ms against {alone['shared']:.0f} ms"
             f" (max of the delays: {longest_s * 1000:.0f} ms). Building and closing one"
             f" httpx.AsyncClient costs {build_ms:.1f} ms of CPU on the bench's host (its TLS"
@@ -210,11 +217,12 @@ def per_call_rows(
             f"connections the upstreams accepted per fan-out, per-call, C={low} (ideal: 3)",
             per_call.connections,
             3.0,
-            "holds"
-            if per_call.connections is not None
-            and shared.connections is not None
-            and per_call.connections > 2 > shared.connections
-            else "does not hold",
+            priced(
+                per_call.connections,
+                shared.connections is not None
+                and per_call.connections is not None
+                and per_call.connections > 2 > shared.connections,
+            ),
             f"per-call: {per_call.connections} per fan-out, one per call; shared:"
             f" {shared.connections}: its pool keeps them open (the upstreams' Docker"
             " healthchecks add about one every 3 s to each)",
@@ -233,9 +241,7 @@ def fast_return(lab: Lab, claims: Claims) -> None:
     ratio = None
     if points["def"].cpu_ms and points["async"].cpu_ms:
         ratio = round(points["def"].cpu_ms / points["async"].cpu_ms, 2)
-    verdict: Verdict = (
-        "not measured" if ratio is None else "holds" if ratio < 0.9 else "does not hold"
-    )
+    verdict = priced(ratio, ratio is not None and ratio < 0.9)
     claims.rows.append(
         Claim(
             "fast_def",
@@ -282,7 +288,9 @@ def sync_clients(lab: Lab, claims: Claims) -> None:
     cheaper = [name for name, r in ratios.items() if r < 0.9]
     dearer = [name for name, r in ratios.items() if r > 1.1]
     verdict: Verdict = "holds with a limit"
-    if ratios and len(cheaper) == len(ratios):
+    if not ratios:
+        verdict = "not measured"  # no probe: no CPU to compare
+    elif len(cheaper) == len(ratios):
         verdict = "holds"
     elif not cheaper:
         verdict = "does not hold"

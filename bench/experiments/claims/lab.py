@@ -5,31 +5,52 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from bench.experiments.claims.model import ALONE_REPEATS, ClaimsPreset, Point
 from bench.experiments.plan import GatewayConfig
 from bench.harness.http import get_json
 from bench.harness.load import LoadResult, LoadSpec
-from bench.harness.probe import container_cpu_seconds
-from bench.harness.stack import ComposeStack, GatewayName
+from bench.harness.probe import StackProbe, WindowCost, container_cpu_seconds
+from bench.harness.stack import GatewayName
+from gateway.models import GatewayHealth
+
+
+class ClaimsStack(Protocol):
+    """What the claims need of a stack (bench.harness.stack.ComposeStack is the real one;
+    tests/unit/test_claims_steps.py runs both gateways in process)."""
+
+    def base(self, gateway: GatewayName) -> str: ...
+
+    def health(self, gateway: GatewayName) -> GatewayHealth: ...
+
+    def calibrate(self) -> dict[str, float]: ...
+
+    def measure(
+        self, gateway: GatewayName, spec: LoadSpec
+    ) -> tuple[LoadResult, WindowCost | None]: ...
+
+    def probe(self, gateway: GatewayName) -> StackProbe | None: ...
+
+    def restart(self, gateway: GatewayName, env: dict[str, str]) -> None: ...
 
 
 @dataclass
 class Lab:
     """The running stack, as the measurements reach it."""
 
-    stack: ComposeStack
+    stack: ClaimsStack
     preset: ClaimsPreset
     on_step: Callable[[str], None]
     idle_opens_per_s: float = 0.0
 
     @property
     def sync_base(self) -> str:
-        return self.stack.sync_base
+        return self.stack.base("sync")
 
     @property
     def async_base(self) -> str:
-        return self.stack.async_base
+        return self.stack.base("async")
 
     def load(
         self, gateway: GatewayName, path: str, concurrency: int, **params: str

@@ -10,15 +10,15 @@ from bench.experiments.claims.fan_out import (
     sleeps,
     sync_clients,
 )
-from bench.experiments.claims.lab import Lab
+from bench.experiments.claims.lab import ClaimsStack, Lab
 from bench.experiments.claims.model import HTTP2_WHY, PRESETS, Claim, Claims
 from bench.harness.results import run_meta
-from bench.harness.stack import ComposeStack, GatewayName
+from bench.harness.stack import GatewayName
 
 
 def run_claims(
     preset_name: str,
-    stack: ComposeStack,
+    stack: ClaimsStack,
     command: str,
     on_step: Callable[[str], None] = lambda _: None,
 ) -> Claims:
