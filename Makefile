@@ -26,10 +26,10 @@ logs: ## follow the stack's logs
 screenshot: ## the README's console picture, by the browser test, into docs/results (about 2 minutes)
 	scripts/screenshot.sh
 
-test: ## unit tests, then integration tests against a fresh stack (about 14 minutes)
+test: ## unit tests, then integration tests against a fresh stack (about 8 minutes)
 	scripts/test.sh
 
-test-slow: ## the slow rest: the swarm, the bench's matrices, the fuzzing, the cluster (about 22 minutes)
+test-slow: ## the slow rest: the swarm, the bench's matrices, the fuzzing, the cluster (about 26 minutes)
 	scripts/test.sh --slow
 
 stress-test: ## the unit tests 5 times in a row beside 2 CPU hogs (RUNS=, HOGS=)
