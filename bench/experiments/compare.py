@@ -11,28 +11,13 @@ from typing import Protocol
 
 from bench.experiments.plan import PRESETS, GatewayConfig, label, needs_drain, plan, prepare
 from bench.experiments.rows import Comparison, Row
-from bench.harness.load import LoadResult, LoadSpec
-from bench.harness.probe import WindowCost
-from bench.harness.stack import GatewayName
-from gateway.models import GatewayHealth
+from bench.harness.stack import DrivenStack, GatewayName
 
 
-class MatrixStack(Protocol):
-    """What the matrix needs of a stack (bench.harness.stack.ComposeStack is the real one)."""
-
-    def base(self, gateway: GatewayName) -> str: ...
-
-    def health(self, gateway: GatewayName) -> GatewayHealth: ...
-
-    def calibrate(self) -> dict[str, float]: ...
-
-    def measure(
-        self, gateway: GatewayName, spec: LoadSpec
-    ) -> tuple[LoadResult, WindowCost | None]: ...
+class MatrixStack(DrivenStack, Protocol):
+    """What the matrix needs of a stack: whether the host can price a gateway's load."""
 
     def priced(self, gateway: GatewayName) -> bool: ...
-
-    def restart(self, gateway: GatewayName, env: dict[str, str]) -> None: ...
 
 
 def run_matrix(

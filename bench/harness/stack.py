@@ -7,7 +7,7 @@ fake one instead of patching this module.
 import os
 import statistics
 import subprocess
-from typing import Literal
+from typing import Literal, Protocol
 
 from bench.harness.http import get_json
 from bench.harness.load import LoadResult, LoadSpec, run_load
@@ -19,6 +19,23 @@ GatewayName = Literal["sync", "async"]
 GATEWAY_SERVICES: dict[GatewayName, str] = {"sync": "sync-gateway", "async": "async-gateway"}
 UPSTREAM_SERVICES = ("upstream-wire", "upstream-gazette", "upstream-chronicle")
 PROJECT = "fanout-lab"  # compose's project name, unless COMPOSE_PROJECT_NAME says another
+
+
+class DrivenStack(Protocol):
+    """What an experiment needs of a running stack: ComposeStack is the real one; the unit
+    tests hand the experiments fakes, or both gateways in process."""
+
+    def base(self, gateway: GatewayName) -> str: ...
+
+    def health(self, gateway: GatewayName) -> GatewayHealth: ...
+
+    def calibrate(self) -> dict[str, float]: ...
+
+    def measure(
+        self, gateway: GatewayName, spec: LoadSpec
+    ) -> tuple[LoadResult, WindowCost | None]: ...
+
+    def restart(self, gateway: GatewayName, env: dict[str, str]) -> None: ...
 
 
 def healthz(base: str) -> GatewayHealth:

@@ -11,28 +11,15 @@ from bench.experiments.claims.model import ALONE_REPEATS, ClaimsPreset, Point
 from bench.experiments.plan import GatewayConfig
 from bench.harness.http import get_json
 from bench.harness.load import LoadResult, LoadSpec
-from bench.harness.probe import StackProbe, WindowCost, container_cpu_seconds
-from bench.harness.stack import GatewayName
-from gateway.models import GatewayHealth
+from bench.harness.probe import StackProbe, container_cpu_seconds
+from bench.harness.stack import DrivenStack, GatewayName
 
 
-class ClaimsStack(Protocol):
-    """What the claims need of a stack (bench.harness.stack.ComposeStack is the real one;
-    tests/unit/test_claims_steps.py runs both gateways in process)."""
-
-    def base(self, gateway: GatewayName) -> str: ...
-
-    def health(self, gateway: GatewayName) -> GatewayHealth: ...
-
-    def calibrate(self) -> dict[str, float]: ...
-
-    def measure(
-        self, gateway: GatewayName, spec: LoadSpec
-    ) -> tuple[LoadResult, WindowCost | None]: ...
+class ClaimsStack(DrivenStack, Protocol):
+    """What the claims need of a stack: its probe, for the whole container's CPU
+    (tests/unit/test_claims_steps.py runs both gateways in process, with none)."""
 
     def probe(self, gateway: GatewayName) -> StackProbe | None: ...
-
-    def restart(self, gateway: GatewayName, env: dict[str, str]) -> None: ...
 
 
 @dataclass
