@@ -21,15 +21,10 @@ from bench.harness.swarm import (
     docker,
     node_hostname,
     node_ids,
+    spread_sources,
     swarm_urls,
     wait_converged,
 )
-
-
-def spread_sources() -> None:
-    """Every source's replicas restart, one at a time, and spread over the nodes."""
-    for source in SOURCES:
-        docker("service", "update", "--force", f"{STACK}_{source}", timeout=300)
 
 
 @dataclass(frozen=True)
@@ -44,7 +39,8 @@ class PlacementCost:
 
 
 def constrain_sources(label: str | None, previous: str | None) -> None:
-    """Every source's replicas on the node labelled `label` (None: anywhere again)."""
+    """Every source's replicas on the node labelled `label` (None: anywhere again). It asks
+    the swarm, and does not wait: wait_converged() does."""
     for source in SOURCES:
         args = ["service", "update", "--detach"]
         if previous is not None:
@@ -52,7 +48,14 @@ def constrain_sources(label: str | None, previous: str | None) -> None:
         if label is not None:
             args += ["--constraint-add", f"node.labels.{LABEL}=={label}"]
         docker(*args, f"{STACK}_{source}")
-    wait_converged()
+
+
+def refuse_unless_active() -> None:
+    """A drained or paused node never converges with every source on it: say so first."""
+    states = docker("node", "ls", "--format", "{{.Hostname}} {{.Availability}}").splitlines()
+    idle = [line for line in states if not line.endswith(" Active")]
+    if idle:
+        raise RuntimeError(f"every node must be active: {', '.join(idle)}")
 
 
 def measure_placement(
@@ -101,6 +104,7 @@ def cross_node_cost(
 ) -> list[PlacementCost]:
     """The async gateway's sources on its own node, then on another, `rounds` times in one
     run, then free again: each window's per-call latency and the machine's CPU."""
+    refuse_unless_active()
     (url,) = swarm_urls("async-gateway")
     gateway_node = requests.get(f"{url}/healthz", timeout=30).json()["node"]
     labels = {node_hostname(label): label for label in node_ids()}
@@ -111,12 +115,14 @@ def cross_node_cost(
         for _ in range(rounds):
             for host in (gateway_node, other):
                 constrain_sources(labels[host], previous)
+                # Before the wait, so that a wait that fails still lifts this constraint.
                 previous = labels[host]
+                wait_converged()
                 same = host == gateway_node
                 points.append(measure_placement(url, host, same, clients, window_s, warmup_s))
     finally:
         constrain_sources(None, previous)
-        # Freed, the replicas stay where they are (swarm moves a task only when it must):
-        # a rolling restart spreads them over the nodes again.
-        spread_sources()
+        wait_converged()
+        # Freed, the replicas stay where they are (swarm moves a task only when it must).
+        spread_sources(len(labels))
     return points
