@@ -15,7 +15,7 @@ from serving.levers import LAB_LEVERS
 from serving.settings import ServerSettings
 
 # The default first: bench compare runs the client axis in this order.
-AsyncClientName = Literal["aiohttp", "httpx-aiohttp", "httpx2", "httpx"]
+AsyncClientName = Literal["httpx-aiohttp", "aiohttp", "httpx2", "httpx"]
 SyncClientName = Literal["requests", "httpx"]
 
 
@@ -39,11 +39,12 @@ class GatewaySettings(BaseSettings):
     # Starlette runs `def` routes on anyio's threadpool, 40 tokens by default. It caps how
     # many sync requests one worker serves at once, so it is a setting, not a constant.
     threadpool_tokens: int = Field(40, ge=1, le=1000)
-    # The async gateway's client (gateway/clients.py explains each). aiohttp is the default
-    # by measurement: aiohttp's pool is the one whose CPU per fan-out stays flat from C=10
-    # to C=1000 (docs/benchmark.md, "Why the client matters"), and without httpx's request
-    # layer on top a call costs about half as much ("Where a fan-out's CPU goes").
-    async_http_client: AsyncClientName = "aiohttp"
+    # The async gateway's client (gateway/clients.py explains each). The default is the
+    # post's `httpx.AsyncClient`, over aiohttp's connector: httpx's own pool costs more per
+    # fan-out the more are in flight, aiohttp's stays flat from C=10 to C=1000
+    # (docs/benchmark.md, "Why the client matters"). `aiohttp` drops httpx's request layer
+    # for less CPU per call ("Where a fan-out's CPU goes"); it is a setting, not the default.
+    async_http_client: AsyncClientName = "httpx-aiohttp"
     # The sync gateway's client: one requests.Session, or one httpx.Client ("just like
     # requests, but with better performance", says the blog post; bench claims measures it).
     sync_http_client: SyncClientName = "requests"

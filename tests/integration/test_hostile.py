@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bench.harness.stack import healthz
 from tests.hostile import EXPECTED_KIND, expected_kind
 from tests.integration.stack import DEADLINE_MS, Stack, fetch, record
 
@@ -53,8 +54,9 @@ def test_every_hostile_source_is_contained_across_containers(
     hostile_stack: Stack, gateway: str
 ) -> None:
     stack, service = hostile_stack, f"{gateway}-gateway"
-    # The stack's clients: requests for sync, aiohttp for async (.env).
-    client = "sync" if gateway == "sync" else "async-aiohttp"
+    # The stack's clients, as its /healthz names them: requests (sync), httpx-aiohttp (async).
+    running = healthz(stack.url(gateway, "")).http_client
+    client = "sync" if gateway == "sync" else f"async-{running}"
     warm = fetch(stack.url(gateway), sources="wire")
     pid = warm.body["worker_pid"]
     idle = memory_kib(stack, service, pid)

@@ -48,7 +48,7 @@ ASYNC_CLIENTS = {
     client: Gateway("async", async_app.create_app, {"async_http_client": client})
     for client in get_args(AsyncClientName)
 }
-ASYNC = ASYNC_CLIENTS["aiohttp"]
+ASYNC = ASYNC_CLIENTS[GatewaySettings.model_fields["async_http_client"].default]
 EVERY_GATEWAY = {
     "sync": SYNC,
     "sync-httpx": SYNC_HTTPX,

@@ -12,7 +12,7 @@ from tests.unit.health import health_of
 
 DELAYS_S = [0.3, 0.5, 0.8]
 SYNC = GatewayConfig("sync", 1, 40, "requests", 1000, 1000)
-ASYNC = GatewayConfig("async", 1, 40, "aiohttp", 1000, 1000)
+ASYNC = GatewayConfig("async", 1, 40, "httpx-aiohttp", 1000, 1000)
 
 
 @pytest.mark.parametrize(
@@ -36,16 +36,16 @@ def test_quick_plan_runs_every_target_then_each_client_and_server_once() -> None
     # axis's own).
     assert series == [
         *((name, c) for name in ("sync", "sync-threads") for c in (10, 100, 200)),
-        *(("async · aiohttp", c) for c in (10, 100, 200)),
+        *(("async · httpx-aiohttp", c) for c in (10, 100, 200)),
         *(("async-sequential", c) for c in (10, 100, 200)),
         ("blocking", 10),
         *(
             (f"async · {client}", c)
-            for client in ("httpx-aiohttp", "httpx2", "httpx")
+            for client in ("aiohttp", "httpx2", "httpx")
             for c in (10, 100, 200)
         ),
-        ("async · aiohttp · granian", 200),
-        ("async · aiohttp · uvicorn", 200),
+        ("async · httpx-aiohttp · granian", 200),
+        ("async · httpx-aiohttp · uvicorn", 200),
         ("sync · granian", 100),
         ("sync · uvicorn", 100),
     ]
@@ -69,7 +69,7 @@ def test_full_plan_restarts_each_gateway_as_rarely_as_it_can() -> None:
     sweep = {p.config.threadpool_tokens for p in points if p.target.name == "sync"}
     assert sweep == {40, 100, 200, 400}
     assert max(p.concurrency for p in points if label(p, 40) == "async · httpx") == 1000
-    granian = [p.concurrency for p in points if label(p, 40) == "async · aiohttp · granian"]
+    granian = [p.concurrency for p in points if label(p, 40) == "async · httpx-aiohttp · granian"]
     assert granian == [200, 400, 1000]
 
 
@@ -109,7 +109,7 @@ def test_a_queue_left_on_either_gateway_drains_before_the_next_point() -> None:
     drains = {(label(p, 40), p.concurrency): needs_drain(p, n) for p, n in pairwise(points)}
     # sync-threads at C=200 leaves 200 requests in flight: the async points share the cores.
     assert drains["sync-threads", 200] is True
-    assert drains["async · httpx-aiohttp", 10] is True
+    assert drains["async · aiohttp", 10] is True
     # The blocking queue ends with the restart onto httpx2: no need to wait for it.
     assert drains["blocking", 10] is False
     assert needs_drain(points[-1], None) is False
