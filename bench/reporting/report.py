@@ -209,6 +209,11 @@ def write_report(comparison: Comparison, out_dir: Path, command: str) -> list[Pa
         *(warnings or ["none: the load generator stayed below saturation in every run."]),
         "",
     ]
+    return _with_summary(out_dir, summary, plots)
+
+
+def _with_summary(out_dir: Path, summary: list[str], plots: list[Path]) -> list[Path]:
+    """Write summary.md beside the data files; every file of the report folder."""
     (out_dir / "summary.md").write_text("\n".join(summary))
     return [out_dir / "summary.md", out_dir / "results.json", out_dir / "results.csv", *plots]
 
@@ -249,8 +254,7 @@ def write_scale_out_report(comparison: Comparison, out_dir: Path, command: str) 
         *(f"![{path.stem}]({path.name})" for path in plots),
         "",
     ]
-    (out_dir / "summary.md").write_text("\n".join(summary))
-    return [out_dir / "summary.md", out_dir / "results.json", out_dir / "results.csv", *plots]
+    return _with_summary(out_dir, summary, plots)
 
 
 def write_sweep_report(sweep: Sweep, out_dir: Path) -> list[Path]:
