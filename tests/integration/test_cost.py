@@ -13,14 +13,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.timing]
 # The targets are in the unit `bench cost` prices on the stack .env sets up: a trivial
 # request through the same server and middleware, its access log line included. This suite
 # runs with the log off, which makes the unit a third cheaper and every ratio a third
-# larger: on one test-like stack, 7.18 and 7.57 for a fan-out with the log off, then 5.65
-# and 5.11 with it on, and 4.84 on beside two CPU hogs (docs/results/cost.json: 4.93). So
-# this test turns the async gateway's log on. The bars are the medians seen, up to 6.0 and
-# 2.0, plus 40% for a busier machine: a return to the 10.5 of before the cuts fails it, and
-# httpx's own pool (136 in one session) does. One cut alone stays under: the httpx-aiohttp
-# client gave 7.7 where aiohttp gave 5.8, minutes apart. Its guard is a ratio in one run,
-# the client axis of bench compare (test_bench.py: httpx-aiohttp / aiohttp ≥ 1.1).
-FAN_OUT_BUDGET = 8.5
+# larger, so this test turns the async gateway's log on. On the default client
+# (httpx-aiohttp) the fan-out measured 6.48 and 7.07 in two runs of this test at 4c8bbbf,
+# and 6.47 in bench cost's quiet run (docs/results/cost.json); the call 1.49 and 1.56. The
+# fan-out's bar is the highest seen, 7.07, plus 40% for a busier machine; the call's stays
+# at 3.0, near twice what was seen. A return to the 10.5 of before the cuts fails the
+# first, and so does httpx's own pool (136 in one session). The aiohttp client's saving
+# (about a quarter) is below the bar's margin: its guard is a ratio in one run, the client
+# axis of bench compare (test_bench.py: the default / aiohttp ≥ 1.1).
+FAN_OUT_BUDGET = 10.0
 UPSTREAM_CALL_BUDGET = 3.0
 
 
