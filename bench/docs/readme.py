@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.docs.blocks import RESULTS, Builder, load, ran, ratio, wrapped
+from bench.experiments.rows import limit_throughput
 from bench.experiments.tour import render_tour
 from bench.harness.topology import ROOT, Topology
 
@@ -37,9 +38,7 @@ def _run(runs: list[Record], series: str, load: int, workers: int = 1) -> Record
 def _allowed(run: Record) -> float:
     """What the binding cap allows, as a share of the design's ideal: 1, unless a CPU line
     (the gateway's or the machine's, measured in the same window) is lower."""
-    lines = [run.get("cpu_line_throughput"), run.get("machine_line_throughput")]
-    ideal = float(run["ideal_throughput"])
-    return min([1.0, *(float(line) / ideal for line in lines if line is not None)])
+    return limit_throughput(run) / float(run["ideal_throughput"])
 
 
 def headline_rows(results: dict[str, Any]) -> list[tuple[str, float, float]]:

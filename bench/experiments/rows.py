@@ -4,6 +4,7 @@ records the reports, tables and plots read, and the series name each one is draw
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -187,6 +188,15 @@ class RowRecord(LoadSummary):
     cpu_limit: str | None
     cap: str
     cpu_bound: bool
+
+
+def limit_throughput(run: Mapping[str, Any]) -> float:
+    """What a row could reach, every cap counted: the design's ideal, or the gateway's or
+    the machine's CPU line, measured in the same window, where one is lower."""
+    lines = [run.get("cpu_line_throughput"), run.get("machine_line_throughput")]
+    return min(
+        [float(run["ideal_throughput"]), *(float(line) for line in lines if line is not None)]
+    )
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bench.experiments.plan import GatewayConfig
+from bench.experiments.rows import limit_throughput
 from bench.harness.crosscheck import AGREEMENT, crosscheck
 from bench.harness.stack import healthz
 from tests.integration.stack import REQUIRE_DOCKER, Stack, record
@@ -141,9 +142,7 @@ def test_quick_compare_shows_the_lesson_at_c100_and_restores_the_stack(
         row = runs[f"{default} · {server}", 200]
         assert row["server"] == server
         assert row["errors"] <= 0.02 * (row["ok"] + row["errors"]), row["errors_by_kind"]
-        lines = (row["cpu_line_throughput"], row["machine_line_throughput"])
-        limit = min([row["ideal_throughput"], *(line for line in lines if line is not None)])
-        of_limit = row["throughput"] / limit
+        of_limit = row["throughput"] / limit_throughput(row)
         record(f"bench quick, async under {server} C=200: measured / limit", of_limit, "≥ 0.7")
         assert of_limit >= 0.7
     assert "## Servers" in (out / "summary.md").read_text()
