@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, closing
 from typing import Annotated, Literal, TypedDict
 
+import httpx
 from fastapi import Depends, FastAPI, Query, Request, Response
 
 from gateway.blocking_clients import RequestsClient
@@ -20,6 +21,7 @@ from gateway.calls import CallRules
 from gateway.clients import async_upstream_client, build_session
 from gateway.config import GatewaySettings
 from gateway.models import FAN_OUT_RESPONSES, NewsResponse
+from gateway.selfcall import async_self_client, self_call_router
 from gateway.web import FanOutPlan, create_gateway_app, fan_out_plan_for
 from serving.refusals import lever_refused
 
@@ -34,18 +36,29 @@ class AsyncState(TypedDict):
     # /news/blocking's, when the lab's levers are on: a requests.Session, called from the
     # event loop (the mistake).
     blocking_caller: BlockingCaller | None
+    # /kkblogs's, when the lab's levers are on: the post's httpx.AsyncClient, which calls
+    # this server's own /right.
+    self_client: httpx.AsyncClient | None
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[AsyncState]:
     settings: GatewaySettings = app.state.settings
     rules = CallRules.of(settings)
-    async with async_upstream_client(settings) as client, AsyncExitStack() as stack:
+    async with (
+        async_upstream_client(settings) as client,
+        async_self_client(settings) as self_client,
+        AsyncExitStack() as stack,
+    ):
         blocking = None
         if settings.lab_levers:
             session = stack.enter_context(closing(RequestsClient(build_session(settings))))
             blocking = BlockingCaller(session, rules)
-        yield {"caller": AsyncCaller(client, rules), "blocking_caller": blocking}
+        yield {
+            "caller": AsyncCaller(client, rules),
+            "blocking_caller": blocking,
+            "self_client": self_client,
+        }
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -84,6 +97,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     if not settings.lab_levers:
         return app
+    app.include_router(self_call_router(settings, "async"))
 
     @app.get("/news/blocking", response_model=NewsResponse, responses=FAN_OUT_RESPONSES)
     async def news_blocking(request: Request, plan: Annotated[FanOutPlan, planned]) -> Response:

@@ -19,6 +19,7 @@ from gateway.calls import CallRules
 from gateway.clients import build_blocking_client
 from gateway.config import GatewaySettings
 from gateway.models import FAN_OUT_RESPONSES, NewsResponse
+from gateway.selfcall import SyncSelfCaller, self_call_router, sync_self_caller
 from gateway.web import FanOutPlan, create_gateway_app, fan_out_plan_for
 
 SyncMode = Literal["sequential", "threads"]
@@ -27,6 +28,8 @@ SyncMode = Literal["sequential", "threads"]
 class SyncState(TypedDict):
     caller: BlockingCaller
     executor: ThreadPoolExecutor
+    # /kkblogs's, when the lab's levers are on: it calls this server's own /sync_func.
+    self_caller: SyncSelfCaller | None
 
 
 @asynccontextmanager
@@ -39,7 +42,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[SyncState]:
     )
     try:
         with closing(build_blocking_client(settings)) as client:
-            yield {"caller": BlockingCaller(client, CallRules.of(settings)), "executor": executor}
+            async with sync_self_caller(settings) as self_caller:
+                yield {
+                    "caller": BlockingCaller(client, CallRules.of(settings)),
+                    "executor": executor,
+                    "self_caller": self_caller,
+                }
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
 
@@ -69,4 +77,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             outcomes = [caller.fetch(call, fan_out) for call in plan.calls]
         return plan.respond(fan_out.assemble("sync", mode, outcomes))
 
+    if settings.lab_levers:
+        app.include_router(self_call_router(settings, "sync"))
     return app

@@ -19,6 +19,7 @@ from bench.experiments.claims.fan_out import (
 )
 from bench.experiments.claims.lab import Lab
 from bench.experiments.claims.model import PLACEMENTS, Claims, ClaimsPreset
+from bench.experiments.claims.selfcall import self_call
 from bench.harness.probe import StackProbe
 from bench.harness.stack import GatewayName, ProbedStack, calibrate, healthz
 from gateway import async_app, sync_app
@@ -113,6 +114,23 @@ def test_sleeps_overlap_in_def_and_queue_on_the_loop(lab: Lab) -> None:
     # Within the tokens, nothing past them: the def sleeps overlap and the claim has a limit.
     assert figures["sync_func"]["4"] < 1.5
     assert claims.row("sync_func").verdict == "holds with a limit"
+
+
+@pytest.mark.timing
+def test_self_call_deadlocks_def_at_the_tokens_and_not_async(lab: Lab) -> None:
+    claims = new_claims()
+    self_call(lab, claims)
+    figures = claims.figures["self_call"]
+    sync_below, sync_at = figures["sync"]
+    # Half the tokens: a token each for the route and the call it waits on.
+    assert (sync_below["at_once"], sync_below["ok"]) == (20, 20)
+    # Every token held by a /kkblogs: each is cut by the deadline, and says why.
+    assert (sync_at["at_once"], sync_at["exhausted"], sync_at["ok"]) == (40, 40, 0)
+    assert sync_at["slowest_s"] < 5 * figures["deadline_s"]
+    # The async route holds no token: twice the tokens answer too.
+    assert [(b["at_once"], b["ok"]) for b in figures["async"]] == [(20, 20), (40, 40), (80, 80)]
+    assert [row.key for row in claims.rows] == ["kkblogs", "kkblogs_def"]
+    assert claims.row("kkblogs_def").measured is not None
 
 
 def test_without_a_probe_no_cost_is_made_up_and_no_verdict_given(stack: InProcessStack) -> None:
