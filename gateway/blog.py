@@ -6,6 +6,10 @@
   ``async def`` route, for "use ``def`` for fast-return endpoints".
 - ``/cpu/{inline,def,thread,process}``: a fixed amount of CPU work, in each place the post
   suggests putting it (``bench claims`` runs them all, docs/results/claims.md).
+- ``/background?job=``: the post's "long-running background tasks", a ``BackgroundTasks``
+  job that runs once the answer is sent: a ``def`` job holds a threadpool token all the
+  while, a blocking call in an ``async def`` job stops the loop, an awaiting one costs
+  neither.
 
 The CPU work is a pure-Python loop: it holds the GIL, as most Python CPU work does.
 ``hashlib`` would not be a fair stand-in: it releases the GIL on large buffers, so threads
@@ -20,9 +24,9 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -95,6 +99,35 @@ class Slept(BaseModel):
     worker_pid: int
 
 
+# A background job: `def` runs on the threadpool, `blocking` is `async def` with time.sleep,
+# `async` awaits asyncio.sleep.
+JobKind = Literal["def", "blocking", "async"]
+
+
+def sleeping_job(ms: int) -> None:
+    """A `def` job: Starlette runs it on the threadpool, holding one of its tokens."""
+    time.sleep(ms / 1000)
+
+
+async def blocking_job(ms: int) -> None:
+    """An `async def` job with a blocking call: the event loop runs nothing else."""
+    time.sleep(ms / 1000)
+
+
+async def awaiting_job(ms: int) -> None:
+    """An `async def` job that awaits: the loop is free while it waits."""
+    await asyncio.sleep(ms / 1000)
+
+
+JOBS = {"def": sleeping_job, "blocking": blocking_job, "async": awaiting_job}
+
+
+class Queued(BaseModel):
+    job: JobKind
+    ms: int
+    worker_pid: int
+
+
 class Worked(BaseModel):
     placement: str
     work_ms: float
@@ -141,6 +174,17 @@ def blog_router(settings: GatewaySettings) -> APIRouter:
         started = time.time()
         await asyncio.sleep(ms / 1000)
         return _slept("right", ms, started)
+
+    @router.get("/background")
+    async def background(
+        tasks: BackgroundTasks,
+        job: Annotated[JobKind, Query(description="def, blocking (async def) or async.")],
+        ms: SleepMs = 1000,
+    ) -> Queued:
+        """The post's "long-running background tasks": a job that sleeps `ms` once this
+        answer is sent. What it holds meanwhile depends on how it is written."""
+        tasks.add_task(JOBS[job], ms)
+        return Queued(job=job, ms=ms, worker_pid=os.getpid())
 
     @router.get("/fast/def")
     def fast_def() -> dict[str, bool]:

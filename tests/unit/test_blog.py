@@ -1,17 +1,19 @@
 """The blog post's example routes, in process: who overlaps whom, where the work runs."""
 
 import os
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from gateway import async_app, sync_app
 from gateway.blog import burn, calibrate
-from tests.unit.loopback import Upstreams
+from tests.unit.loopback import LiveServer, Upstreams
 
 # Each sleep is long against the scheduler's noise: the tests read orderings, not times.
 SLEEP_MS = 400
@@ -100,12 +102,15 @@ def test_cpu_work_runs_where_its_placement_says(
         ("/cpu/def", "work_ms", "lots"),
         ("/wrong", "ms", "5001"),
         ("/sync_func", "ms", "-1"),
+        ("/background", "job", "later"),
+        ("/background", "ms", "5001"),
     ],
 )
 def test_a_bad_amount_is_a_422_naming_it(
     client: TestClient, path: str, field: str, value: str
 ) -> None:
-    response = client.get(path, params={field: value})
+    params = {"job": "async", field: value} if path == "/background" else {field: value}
+    response = client.get(path, params=params)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", field]
 
@@ -120,3 +125,54 @@ def test_calibration_measures_rounds_per_ms_of_cpu(monkeypatch: pytest.MonkeyPat
 
 def test_burn_reports_the_process_it_ran_in() -> None:
     assert burn(10) == os.getpid()
+
+
+# A background job's sleep: long against a busy machine's scheduling noise.
+JOB_MS = 2000
+
+
+def queue_jobs(url: str, job: str, count: int) -> None:
+    """`count` jobs queued together; each answer comes before its job runs."""
+    with ThreadPoolExecutor(count) as pool:
+        answers = list(
+            pool.map(
+                lambda _: httpx.get(f"{url}/background?job={job}&ms={JOB_MS}", timeout=10),
+                range(count),
+            )
+        )
+    assert [a.json()["job"] for a in answers] == [job] * count
+
+
+def seconds_for(url: str) -> float:
+    started = time.perf_counter()
+    httpx.get(url, timeout=30).raise_for_status()
+    return time.perf_counter() - started
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize(("job", "held"), [("def", True), ("async", False)])
+def test_a_def_background_job_holds_a_threadpool_token_after_the_answer(
+    upstreams: Upstreams, job: str, held: bool
+) -> None:
+    # Two tokens, both taken by jobs: a def route waits for one to end, an async one not.
+    app = sync_app.create_app(upstreams.settings(threadpool_tokens=2, max_hold_ms=5000))
+    with LiveServer(app) as server:
+        queue_jobs(server.url, job, 2)
+        with ThreadPoolExecutor(2) as pool:
+            def_route = pool.submit(seconds_for, f"{server.url}/fast/def")
+            async_route = pool.submit(seconds_for, f"{server.url}/fast/async")
+            waited, free = def_route.result(), async_route.result()
+    assert free < JOB_MS / 2000
+    assert (waited > JOB_MS / 2000) is held
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize(("job", "stalls"), [("blocking", True), ("async", False)])
+def test_a_blocking_call_in_an_async_background_job_stops_the_loop(
+    upstreams: Upstreams, job: str, stalls: bool
+) -> None:
+    app = async_app.create_app(upstreams.settings(max_hold_ms=5000))
+    with LiveServer(app) as server:
+        queue_jobs(server.url, job, 1)
+        took = seconds_for(f"{server.url}/healthz")
+    assert (took > JOB_MS / 2000) is stalls

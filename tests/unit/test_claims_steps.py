@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from bench.experiments.claims.background import background
 from bench.experiments.claims.cpu import cpu_work
 from bench.experiments.claims.fan_out import (
     client_per_call,
@@ -131,6 +132,19 @@ def test_self_call_deadlocks_def_at_the_tokens_and_not_async(lab: Lab) -> None:
     assert [(b["at_once"], b["ok"]) for b in figures["async"]] == [(20, 20), (40, 40), (80, 80)]
     assert [row.key for row in claims.rows] == ["kkblogs", "kkblogs_def"]
     assert claims.row("kkblogs_def").measured is not None
+
+
+@pytest.mark.timing
+def test_background_def_jobs_hold_the_tokens_and_blocking_ones_the_loop(lab: Lab) -> None:
+    claims = new_claims()
+    background(lab, claims)
+    runs = {(run["job"], run["jobs"]): run for run in claims.figures["background"]["runs"]}
+    assert set(runs) == {("def", 40), ("async", 40), ("blocking", 1), ("async", 1)}
+    # A fan-out waits for what a job holds: a token, or the loop; an awaiting job holds
+    # neither. Ordered against the same run's control, not against a clock.
+    assert runs["def", 40]["extra_ms"] > runs["async", 40]["extra_ms"] + 200
+    assert runs["blocking", 1]["extra_ms"] > runs["async", 1]["extra_ms"] + 200
+    assert [row.key for row in claims.rows] == ["background_def", "background_blocking"]
 
 
 def test_without_a_probe_no_cost_is_made_up_and_no_verdict_given(stack: InProcessStack) -> None:

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+from bench.experiments.claims.background import background
 from bench.experiments.claims.cpu import cpu_work, gunicorn_timeout
 from bench.experiments.claims.fan_out import (
     client_per_call,
@@ -44,6 +45,7 @@ def run_claims(
     fan_out_lessons(lab, claims, list(delays.values()))
     sleeps(lab, claims)
     self_call(lab, claims)
+    background(lab, claims)
     client_per_call(lab, claims, max(delays.values()))
     fast_return(lab, claims)
     cpu_work(lab, claims, max(delays.values()))
