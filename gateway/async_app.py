@@ -2,7 +2,8 @@
 
 ``GET /news`` overlaps the calls with ``asyncio.gather``: about the max of the delays.
 ``?mode=sequential`` awaits them one by one: about the sum, because ``async def`` alone
-gives no concurrency. ``GET /news/blocking`` is the blog's common mistake.
+gives no concurrency. ``GET /news/blocking`` is the blog's common mistake. ``/ws/news``
+streams the same fan-out over a WebSocket, each source's result as it arrives.
 
 gunicorn loads it through the factory: ``gateway.async_app:create_app()``.
 """
@@ -13,14 +14,17 @@ from contextlib import AsyncExitStack, asynccontextmanager, closing
 from typing import Annotated, Literal, TypedDict
 
 import httpx
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import WebSocketRequestValidationError
+from starlette.responses import JSONResponse
 
 from gateway.blocking_clients import RequestsClient
 from gateway.callers import AsyncCaller, BlockingCaller
 from gateway.calls import CallRules
 from gateway.clients import async_upstream_client, build_session
 from gateway.config import GatewaySettings
-from gateway.models import FAN_OUT_RESPONSES, NewsResponse
+from gateway.models import FAN_OUT_RESPONSES, NewsResponse, SourceArrived
 from gateway.selfcall import async_self_client, self_call_router
 from gateway.web import FanOutPlan, create_gateway_app, fan_out_plan_for
 from serving.refusals import lever_refused
@@ -61,6 +65,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[AsyncState]:
         }
 
 
+async def refuse_websocket(websocket: WebSocket, exc: Exception) -> None:
+    """Bad input on the WebSocket is refused before it opens, with the 422 that GET /news
+    gives: FastAPI's own answer is a 1008 close, which the handshake turns into a bare 403
+    and whose reason, naming the field, a browser never sees."""
+    assert isinstance(exc, WebSocketRequestValidationError)
+    body = {"detail": jsonable_encoder(exc.errors())}
+    await websocket.send_denial_response(JSONResponse(body, status_code=422))
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     app = create_gateway_app("async", settings, lifespan, http_client=settings.async_http_client)
@@ -94,6 +107,34 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             outcomes = [await fetch(call, fan_out) for call in plan.calls]
         label = mode if client == "shared" else f"{mode}, per-call client"
         return plan.respond(fan_out.assemble("async", label, outcomes))
+
+    app.add_exception_handler(WebSocketRequestValidationError, refuse_websocket)
+
+    @app.websocket("/ws/news")
+    async def news_stream(websocket: WebSocket, plan: Annotated[FanOutPlan, planned]) -> None:
+        """The post's "must use async def for WebSocket communication": the fan-out over a
+        WebSocket, each source's result sent as it arrives, then the whole answer as
+        `GET /news` gives it. FastAPI awaits a WebSocket route, so a `def` one fails at the
+        first connection: the sync gateway has none."""
+        await websocket.accept()
+        fan_out, caller = plan.start(), websocket.state.caller
+        pending = [asyncio.ensure_future(caller.fetch(call, fan_out)) for call in plan.calls]
+        try:
+            outcomes = []
+            for arrived in asyncio.as_completed(pending):
+                outcome = await arrived
+                outcomes.append(outcome)
+                message = SourceArrived(result=outcome.result, articles=outcome.articles)
+                await websocket.send_text(message.model_dump_json())
+            news = fan_out.assemble("async", "websocket", outcomes)
+            plan.metrics.observe(news)
+            await websocket.send_text(news.model_dump_json())
+            await websocket.close()
+        except WebSocketDisconnect:
+            pass  # the client left: nothing to send, and its calls are cancelled below
+        finally:
+            for task in pending:
+                task.cancel()
 
     if not settings.lab_levers:
         return app

@@ -60,6 +60,14 @@ class NewsResponse(BaseModel):
 
 
 # What a fan-out route may answer besides 200 and 422, for the OpenAPI schema.
+class SourceArrived(BaseModel):
+    """One message of the async gateway's ``/ws/news``: a source's result, as it arrives."""
+
+    event: Literal["source"] = "source"
+    result: SourceResult
+    articles: list[Article]
+
+
 FAN_OUT_RESPONSES: dict[int | str, dict[str, object]] = {
     502: {"model": NewsResponse, "description": "Every source failed; the body says how."},
     503: {"model": Overloaded, "description": "Past the overload bound: see Retry-After."},

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, cast, get_args
 
 from fastapi import FastAPI, Query, Request, Response
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -185,8 +186,9 @@ def fan_out_plan_for(settings: GatewaySettings) -> Callable[..., Awaitable[FanOu
     lever_note = "" if levers else " (LAB_LEVERS=off: no deadline past the default)"
 
     # An async dependency runs on the event loop; a `def` one would take a threadpool token.
+    # An HTTPConnection, not a Request: the async gateway's WebSocket plans its fan-out too.
     async def fan_out_plan(
-        request: Request,
+        request: HTTPConnection,
         sources: Annotated[
             str | None,
             Query(

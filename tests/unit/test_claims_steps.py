@@ -21,6 +21,7 @@ from bench.experiments.claims.fan_out import (
 from bench.experiments.claims.lab import Lab
 from bench.experiments.claims.model import PLACEMENTS, Claims, ClaimsPreset
 from bench.experiments.claims.selfcall import self_call
+from bench.experiments.claims.websocket import AT_ONCE, websocket
 from bench.harness.probe import StackProbe
 from bench.harness.stack import GatewayName, ProbedStack, calibrate, healthz
 from gateway import async_app, sync_app
@@ -145,6 +146,17 @@ def test_background_def_jobs_hold_the_tokens_and_blocking_ones_the_loop(lab: Lab
     assert runs["def", 40]["extra_ms"] > runs["async", 40]["extra_ms"] + 200
     assert runs["blocking", 1]["extra_ms"] > runs["async", 1]["extra_ms"] + 200
     assert [row.key for row in claims.rows] == ["background_def", "background_blocking"]
+
+
+def test_websocket_streams_the_sources_in_the_order_they_answer(lab: Lab) -> None:
+    claims = new_claims()
+    websocket(lab, claims, {name: ms / 1000 for name, ms in DELAYS_MS.items()})
+    figures = claims.figures["websocket"]
+    assert figures["in_order"] is True
+    assert figures["at_once_answered"] == AT_ONCE
+    # The first source arrives before the whole answer: the stream is not one late lump.
+    assert figures["first_ms"] < figures["whole_ms"]
+    assert claims.row("websocket").measured is not None
 
 
 def test_without_a_probe_no_cost_is_made_up_and_no_verdict_given(stack: InProcessStack) -> None:

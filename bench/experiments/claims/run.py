@@ -14,6 +14,7 @@ from bench.experiments.claims.fan_out import (
 from bench.experiments.claims.lab import ClaimsStack, Lab
 from bench.experiments.claims.model import HTTP2_WHY, PRESETS, Claim, Claims
 from bench.experiments.claims.selfcall import self_call
+from bench.experiments.claims.websocket import websocket
 from bench.harness.results import run_meta
 from bench.harness.stack import GatewayName
 
@@ -46,6 +47,7 @@ def run_claims(
     sleeps(lab, claims)
     self_call(lab, claims)
     background(lab, claims)
+    websocket(lab, claims, delays)
     client_per_call(lab, claims, max(delays.values()))
     fast_return(lab, claims)
     cpu_work(lab, claims, max(delays.values()))
