@@ -14,9 +14,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # A venv works the same on both bases: Debian's own python3 refuses a system-wide pip install.
 # The service user has a fixed id, above any system account's, so that a runtime (the k8s
 # manifests' runAsUser and runAsGroup) can name it by number.
+# /certs belongs to the service user: a volume mounted there (UPSTREAM_TLS's) starts so.
 RUN python3 -m venv /opt/venv \
     && groupadd --system --gid 10001 app \
-    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /app app
+    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /app app \
+    && install -d -o app -g app /certs
 
 WORKDIR /app
 

@@ -23,6 +23,9 @@ keepalive = _server.gunicorn_keepalive
 max_requests = _server.gunicorn_max_requests
 max_requests_jitter = _server.gunicorn_max_requests_jitter
 accesslog = "-" if _server.access_log else None
+# HTTPS when TLS_CERT names a key and its chain (UPSTREAM_TLS=true); uvicorn's worker
+# serves it.
+certfile = keyfile = str(_server.tls_cert) if _server.tls_cert else None
 errorlog = "-"
 # gunicorn's control socket (gunicornc) is unused here, and its default path is on the
 # read-only root filesystem: off, not an error line at every start.

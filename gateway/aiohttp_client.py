@@ -63,6 +63,7 @@ class AiohttpClient:
             limit=settings.max_connections,
             keepalive_timeout=settings.keepalive_expiry_s,
             socket_factory=socket_factory(dead_peer_options(settings.dead_peer_timeout_s)),
+            ssl=settings.tls_context or True,
         )
         self.session = aiohttp.ClientSession(
             connector=connector,

@@ -4,6 +4,7 @@ only while it stays within the cap, every failure a verdict, never an exception.
 import asyncio
 import functools
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -91,11 +92,18 @@ class AsyncCaller:
         Each one builds its own TLS context and connection pool, opens a connection, and
         closes it all when the call ends, so no connection is ever reused. Only the timeouts
         and trust_env differ from the post's, so that it keeps the gateway's deadline and
-        never takes a proxy from the environment.
+        never takes a proxy from the environment. Over TLS to the lab's upstreams, its
+        context also trusts their private CA: the post's cost (the CA bundle), plus what
+        lets it verify them.
         """
         url = str(self.client.news_urls[call.source.name])
         timeout = httpx.Timeout(**self.rules.timeout)
-        async with httpx.AsyncClient(timeout=timeout, trust_env=False) as http:
+        verify: ssl.SSLContext | bool = True
+        if self.rules.ca_file is not None:
+            # What verify=True builds (the CA bundle), and the private CA besides.
+            verify = httpx.create_ssl_context(trust_env=False)
+            verify.load_verify_locations(cafile=self.rules.ca_file)
+        async with httpx.AsyncClient(timeout=timeout, verify=verify, trust_env=False) as http:
             own = AsyncUpstreamClient("httpx", http, (httpx.HTTPError,), {call.source.name: url})
             return await AsyncCaller(own, self.rules).fetch(call, fan_out)
 

@@ -5,6 +5,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
 from core.news import FaultKind
@@ -74,6 +75,8 @@ class CallRules:
     max_body_bytes: int
     articles_per_source: int
     connect_retries: int
+    # The private CA of https:// sources, for the per-call client (gateway/callers.py).
+    ca_file: Path | None
     query: Mapping[str, str]  # what every call sends, but a fault
 
     @classmethod

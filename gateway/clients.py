@@ -79,13 +79,17 @@ def build_async_client(settings: GatewaySettings) -> AsyncUpstreamClient:
     """
     rules = CallRules.of(settings)
     timeout, limits, query = rules.timeout, _limits(settings), rules.query
+    verify = settings.tls_context or True
     sources = settings.source_list
     if settings.async_http_client == "aiohttp":
         urls = {s.name: yarl.URL(s.news_url).with_query(query) for s in sources}
         return AsyncUpstreamClient("aiohttp", AiohttpClient(settings), (aiohttp.ClientError,), urls)
     if settings.async_http_client == "httpx2":
         client2 = httpx2.AsyncClient(
-            timeout=httpx2.Timeout(**timeout), limits=httpx2.Limits(**limits), trust_env=False
+            timeout=httpx2.Timeout(**timeout),
+            limits=httpx2.Limits(**limits),
+            verify=verify,
+            trust_env=False,
         )
         urls2 = {s.name: httpx2.URL(s.news_url, params=query) for s in sources}
         return AsyncUpstreamClient("httpx2", client2, (httpx2.HTTPError,), urls2)
@@ -95,9 +99,13 @@ def build_async_client(settings: GatewaySettings) -> AsyncUpstreamClient:
     httpx_limits = httpx.Limits(**limits)
     transport = None
     if settings.async_http_client == "httpx-aiohttp":
-        transport = AiohttpTransport(limits=httpx_limits)
+        transport = AiohttpTransport(limits=httpx_limits, verify=verify)
     client = httpx.AsyncClient(
-        timeout=httpx.Timeout(**timeout), limits=httpx_limits, transport=transport, trust_env=False
+        timeout=httpx.Timeout(**timeout),
+        limits=httpx_limits,
+        transport=transport,
+        verify=verify,
+        trust_env=False,
     )
     httpx_urls = {s.name: httpx.URL(s.news_url, params=query) for s in sources}
     return AsyncUpstreamClient(settings.async_http_client, client, (httpx.HTTPError,), httpx_urls)
@@ -137,6 +145,7 @@ def build_httpx_client(settings: GatewaySettings) -> httpx.Client:
         max_keepalive_connections=connections,
         keepalive_expiry=settings.keepalive_expiry_s,
         socket_options=dead_peer_options(settings.dead_peer_timeout_s),
+        ssl_context=settings.tls_context,
     )
     return httpx.Client(
         timeout=httpx.Timeout(**CallRules.of(settings).timeout),
@@ -162,4 +171,6 @@ def build_session(settings: GatewaySettings) -> requests.Session:
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    if settings.ca_file is not None:
+        session.verify = str(settings.ca_file)
     return session

@@ -3,9 +3,10 @@
 import functools
 import re
 import socket
+import ssl
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, HttpUrl, field_validator, model_validator
+from pydantic import Field, FilePath, HttpUrl, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.news import SOURCE_NAME
@@ -27,6 +28,10 @@ class GatewaySettings(BaseSettings):
     sources: Annotated[dict[str, HttpUrl], NoDecode] = Field(
         default_factory=lambda: {"wire": HttpUrl("http://127.0.0.1:9101")}
     )
+    # The one CA a gateway trusts for https:// sources (UPSTREAM_TLS=true: the private CA
+    # serving/certs.py makes); None: the usual bundle. The per-call client of the lab's
+    # levers is the post's own, which loads the usual bundle, and trusts this CA besides.
+    ca_file: FilePath | None = None
     articles_per_source: int = Field(10, ge=1, le=100)
     # An upstream is untrusted: its body is read up to this many bytes and no further (10
     # articles are about 3 KB). A source that sends more, or more articles than were asked
@@ -143,6 +148,12 @@ class GatewaySettings(BaseSettings):
     def executor_threads(self) -> int:
         """threads mode: every request in flight may run one call per source at once."""
         return self.threadpool_tokens * len(self.sources)
+
+    @functools.cached_property
+    def tls_context(self) -> ssl.SSLContext | None:
+        """What every pooled client verifies the sources with: `ca_file` alone, or None for
+        each client's own default. One per worker: loading a bundle costs milliseconds."""
+        return None if self.ca_file is None else ssl.create_default_context(cafile=self.ca_file)
 
     # Computed once per settings object (they are frozen): the fan-out route reads it on
     # every request.

@@ -4,6 +4,7 @@ people, from the exception and every error it was raised from, during, or wraps.
 import collections
 import errno
 import http.client
+import ssl
 from collections.abc import Iterator
 
 import aiohttp
@@ -131,9 +132,24 @@ def broke_http(exc: BaseException) -> BaseException | None:
     return None
 
 
+def refused_tls(exc: BaseException) -> str | None:
+    """Why the TLS handshake failed, when it did: the verifier's own words for a refused
+    certificate (from our TLS library, never the source's bytes), else the error's reason."""
+    links = list(linked(exc))
+    # aiohttp's certificate error subclasses ssl's, and wraps the one that has the words.
+    for link in links:
+        verify_message = getattr(link, "verify_message", None)
+        if isinstance(link, ssl.SSLCertVerificationError) and verify_message:
+            return f"certificate refused: {verify_message}"
+    for link in links:
+        if isinstance(link, ssl.SSLError):
+            return f"handshake failed: {getattr(link, 'reason', None) or type(link).__name__}"
+    return None
+
+
 def describe_failure(exc: Exception) -> tuple[ErrorKind, str]:
-    """(kind, "<what>: <the class that tells>") for a failed call: timeout, protocol or
-    connect."""
+    """(kind, "<what>: <the class that tells>") for a failed call: timeout, tls, protocol
+    or connect."""
     if went_silent(exc):
         # Python calls ETIMEDOUT a TimeoutError, but no wait of ours ran out: the kernel gave
         # up on the connection (gateway/balancing.py, dead_peer_options).
@@ -143,6 +159,9 @@ def describe_failure(exc: Exception) -> tuple[ErrorKind, str]:
     refused = isinstance(cause, urllib3.exceptions.NewConnectionError)
     if isinstance(cause, TIMEOUTS) and not refused:
         return "timeout", f"timeout: {type(cause).__name__}"
+    tls = refused_tls(exc)
+    if tls is not None:
+        return "tls", f"TLS {tls}"
     parser_error = broke_http(exc)
     if parser_error is not None:
         # The class, not the message: the message may quote the source's bytes.

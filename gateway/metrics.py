@@ -25,8 +25,8 @@ class FanOutMetrics:
             ),
             Counter(
                 "fanout_source_errors",
-                "Failed source calls, by source and kind: timeout, connect, protocol, status,"
-                " invalid_body, too_large.",
+                "Failed source calls, by source and kind: timeout, connect, tls, protocol,"
+                " status, invalid_body, too_large.",
                 ["source", "kind"],
                 registry=registry,
             ),

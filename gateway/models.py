@@ -12,7 +12,7 @@ from serving.settings import ServerName
 # connection), sent bytes that are not HTTP, answered with an error status (a redirect
 # included: none is followed), answered with a body that is not news, or sent more than the
 # gateway takes.
-ErrorKind = Literal["timeout", "connect", "protocol", "status", "invalid_body", "too_large"]
+ErrorKind = Literal["timeout", "connect", "tls", "protocol", "status", "invalid_body", "too_large"]
 
 
 class UpstreamNews(BaseModel):

@@ -3,4 +3,5 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-compose down -v --remove-orphans
+# With the TLS overlay whatever UPSTREAM_TLS says now: its certs volume goes too.
+UPSTREAM_TLS=true compose down -v --remove-orphans

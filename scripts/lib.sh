@@ -44,10 +44,14 @@ ensure_debian_package() {
 
 # Compose v2 is a docker plugin; v1 is its own binary. Use whichever is here.
 # COMPOSE_OVERLAYS: more compose files (space-separated, relative to the repo) merged over
-# docker-compose.yml, e.g. docker-compose.upstream-ports.yml.
+# docker-compose.yml, e.g. docker-compose.upstream-ports.yml. UPSTREAM_TLS=true adds
+# docker-compose.tls.yml: the upstreams serve HTTPS from a private CA.
 compose() {
-  local files=(-f "$ROOT/docker-compose.yml") overlay
-  for overlay in ${COMPOSE_OVERLAYS:-}; do
+  local files=(-f "$ROOT/docker-compose.yml") overlay overlays=${COMPOSE_OVERLAYS:-}
+  if [ "${UPSTREAM_TLS:-false}" = true ]; then
+    overlays="docker-compose.tls.yml $overlays"
+  fi
+  for overlay in $overlays; do
     files+=(-f "$ROOT/$overlay")
   done
   if docker compose version >/dev/null 2>&1; then
@@ -119,8 +123,10 @@ wait_healthy() {
   while [ $SECONDS -lt $deadline ]; do
     unhealthy=0
     for id in $ids; do
-      status=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null)
-      [ "$status" = healthy ] || unhealthy=$((unhealthy + 1))
+      # A one-shot service without a healthcheck (UPSTREAM_TLS's certs) is done once it
+      # exited 0.
+      status=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}:{{.State.ExitCode}}{{end}}' "$id" 2>/dev/null)
+      [ "$status" = healthy ] || [ "$status" = exited:0 ] || unhealthy=$((unhealthy + 1))
     done
     if [ "$unhealthy" -eq 0 ]; then
       log "all healthy"

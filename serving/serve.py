@@ -79,6 +79,8 @@ def uvicorn_config(app: str, settings: ServerSettings, port: int | None = None) 
         access_log=settings.access_log,
         # Behind no proxy here: the client address is the peer's.
         proxy_headers=False,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_cert,
     )
 
 
@@ -137,6 +139,8 @@ def granian_server(app: str, settings: ServerSettings) -> MPServer:
         # A stop lets each worker finish what it took, for this long at most.
         workers_kill_timeout=max(1, settings.gunicorn_graceful_timeout),
         respawn_failed_workers=True,
+        ssl_cert=settings.tls_cert,
+        ssl_key=settings.tls_cert,
     )
 
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, FilePath
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.environment import METRICS_DIR_ENV
@@ -60,6 +60,9 @@ class ServerSettings(BaseSettings):
     gunicorn_max_requests: int = Field(0, ge=0)
     gunicorn_max_requests_jitter: int = Field(0, ge=0)
     access_log: bool = True
+    # HTTPS instead of HTTP: one PEM file with the private key and its certificate chain
+    # (serving/certs.py makes them when UPSTREAM_TLS=true); None: plain HTTP.
+    tls_cert: FilePath | None = None
     # Each worker, once started: its heap frozen, and this many tracked objects allocated
     # less freed between two young collections (serving/heap.py); 700 is Python's own.
     gc_threshold: int = Field(100_000, ge=1, le=1_000_000)

@@ -28,14 +28,22 @@ HANG_MS = DRIP_MS = 5 * FAULT_DEADLINE_MS
 class LiveServer:
     """A uvicorn server for one app on an ephemeral loopback port, in a thread."""
 
-    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0, tls_cert: str | None = None
+    ) -> None:
+        """`tls_cert`: a PEM with the key and its chain, to serve HTTPS."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind((host, port))
         self.port = self.sock.getsockname()[1]
-        self.url = f"http://{host}:{self.port}"
+        self.url = f"{'https' if tls_cert else 'http'}://{host}:{self.port}"
         # A request a fault holds open must not hold the server open at the end.
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, timeout_graceful_shutdown=1
+            app,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+            ssl_certfile=tls_cert,
+            ssl_keyfile=tls_cert,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(

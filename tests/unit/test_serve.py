@@ -1,10 +1,12 @@
 """serving/serve.py: each SERVER gets the same settings, and each one really serves, stops
 gracefully, and reports itself, run as the image runs it on a loopback port."""
 
+import http.client
 import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from serving.certs import CA_FILE, leaf_file, make_certificates
 from serving.serve import ServerSettingError, granian_server, gunicorn_argv, main, uvicorn_config
 from serving.settings import SERVERS, ServerSettings
 
@@ -87,17 +90,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def get(url: str, timeout: float = 30) -> tuple[int, bytes]:
-    with urllib.request.urlopen(url, timeout=timeout) as answer:
+def get(url: str, timeout: float = 30, tls: ssl.SSLContext | None = None) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=timeout, context=tls) as answer:
         return answer.status, answer.read()
 
 
 class Served:
     """One service, started as the image starts it, with SERVER and 2 workers."""
 
-    def __init__(self, server: str, tmp_path: Path) -> None:
+    def __init__(self, server: str, tmp_path: Path, tls_cert: Path | None = None) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls_cert else 'http'}://127.0.0.1:{self.port}"
+        self.tls: ssl.SSLContext | None = None
+        if tls_cert is not None:
+            self.tls = ssl.create_default_context(cafile=tls_cert.parent / CA_FILE)
         env = {
             **os.environ,
             "SERVER": server,
@@ -108,6 +114,7 @@ class Served:
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
             "UPSTREAM_NAME": "wire",
             "UPSTREAM_DELAY_MS": "10",
+            **({"TLS_CERT": str(tls_cert)} if tls_cert else {}),
         }
         self.log = (tmp_path / "server.log").open("w+")
         self.process = subprocess.Popen(
@@ -123,7 +130,7 @@ class Served:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.output()
             try:
-                if get(f"{self.url}/healthz", timeout=2)[0] == 200:
+                if get(f"{self.url}/healthz", timeout=2, tls=self.tls)[0] == 200:
                     return
             except OSError:
                 time.sleep(0.1)
@@ -175,3 +182,18 @@ def test_each_server_logs_json_lines(served: Served) -> None:
     served.process.wait(timeout=GRACEFUL_TIMEOUT_S + 10)
     lines = [line for line in served.output().splitlines() if line.strip()]
     assert lines and all(isinstance(json.loads(line), dict) for line in lines)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_each_server_serves_https_with_a_tls_cert(server: str, tmp_path: Path) -> None:
+    make_certificates(tmp_path / "certs", ["upstream-wire"])
+    service = Served(server, tmp_path, tls_cert=leaf_file(tmp_path / "certs", "upstream-wire"))
+    try:
+        service.wait_healthy()
+        # Verified against the lab's CA alone, by the address the certificate names.
+        status, body = get(f"{service.url}/news", tls=service.tls)
+        assert status == 200 and len(json.loads(body)["articles"]) == 10
+        with pytest.raises((OSError, http.client.HTTPException)):  # no HTTP on the HTTPS port
+            get(service.url.replace("https", "http") + "/healthz", timeout=5)
+    finally:
+        service.close()
