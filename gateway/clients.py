@@ -89,6 +89,7 @@ def build_async_client(settings: GatewaySettings) -> AsyncUpstreamClient:
             timeout=httpx2.Timeout(**timeout),
             limits=httpx2.Limits(**limits),
             verify=verify,
+            http2=settings.http2,
             trust_env=False,
         )
         urls2 = {s.name: httpx2.URL(s.news_url, params=query) for s in sources}
@@ -105,6 +106,8 @@ def build_async_client(settings: GatewaySettings) -> AsyncUpstreamClient:
         limits=httpx_limits,
         transport=transport,
         verify=verify,
+        # Refused with httpx-aiohttp (gateway/config.py): its transport has no HTTP/2.
+        http2=settings.http2,
         trust_env=False,
     )
     httpx_urls = {s.name: httpx.URL(s.news_url, params=query) for s in sources}

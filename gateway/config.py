@@ -18,6 +18,8 @@ from serving.settings import ServerSettings
 # The default first: bench compare runs the client axis in this order.
 AsyncClientName = Literal["httpx-aiohttp", "aiohttp", "httpx2", "httpx"]
 SyncClientName = Literal["requests", "httpx"]
+# The async clients that cannot speak HTTP/2: aiohttp underneath.
+NO_HTTP2: frozenset[AsyncClientName] = frozenset({"httpx-aiohttp", "aiohttp"})
 
 
 class GatewaySettings(BaseSettings):
@@ -50,6 +52,10 @@ class GatewaySettings(BaseSettings):
     # (docs/benchmark.md, "Why the client matters"). `aiohttp` drops httpx's request layer
     # for less CPU per call ("Where a fan-out's CPU goes"); it is a setting, not the default.
     async_http_client: AsyncClientName = "httpx-aiohttp"
+    # HTTP/2 from the async gateway's client (ASYNC_HTTP2): over TLS it asks each source for
+    # it by ALPN, and multiplexes a source's calls over a connection or a few. httpx and
+    # httpx2 speak it; aiohttp, under the other two, has no HTTP/2, so they are refused.
+    http2: bool = False
     # The sync gateway's client: one requests.Session, or one httpx.Client ("just like
     # requests, but with better performance", says the blog post; bench claims measures it).
     sync_http_client: SyncClientName = "requests"
@@ -128,6 +134,15 @@ class GatewaySettings(BaseSettings):
             if not re.fullmatch(SOURCE_NAME, name):
                 raise ValueError(f"source name {name!r} must match {SOURCE_NAME}")
         return value
+
+    @model_validator(mode="after")
+    def http2_client(self) -> "GatewaySettings":
+        if self.http2 and self.async_http_client in NO_HTTP2:
+            raise ValueError(
+                f"http2: {self.async_http_client} runs on aiohttp, which has no HTTP/2;"
+                " use ASYNC_HTTP_CLIENT=httpx or httpx2"
+            )
+        return self
 
     @model_validator(mode="after")
     def deadline_within_max(self) -> "GatewaySettings":

@@ -84,7 +84,13 @@ class GatewayHealth(BaseModel):
     instance: str = Field(description="The replica: its hostname.")
     node: str | None = Field(description="The swarm node it runs on; null elsewhere.")
     sources: list[str] = Field(description="Every source a fan-out may call, in order.")
+    upstream_tls: bool = Field(
+        False,
+        description="Every source is https://, verified against the lab's private CA alone"
+        " when one is set (UPSTREAM_TLS=true).",
+    )
     http_client: str
+    http2: bool = Field(False, description="The async client asks the sources for HTTP/2.")
     workers: int = Field(description="Worker processes in this replica.")
     server: ServerName
     server_lacks: list[str] = Field(description="What this server lacks of gunicorn's features.")

@@ -46,6 +46,7 @@ def gateway_health(
     return GatewayHealth(
         gateway=gateway,
         sources=[source.name for source in settings.source_list],
+        upstream_tls=all(s.base_url.startswith("https://") for s in settings.source_list),
         http_client=http_client,
         workers=settings.serving.workers,
         server=settings.serving.server,

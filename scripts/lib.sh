@@ -45,11 +45,19 @@ ensure_debian_package() {
 # Compose v2 is a docker plugin; v1 is its own binary. Use whichever is here.
 # COMPOSE_OVERLAYS: more compose files (space-separated, relative to the repo) merged over
 # docker-compose.yml, e.g. docker-compose.upstream-ports.yml. UPSTREAM_TLS=true adds
-# docker-compose.tls.yml: the upstreams serve HTTPS from a private CA.
+# docker-compose.tls.yml (the upstreams serve HTTPS from a private CA), UPSTREAM_HTTP2=true
+# docker-compose.http2.yml (and HTTP/2).
 compose() {
   local files=(-f "$ROOT/docker-compose.yml") overlay overlays=${COMPOSE_OVERLAYS:-}
   if [ "${UPSTREAM_TLS:-false}" = true ]; then
     overlays="docker-compose.tls.yml $overlays"
+  fi
+  if [ "${UPSTREAM_HTTP2:-false}" = true ]; then
+    if [ "${UPSTREAM_TLS:-false}" != true ]; then
+      log "error: UPSTREAM_HTTP2=true needs UPSTREAM_TLS=true: clients choose HTTP/2 by ALPN"
+      return 2
+    fi
+    overlays="docker-compose.http2.yml $overlays"
   fi
   for overlay in $overlays; do
     files+=(-f "$ROOT/$overlay")

@@ -126,7 +126,8 @@ def granian_server(app: str, settings: ServerSettings) -> MPServer:
         factory=True,
         workers=settings.workers,
         loop=Loops.uvloop,
-        http=HTTPModes.http1,
+        # auto: HTTP/1.1, and HTTP/2 where the client asks for it (ALPN over TLS).
+        http=HTTPModes.auto if settings.http2 else HTTPModes.http1,
         websockets=False,
         backlog=BACKLOG,
         # The keep-alive: still longer than the clients' idle expiry (aiohttp 15 s, httpx 5 s).
@@ -157,6 +158,14 @@ SERVE: dict[ServerName, Callable[[str, ServerSettings], None]] = {
 }
 
 
+def refuse_http2(settings: ServerSettings) -> None:
+    """gunicorn's and uvicorn's workers speak HTTP/1.1 only."""
+    if settings.http2:
+        raise ServerSettingError(
+            f"SERVER={settings.server} has no HTTP/2: use SERVER=granian, or set HTTP2=false"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1 or ":" not in args[0]:
@@ -164,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     settings = ServerSettings()
     try:
+        if settings.server != "granian":
+            refuse_http2(settings)
         SERVE[settings.server](args[0], settings)
     except ServerSettingError as error:
         print(f"error: {error}", file=sys.stderr)

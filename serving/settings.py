@@ -63,6 +63,9 @@ class ServerSettings(BaseSettings):
     # HTTPS instead of HTTP: one PEM file with the private key and its certificate chain
     # (serving/certs.py makes them when UPSTREAM_TLS=true); None: plain HTTP.
     tls_cert: FilePath | None = None
+    # Serve HTTP/2 besides HTTP/1.1: over TLS each client picks by ALPN (UPSTREAM_HTTP2).
+    # granian alone speaks it of the three servers.
+    http2: bool = False
     # Each worker, once started: its heap frozen, and this many tracked objects allocated
     # less freed between two young collections (serving/heap.py); 700 is Python's own.
     gc_threshold: int = Field(100_000, ge=1, le=1_000_000)

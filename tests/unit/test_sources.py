@@ -59,3 +59,14 @@ def test_settings_read_limits_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("GATEWAY_MAX_CONNECTIONS", "300")
     settings = GatewaySettings()
     assert (settings.threadpool_tokens, settings.max_connections) == (8, 300)
+
+
+@pytest.mark.parametrize("client", ["httpx-aiohttp", "aiohttp"])
+def test_settings_refuse_http2_for_a_client_on_aiohttp(client: str) -> None:
+    with pytest.raises(ValidationError, match="has no HTTP/2"):
+        GatewaySettings(async_http_client=client, http2=True)
+
+
+@pytest.mark.parametrize("client", ["httpx", "httpx2"])
+def test_settings_take_http2_for_httpx(client: str) -> None:
+    assert GatewaySettings(async_http_client=client, http2=True).http2
