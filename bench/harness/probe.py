@@ -46,6 +46,8 @@ class Sample:
     upstream_opens: int = 0
     # Every core's busy time so far, the whole machine's (/proc/stat), in seconds.
     machine_busy_s: float = 0.0
+    # Connections each upstream holds open now, as its kernel lists them.
+    upstream_established: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class WindowCost:
     # healthcheck of each upstream (every 3 s by default).
     upstream_connections: float = 0.0
     machine_busy_cores: float = 0.0  # the whole machine's, every process: 2.0 = 2 cores busy
+    # The most connections one upstream held open at once in the window: a pool's size
+    # under HTTP/1.1, far fewer where HTTP/2 multiplexes.
+    peak_upstream_established: int = 0
 
 
 def labelled_containers(labels: dict[str, str]) -> list[str]:
@@ -228,6 +233,27 @@ def passive_opens(container: Container) -> int:
     return int(tcp[1][tcp[0].index("PassiveOpens")])
 
 
+# /proc/net/tcp's state column for ESTABLISHED, and the port every service listens on.
+TCP_ESTABLISHED = "01"
+SERVICE_PORT = 8000
+
+
+def established(container: Container, port: int = SERVICE_PORT) -> int:
+    """Connections to `port` established in the container's network namespace now: the
+    kernel's list (/proc/PID/net/tcp and tcp6), 0 if it cannot be read."""
+    count = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = (PROC / str(container.pid) / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            count += fields[3] == TCP_ESTABLISHED and local_port == port
+    return count
+
+
 def machine_busy_seconds() -> float:
     """Every core's busy time since boot (idle and iowait aside), 0 if it cannot be read."""
     try:
@@ -277,6 +303,7 @@ class StackProbe:
             upstream,
             opens,
             machine_busy_seconds(),
+            tuple(established(c) for c in self.upstreams),
         )
         self.samples.append(taken)
         return taken
@@ -310,6 +337,7 @@ class StackProbe:
         inside = [s for s in self.samples if start <= s.at <= end]
         peak = max((max(s.worker_rss_bytes, default=0) for s in inside), default=0)
         peak_total = max((s.gateway_rss_bytes for s in inside), default=0)
+        peak_open = max((max(s.upstream_established, default=0) for s in inside), default=0)
         (busy_start, opens_start, gateway_start, *upstream_start) = interpolate(self.samples, start)
         (busy_end, opens_end, gateway_end, *upstream_end) = interpolate(self.samples, end)
         upstream = [b - a for a, b in zip(upstream_start, upstream_end, strict=True)]
@@ -322,6 +350,7 @@ class StackProbe:
             busiest_upstream_cores=max(upstream, default=0.0) / window,
             upstream_connections=opens_end - opens_start,
             machine_busy_cores=(busy_end - busy_start) / window,
+            peak_upstream_established=peak_open,
         )
 
 

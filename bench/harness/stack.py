@@ -117,6 +117,19 @@ class ComposeStack(ProbedStack):
     def new_probe(self, gateway: GatewayName) -> StackProbe | None:
         return compose_probe(self.project, GATEWAY_SERVICES[gateway], UPSTREAM_SERVICES)
 
+    def restart_stack(self, env: dict[str, str]) -> None:
+        """Recreate every service whose compose variables these change (UPSTREAM_TLS: all
+        of them), and wait until the stack is healthy. Every probe is made anew."""
+        subprocess.run(
+            [str(ROOT / "scripts" / "up.sh"), "--no-build", "-t", "2"],
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+        for gateway in GATEWAY_SERVICES:
+            self.forget_probe(gateway)
+
     def restart(self, gateway: GatewayName, env: dict[str, str]) -> None:
         """Recreate one gateway with these compose variables, and wait until the stack is
         healthy."""

@@ -77,8 +77,11 @@ class Upstreams:
 
 
 @contextmanager
-def running_upstreams(delays_ms: dict[str, int]) -> Iterator[Upstreams]:
-    """One upstream per source; every one that started is stopped, whatever fails."""
+def running_upstreams(
+    delays_ms: dict[str, int], tls_cert: str | None = None
+) -> Iterator[Upstreams]:
+    """One upstream per source; every one that started is stopped, whatever fails.
+    `tls_cert`: each serves HTTPS with it (a key and its chain)."""
     with ExitStack() as stack:
         urls = {
             name: stack.enter_context(
@@ -87,7 +90,8 @@ def running_upstreams(delays_ms: dict[str, int]) -> Iterator[Upstreams]:
                         UpstreamSettings(
                             name=name, delay_ms=delay, hang_ms=HANG_MS, drip_ms=DRIP_MS
                         )
-                    )
+                    ),
+                    tls_cert=tls_cert,
                 )
             ).url
             for name, delay in delays_ms.items()

@@ -3,9 +3,11 @@ figures it writes, its restarts undone, and no CPU or connection figure where no
 the load (no probe here). The verdicts on the real stack: tests/integration/test_claims.py
 (make test-slow)."""
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -18,15 +20,20 @@ from bench.experiments.claims.fan_out import (
     sleeps,
     sync_clients,
 )
+from bench.experiments.claims.http2 import http2
 from bench.experiments.claims.lab import Lab
 from bench.experiments.claims.model import PLACEMENTS, Claims, ClaimsPreset
 from bench.experiments.claims.selfcall import self_call
+from bench.experiments.claims.tls import tls
 from bench.experiments.claims.websocket import AT_ONCE, websocket
 from bench.harness.probe import StackProbe
 from bench.harness.stack import GatewayName, ProbedStack, calibrate, healthz
 from gateway import async_app, sync_app
 from gateway.models import GatewayHealth
-from tests.unit.loopback import DELAYS_MS, LiveServer, Upstreams
+from serving.certs import CA_FILE, leaf_file, make_certificates
+from tests.unit.loopback import DELAYS_MS, LiveServer, Upstreams, running_upstreams
+
+GATEWAYS: tuple[GatewayName, ...] = ("sync", "async")
 
 # Short windows, few clients, bursts within the 40 tokens: the steps' logic, not a benchmark.
 PRESET = ClaimsPreset(
@@ -48,15 +55,26 @@ class InProcessStack(ProbedStack):
 
     def __init__(self, upstreams: Upstreams, exits: ExitStack) -> None:
         super().__init__()
-        self.upstreams, self.exits = upstreams, exits
+        self.upstreams, self.plain, self.exits = upstreams, upstreams, exits
         self.restarts: list[tuple[GatewayName, dict[str, str]]] = []
+        self.stack_restarts: list[dict[str, str]] = []
+        # What UPSTREAM_TLS=true started: closed when the stack is restarted again.
+        self.tls = exits.enter_context(ExitStack())
+        self.ca_file: Path | None = None
+        # The async gateway's client and HTTP/2, as the last restart set them.
+        self.async_env: dict[str, str] = {}
         self.servers = {
             "sync": self.start("sync", "requests"),
             "async": self.start("async", "requests"),
         }
 
     def start(self, gateway: GatewayName, sync_client: str) -> LiveServer:
-        settings = self.upstreams.settings(sync_http_client=sync_client)
+        settings = self.upstreams.settings(
+            sync_http_client=sync_client,
+            ca_file=self.ca_file,
+            async_http_client=self.async_env.get("ASYNC_HTTP_CLIENT", "httpx-aiohttp"),
+            http2=self.async_env.get("ASYNC_HTTP2") == "true",
+        )
         app = (sync_app if gateway == "sync" else async_app).create_app(settings)
         return self.exits.enter_context(LiveServer(app))
 
@@ -74,8 +92,27 @@ class InProcessStack(ProbedStack):
 
     def restart(self, gateway: GatewayName, env: dict[str, str]) -> None:
         self.restarts.append((gateway, env))
+        if gateway == "async":
+            self.async_env = env
         self.servers[gateway].__exit__()
         self.servers[gateway] = self.start(gateway, env.get("SYNC_HTTP_CLIENT", "requests"))
+
+    def restart_stack(self, env: dict[str, str]) -> None:
+        """UPSTREAM_TLS=true: the same upstreams over HTTPS from a private CA, and both
+        gateways trusting it; false: back to the plain ones."""
+        self.stack_restarts.append(env)
+        self.async_env = env
+        # The gateways first: their pooled connections would hold the upstreams' shutdown.
+        for server in self.servers.values():
+            server.__exit__()
+        self.tls.close()
+        self.upstreams, self.ca_file = self.plain, None
+        if env.get("UPSTREAM_TLS") == "true":
+            certs = Path(self.tls.enter_context(tempfile.TemporaryDirectory()))
+            make_certificates(certs, ["upstream"])
+            served = running_upstreams(DELAYS_MS, tls_cert=str(leaf_file(certs, "upstream")))
+            self.upstreams, self.ca_file = self.tls.enter_context(served), certs / CA_FILE
+        self.servers = {gateway: self.start(gateway, "requests") for gateway in GATEWAYS}
 
 
 @pytest.fixture(scope="module")
@@ -123,12 +160,14 @@ def test_self_call_deadlocks_def_at_the_tokens_and_not_async(lab: Lab) -> None:
     claims = new_claims()
     self_call(lab, claims)
     figures = claims.figures["self_call"]
-    sync_below, sync_at = figures["sync"]
+    sync_below, sync_above = figures["sync"]
     # Half the tokens: a token each for the route and the call it waits on.
     assert (sync_below["at_once"], sync_below["ok"]) == (20, 20)
-    # Every token held by a /kkblogs: each is cut by the deadline, and says why.
-    assert (sync_at["at_once"], sync_at["exhausted"], sync_at["ok"]) == (40, 40, 0)
-    assert sync_at["slowest_s"] < 5 * figures["deadline_s"]
+    # Twice the tokens: once every token is held by a /kkblogs, the deadline cuts each, and
+    # it says why; nothing fails otherwise, and nothing hangs.
+    assert sync_above["at_once"] == 80 and sync_above["exhausted"] >= 40
+    assert sync_above["exhausted"] + sync_above["ok"] == 80
+    assert sync_above["slowest_s"] < 5 * figures["deadline_s"]
     # The async route holds no token: twice the tokens answer too.
     assert [(b["at_once"], b["ok"]) for b in figures["async"]] == [(20, 20), (40, 40), (80, 80)]
     assert [row.key for row in claims.rows] == ["kkblogs", "kkblogs_def"]
@@ -172,9 +211,42 @@ def test_without_a_probe_no_cost_is_made_up_and_no_verdict_given(stack: InProces
     assert all(point["throughput"] > 0 for by_c in points.values() for point in by_c.values())
     assert all(point["cpu_ms"] is None for by_c in points.values() for point in by_c.values())
     assert claims.figures["per_call"]["construction_cpu_ms"] > 0
-    for key in ("per_call_cpu", "per_call_connections", "fast_def"):
+    # Over TLS and back: the same loads, each source answering over HTTPS meanwhile.
+    tls(lab, claims)
+    assert [env["UPSTREAM_TLS"] for env in stack.stack_restarts] == ["true", "false"]
+    assert stack.health("async").upstream_tls is False
+    over_tls = claims.figures["tls"]["points"]
+    assert all(
+        point["throughput"] > 0 and point["failed_share"] == 0 for point in over_tls.values()
+    )
+    for key in ("per_call_cpu", "per_call_connections", "fast_def", "tls_per_call"):
         row = claims.row(key)
         assert row.measured is None and row.verdict == "not measured", row
+
+
+def test_http2_runs_both_protocols_on_httpx_and_puts_the_stack_back(
+    lab: Lab, stack: InProcessStack
+) -> None:
+    claims = new_claims()
+    stack.stack_restarts.clear()
+    http2(lab, claims)
+    # Over TLS on httpx, HTTP/1.1 then HTTP/2 (the async gateway alone restarted between),
+    # then the stack as it was: plain, on the client it ran.
+    first, last = stack.stack_restarts
+    assert (first["UPSTREAM_HTTP2"], first["ASYNC_HTTP_CLIENT"]) == ("true", "httpx")
+    restarted = [(env["ASYNC_HTTP_CLIENT"], env["ASYNC_HTTP2"]) for _, env in stack.restarts]
+    assert restarted == [("httpx", "true"), ("httpx-aiohttp", "false")]
+    assert (last["UPSTREAM_TLS"], last["ASYNC_HTTP_CLIENT"]) == ("false", "httpx-aiohttp")
+    health = stack.health("async")
+    assert (health.http_client, health.http2, health.upstream_tls) == (
+        "httpx-aiohttp",
+        False,
+        False,
+    )
+    points = claims.figures["http2"]["points"]
+    assert all(point["throughput"] > 0 for point in points.values())
+    # In process the upstreams are uvicorn's, HTTP/1.1 only, and nothing is priced.
+    assert [row.verdict for row in claims.rows] == ["not measured", "not measured"]
 
 
 def test_cpu_work_runs_every_placement_beside_a_fan_out(lab: Lab) -> None:

@@ -4,7 +4,7 @@ a measurement needs (one request alone, a gateway settled, a worker back)."""
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from bench.experiments.claims.model import ALONE_REPEATS, ClaimsPreset, Point
@@ -21,6 +21,10 @@ class ClaimsStack(DrivenStack, Protocol):
 
     def probe(self, gateway: GatewayName) -> StackProbe | None: ...
 
+    def restart_stack(self, env: dict[str, str]) -> None:
+        """Every service recreated with these variables: UPSTREAM_TLS changes them all."""
+        ...
+
 
 @dataclass
 class Lab:
@@ -30,6 +34,9 @@ class Lab:
     preset: ClaimsPreset
     on_step: Callable[[str], None]
     idle_opens_per_s: float = 0.0
+    # The variables the stack was last restarted with as a whole (UPSTREAM_TLS, ...): a
+    # gateway restarted alone keeps them.
+    stack_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def sync_base(self) -> str:
@@ -78,7 +85,16 @@ class Lab:
     def restart(self, gateway: GatewayName, **env: str) -> None:
         self.on_step(f"restarting the {gateway} gateway: {env or 'as found'}")
         as_running = GatewayConfig.running(self.stack.health(gateway)).env()
-        self.stack.restart(gateway, {**as_running, **env})
+        self.stack.restart(gateway, {**as_running, **self.stack_env, **env})
+
+    def restart_stack(self, **env: str) -> None:
+        """The whole stack anew with these variables, each gateway as it runs now."""
+        self.on_step(f"restarting the stack: {env}")
+        as_running: dict[str, str] = {}
+        for gateway in ("sync", "async"):
+            as_running |= GatewayConfig.running(self.stack.health(gateway)).env()
+        self.stack_env |= env
+        self.stack.restart_stack({**as_running, **self.stack_env})
 
 
 def alone_ms(url: str, repeats: int = ALONE_REPEATS, **params: str) -> float:

@@ -36,11 +36,6 @@ SYNC_FUNC_MS = 500
 WRONG_MS = 100
 # Fan-outs timed one at a time, after warm ones, for latencies at C=1.
 ALONE_REPEATS = 7
-HTTP2_WHY = (
-    "not measured: the upstreams serve HTTP/1.1 only (uvicorn has no HTTP/2), and httpx"
-    " speaks HTTP/2 over http:// only with prior knowledge (http1=False), which needs an h2c"
-    " server such as hypercorn in their place"
-)
 
 
 @dataclass(frozen=True)
@@ -84,6 +79,9 @@ class Point:
     failed_share: float  # answers that were errors (a 504 when every source timed out)
     partial_share: float  # good answers with a failed source
     p50_ms: float
+    # The most connections one upstream held open at once: a pool's size under HTTP/1.1.
+    open_connections: int | None = None
+    p99_ms: float | None = None
 
     @classmethod
     def of(cls, result: LoadResult, cost: WindowCost | None, idle_opens_per_s: float) -> "Point":
@@ -104,4 +102,6 @@ class Point:
             failed_share=round(failed / answers, 3),
             partial_share=round(result.partial / max(result.ok, 1), 3),
             p50_ms=round(result.latency.percentile_ms(50), 1),
+            open_connections=None if cost is None else cost.peak_upstream_established,
+            p99_ms=round(result.latency.percentile_ms(99), 1),
         )

@@ -11,9 +11,11 @@ from bench.experiments.claims.fan_out import (
     sleeps,
     sync_clients,
 )
+from bench.experiments.claims.http2 import http2
 from bench.experiments.claims.lab import ClaimsStack, Lab
-from bench.experiments.claims.model import HTTP2_WHY, PRESETS, Claim, Claims
+from bench.experiments.claims.model import PRESETS, Claims
 from bench.experiments.claims.selfcall import self_call
+from bench.experiments.claims.tls import tls
 from bench.experiments.claims.websocket import websocket
 from bench.harness.results import run_meta
 from bench.harness.stack import GatewayName
@@ -49,22 +51,10 @@ def run_claims(
     background(lab, claims)
     websocket(lab, claims, delays)
     client_per_call(lab, claims, max(delays.values()))
+    tls(lab, claims)
     fast_return(lab, claims)
     cpu_work(lab, claims, max(delays.values()))
     sync_clients(lab, claims)
     gunicorn_timeout(lab, claims)
-    claims.rows.append(
-        Claim(
-            "http2",
-            "httpx supports HTTP/2",
-            "Modern HTTP Requests with httpx",
-            "async gateway, its client with http2=True",
-            "connections per source at C=200, HTTP/2 over HTTP/1.1",
-            None,
-            None,
-            "not measured",
-            HTTP2_WHY,
-            "-",
-        )
-    )
+    http2(lab, claims)
     return claims

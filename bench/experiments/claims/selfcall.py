@@ -26,6 +26,7 @@ class Burst:
     exhausted: int  # 504s that name the threadpool
     other_failures: int
     median_s: float
+    fastest_s: float
     slowest_s: float
 
     @property
@@ -36,6 +37,7 @@ class Burst:
             "exhausted": self.exhausted,
             "other_failures": self.other_failures,
             "median_s": round(self.median_s, 3),
+            "fastest_s": round(self.fastest_s, 3),
             "slowest_s": round(self.slowest_s, 3),
         }
 
@@ -57,7 +59,13 @@ async def _burst(url: str, at_once: int, timeout_s: float) -> Burst:
     ok = sum(status == 200 for status, _, _ in ended)
     exhausted = sum(status == 504 and EXHAUSTED in body for status, _, body in ended)
     return Burst(
-        at_once, ok, exhausted, at_once - ok - exhausted, statistics.median(times), max(times)
+        at_once,
+        ok,
+        exhausted,
+        at_once - ok - exhausted,
+        statistics.median(times),
+        min(times),
+        max(times),
     )
 
 
@@ -68,15 +76,17 @@ def burst(base: str, at_once: int, timeout_s: float) -> Burst:
 
 
 def self_call(lab: Lab, claims: Claims) -> None:
-    lab.on_step("/kkblogs: a route that calls its own server, below and at the tokens")
+    lab.on_step("/kkblogs: a route that calls its own server, below and above the tokens")
     health = lab.stack.health("sync")
     tokens, deadline_s = health.threadpool_tokens, health.deadline_ms / 1000
     # A request the deadline did not cut would outlast this by far: a hang, not a 504.
     timeout_s = 5 * deadline_s
-    below, at = max(1, tokens // 2), tokens
-    sync = {k: burst(lab.sync_base, k, timeout_s) for k in (below, at)}
-    # The async route holds no token: twice as many at once change nothing.
-    async_ = {k: burst(lab.async_base, k, timeout_s) for k in (below, at, 2 * at)}
+    # Twice the tokens: the first ones to arrive may finish before the rest take every
+    # token (a /kkblogs whose calls got theirs first), but the rest cannot.
+    below, above = max(1, tokens // 2), 2 * tokens
+    sync = {k: burst(lab.sync_base, k, timeout_s) for k in (below, above)}
+    # The async route holds no token: as many at once change nothing.
+    async_ = {k: burst(lab.async_base, k, timeout_s) for k in (below, tokens, above)}
     total_s, longest_s = sum(SELF_CALL_MS) / 1000, max(SELF_CALL_MS) / 1000
     claims.figures["self_call"] = {
         "sleeps_ms": list(SELF_CALL_MS),
@@ -87,7 +97,7 @@ def self_call(lab: Lab, claims: Claims) -> None:
     }
     claims.rows += [
         async_row(list(async_.values()), longest_s),
-        sync_row(sync[below], sync[at], tokens, total_s, deadline_s),
+        sync_row(sync[below], sync[above], tokens, total_s, deadline_s),
     ]
 
 
@@ -115,26 +125,30 @@ def async_row(bursts: list[Burst], longest_s: float) -> Claim:
     )
 
 
-def sync_row(below: Burst, at: Burst, tokens: int, total_s: float, deadline_s: float) -> Claim:
+def sync_row(below: Burst, above: Burst, tokens: int, total_s: float, deadline_s: float) -> Claim:
     answered = below.ok == below.at_once and below.median_s / total_s < 1.5
-    # Every one cut by the deadline, said so, and none much past it: no hang.
-    cut = at.exhausted == at.at_once and at.slowest_s < deadline_s + 1.0
+    # At least a token's worth cut by the deadline and said so, nothing else failed, and
+    # none past three deadlines (those that queued for a token deadlock in turn): no hang.
+    cut = (
+        above.exhausted >= tokens and above.other_failures == 0 and above.slowest_s < 3 * deadline_s
+    )
     return Claim(
         "kkblogs_def",
         "(not in the post) the same self-call from a def route: it deadlocks once every"
         " threadpool token waits on its own worker",
         "Concurrent External API Calls in FastAPI",
         f"sync gateway, def /kkblogs calling its own def /sync_func, one worker, {tokens} tokens",
-        f"{at.at_once} at once: when they failed / the deadline",
-        round(at.median_s / deadline_s, 2),
+        f"{above.at_once} at once: the first 504 / the deadline",
+        round(above.fastest_s / deadline_s, 2),
         1.0,
         "holds" if answered and cut else "does not hold",
         f"{below.at_once} at once: {below.ok} of {below.at_once} answered, median"
         f" {below.median_s * 1000:.0f} ms (the sum of the sleeps: {total_s * 1000:.0f} ms);"
-        f" {at.at_once} at once: {at.exhausted} of {at.at_once} answered 504"
-        f' "{EXHAUSTED}" at a median {at.median_s:.2f} s, the slowest {at.slowest_s:.2f} s'
-        f" (deadline {deadline_s:g} s), {at.ok} answered. Each /kkblogs holds a token while"
-        " its /sync_func waits for one: it breaks at K = the tokens, and only the deadline"
-        " ends it",
+        f' {above.at_once} at once: {above.exhausted} answered 504 "{EXHAUSTED}", the first'
+        f" at {above.fastest_s:.2f} s and the last at {above.slowest_s:.2f} s (deadline"
+        f" {deadline_s:g} s: those that queued for a token deadlock in turn), {above.ok}"
+        f" answered 200, {above.other_failures} failed otherwise. Each /kkblogs holds a token"
+        " while its /sync_func waits for one: once every token is held by one, it breaks,"
+        " and only the deadline ends it",
         "python -m bench claims",
     )
