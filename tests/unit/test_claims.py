@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bench.experiments.claims.http2 import http2_rows
 from bench.experiments.claims.lab import wait_until_settled
 from bench.experiments.claims.model import Claim, Claims, Point
 from bench.experiments.claims.report import render, write_claims
@@ -102,3 +103,35 @@ def test_a_gateway_is_settled_once_its_healthz_answers_at_once() -> None:
     with LiveServer(Starlette(routes=[Route("/healthz", healthz)])) as server:
         waited = wait_until_settled(server.url, within_s=60)
     assert len(calls) >= 4 and waited >= 0.6
+
+
+def _point(cpu_ms: float, throughput: float, p99_ms: float, connections: int) -> Point:
+    return Point(throughput, cpu_ms, 0.0, 0.0, 0.0, p99_ms / 2, connections, p99_ms)
+
+
+@pytest.mark.parametrize(
+    ("reference", "verdict"),
+    [
+        # HTTP/1.1 on a pool that scales still beats httpx over HTTP/2: a limit.
+        (_point(2.6, 211.0, 1581, 200), "holds with a limit"),
+        # It does not: HTTP/2 is simply better.
+        (_point(9.0, 60.0, 4000, 200), "holds"),
+    ],
+)
+def test_http2_is_better_than_httpx_over_http11_with_a_limit_where_a_pool_scales(
+    reference: Point, verdict: str
+) -> None:
+    points = {
+        "HTTP/1.1": _point(98.8, 9.4, 10944, 86),
+        "HTTP/2": _point(6.2, 74.3, 3146, 2),
+        "HTTP/1.1, httpx-aiohttp": reference,
+    }
+    connections, performance = http2_rows(points, 200)
+    assert (connections.measured, connections.ideal, connections.verdict) == (2.0, 1.0, "holds")
+    assert (performance.measured, performance.verdict) == (0.06, verdict)
+
+
+def test_http2_that_costs_more_than_http11_does_not_hold() -> None:
+    h1 = _point(5.0, 200.0, 1500, 200)
+    points = {"HTTP/1.1": h1, "HTTP/2": _point(6.0, 150.0, 2000, 2), "HTTP/1.1, httpx-aiohttp": h1}
+    assert http2_rows(points, 200)[1].verdict == "does not hold"

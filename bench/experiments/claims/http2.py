@@ -18,10 +18,11 @@ STREAMS_PER_CONNECTION = 200
 # Each run: its name, the async client, and whether it asks for HTTP/2. The last is the
 # default client over HTTP/1.1, to the same upstreams: httpx's own HTTP/1.1 pool grows
 # dearer the more calls are in flight (encode/httpcore#1035), and this one does not.
+REFERENCE = "HTTP/1.1, httpx-aiohttp"
 RUNS = (
     ("HTTP/1.1", CLIENT, False),
     ("HTTP/2", CLIENT, True),
-    ("HTTP/1.1, httpx-aiohttp", "httpx-aiohttp", False),
+    (REFERENCE, "httpx-aiohttp", False),
 )
 
 
@@ -74,6 +75,17 @@ def _describe(name: str, point: Point) -> str:
     )
 
 
+def beats(candidate: Point, other: Point) -> bool:
+    """Less CPU per fan-out, no fewer fan-outs, no slower tail: 5% either way."""
+    return (
+        candidate.cpu_ms is not None
+        and other.cpu_ms is not None
+        and candidate.cpu_ms < 0.95 * other.cpu_ms
+        and candidate.throughput >= 0.95 * other.throughput
+        and (other.p99_ms or 0) * 1.05 >= (candidate.p99_ms or 0)
+    )
+
+
 def http2_rows(points: dict[str, Point], concurrency: int) -> list[Claim]:
     h1, h2 = points["HTTP/1.1"], points["HTTP/2"]
     text = "; ".join(_describe(name, point) for name, point in points.items())
@@ -88,12 +100,12 @@ def http2_rows(points: dict[str, Point], concurrency: int) -> list[Claim]:
     if h1.cpu_ms and h2.cpu_ms:
         cpu_ratio = round(h2.cpu_ms / h1.cpu_ms, 2)
     # Better performance: cheaper per fan-out, and no fewer fan-outs nor a slower tail.
-    better = (
-        cpu_ratio is not None
-        and cpu_ratio < 0.95
-        and h2.throughput >= 0.95 * h1.throughput
-        and (h1.p99_ms or 0) * 1.05 >= (h2.p99_ms or 0)
-    )
+    reference = points.get(REFERENCE)
+    better = cpu_ratio is not None and beats(h2, h1)
+    # Against HTTP/1.1 on a pool that scales, too: else it holds only against httpx's own.
+    verdict = priced(cpu_ratio, better)
+    if verdict == "holds" and reference is not None and not beats(h2, reference):
+        verdict = "holds with a limit"
     where = (
         f"async gateway, ASYNC_HTTP_CLIENT={CLIENT} with http2=True against False, upstreams"
         " under granian over TLS (UPSTREAM_HTTP2=true)"
@@ -121,11 +133,12 @@ def http2_rows(points: dict[str, Point], concurrency: int) -> list[Claim]:
             f"CPU per fan-out, HTTP/2 / HTTP/1.1, C={concurrency}",
             cpu_ratio,
             1.0,
-            priced(cpu_ratio, better),
-            f"{text}. Holds if HTTP/2 costs less per fan-out than httpx over HTTP/1.1, with no"
-            " fewer fan-outs and no slower p99 (5% either way). httpx's HTTP/1.1 pool costs"
-            " more the more calls are in flight (encode/httpcore#1035); HTTP/2 keeps it to a"
-            f" connection per source; httpx-aiohttp shows HTTP/1.1 on a pool that scales.{cannot}",
+            verdict,
+            f"{text}. Better means less CPU per fan-out, no fewer fan-outs and no slower p99"
+            " (5% either way). Against httpx over HTTP/1.1, whose pool costs more the more"
+            " calls are in flight (encode/httpcore#1035), HTTP/2 keeps a source to a connection"
+            " or two. It holds with a limit when httpx-aiohttp, HTTP/1.1 on a pool that"
+            f" scales, still does better than httpx over HTTP/2.{cannot}",
             "python -m bench claims",
         ),
     ]
