@@ -1,5 +1,5 @@
 """`bench claims` on the real stack: every verdict, asserted as a ratio and the side of its
-limit it falls on. One quick run (about 3 minutes) feeds every test in this module, in make
+limit it falls on. One quick run (about 5 minutes) feeds every test in this module, in make
 test-slow; make test runs each step in process (tests/unit/test_claims_steps.py)."""
 
 from collections.abc import Iterator
@@ -12,7 +12,14 @@ from bench.experiments.claims.run import run_claims
 from bench.harness.stack import ComposeStack, healthz
 from tests.integration.stack import Stack, record
 
-pytestmark = [pytest.mark.integration, pytest.mark.timing, pytest.mark.slow]
+# The first test waits for the whole quick run, which restarts the stack four times for
+# TLS and HTTP/2: past the suite's 300 s per test.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timing,
+    pytest.mark.slow,
+    pytest.mark.timeout(1200),
+]
 
 EVERY_CLAIM = {
     "sync_sum",
