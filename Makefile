@@ -43,7 +43,7 @@ bench: ## compare sync and async, the blog's claims, then the waiting sweep (PRE
 sweep: ## waiting under Poisson arrivals against queueing theory (PRESET=full: into docs/results)
 	scripts/bench.sh sweep --preset $(PRESET) --out $(RESULTS)/sweep
 
-claims: ## the blog post's claims, measured: about 4 minutes (PRESET=full: into docs/results)
+claims: ## the blog post's claims, measured: about 5 minutes (PRESET=full: 10, into docs/results)
 	scripts/bench.sh claims --preset $(PRESET) --out $(RESULTS)
 
 lint: ## ruff and strict mypy
