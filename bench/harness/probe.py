@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from bench.harness.sockets import established, passive_opens
+
 PROC = Path("/proc")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 SAMPLE_EVERY_S = 0.2
@@ -220,40 +222,6 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def passive_opens(container: Container) -> int:
-    """TCP connections accepted in the container's network namespace since it started:
-    the kernel's count (PassiveOpens in /proc/PID/net/snmp), 0 if it cannot be read."""
-    try:
-        lines = (PROC / str(container.pid) / "net" / "snmp").read_text().splitlines()
-    except OSError:
-        return 0
-    tcp = [line.split() for line in lines if line.startswith("Tcp:")]
-    if len(tcp) < 2 or "PassiveOpens" not in tcp[0]:
-        return 0
-    return int(tcp[1][tcp[0].index("PassiveOpens")])
-
-
-# /proc/net/tcp's state column for ESTABLISHED, and the port every service listens on.
-TCP_ESTABLISHED = "01"
-SERVICE_PORT = 8000
-
-
-def established(container: Container, port: int = SERVICE_PORT) -> int:
-    """Connections to `port` established in the container's network namespace now: the
-    kernel's list (/proc/PID/net/tcp and tcp6), 0 if it cannot be read."""
-    count = 0
-    for table in ("tcp", "tcp6"):
-        try:
-            lines = (PROC / str(container.pid) / "net" / table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            count += fields[3] == TCP_ESTABLISHED and local_port == port
-    return count
-
-
 def machine_busy_seconds() -> float:
     """Every core's busy time since boot (idle and iowait aside), 0 if it cannot be read."""
     try:
@@ -294,7 +262,7 @@ class StackProbe:
                 rss.append(status_field(pid, "VmRSS"))
             total_rss += sum(status_field(pid, "VmRSS") for pid in server_processes(gateway))
         upstream = tuple(container_cpu_seconds(c) for c in self.upstreams)
-        opens = sum(passive_opens(c) for c in self.upstreams)
+        opens = sum(passive_opens(c.pid) for c in self.upstreams)
         taken = Sample(
             time.perf_counter(),
             self._gateway_cpu_s,
@@ -303,7 +271,7 @@ class StackProbe:
             upstream,
             opens,
             machine_busy_seconds(),
-            tuple(established(c) for c in self.upstreams),
+            tuple(established(c.pid) for c in self.upstreams),
         )
         self.samples.append(taken)
         return taken

@@ -3,7 +3,6 @@
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,8 +17,6 @@ from bench.harness.probe import (
     StackProbe,
     cgroup_dir,
     cpu_seconds,
-    established,
-    passive_opens,
     server_processes,
     server_workers,
     status_field,
@@ -190,35 +187,3 @@ def test_a_window_is_priced_between_its_samples() -> None:
 @pytest.mark.parametrize(("start", "end"), [(9.0, 12.0), (11.0, 14.0), (12.0, 11.0)])
 def test_a_window_the_samples_do_not_cover_has_no_price(start: float, end: float) -> None:
     assert _probe(SAMPLES).cost(start, end) is None
-
-
-@linux_only
-def test_passive_opens_counts_connections_this_namespace_accepted() -> None:
-    here = Container("here", os.getpid(), Path("/"))
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(8)
-        before = passive_opens(here)
-        for _ in range(5):
-            with socket.create_connection(server.getsockname(), timeout=5):
-                server.accept()[0].close()
-        # Other processes on this host may accept connections too: at least ours.
-        assert passive_opens(here) - before >= 5
-    assert passive_opens(Container("gone", 2**22 + 1, Path("/"))) == 0
-
-
-@linux_only
-def test_established_counts_the_open_connections_to_a_port() -> None:
-    here = Container("here", os.getpid(), Path("/"))
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(8)
-        port = server.getsockname()[1]
-        assert established(here, port) == 0
-        clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
-        accepted = [server.accept()[0] for _ in clients]
-        # Each connection's server end: the client ends are to other ports.
-        assert established(here, port) == 3
-        for sock in clients + accepted:
-            sock.close()
-    assert established(Container("gone", 2**22 + 1, Path("/")), port) == 0

@@ -27,15 +27,25 @@ def settings(upstreams: Upstreams) -> GatewaySettings:
     return upstreams.settings(threadpool_tokens=TOKENS, deadline_ms=DEADLINE_MS)
 
 
+APPS = {"sync": sync_app.create_app, "async": async_app.create_app}
+
+
 @pytest.fixture
 def sync_url(settings: GatewaySettings) -> Iterator[str]:
-    with LiveServer(sync_app.create_app(settings)) as server:
+    with LiveServer(APPS["sync"](settings)) as server:
         yield server.url
 
 
 @pytest.fixture
 def async_url(settings: GatewaySettings) -> Iterator[str]:
-    with LiveServer(async_app.create_app(settings)) as server:
+    with LiveServer(APPS["async"](settings)) as server:
+        yield server.url
+
+
+@pytest.fixture(params=list(APPS))
+def either_url(request: pytest.FixtureRequest, settings: GatewaySettings) -> Iterator[str]:
+    """Each gateway in turn: what both self-calls share."""
+    with LiveServer(APPS[request.param](settings)) as server:
         yield server.url
 
 
@@ -95,25 +105,20 @@ def test_async_self_call_overlaps_its_calls_past_any_token_count(async_url: str)
         assert second["started_at"] < first["ended_at"] and first["started_at"] < second["ended_at"]
 
 
-@pytest.mark.parametrize("gateway", ["sync", "async"])
-def test_the_deadline_ends_a_self_call_with_a_504(
-    gateway: str, sync_url: str, async_url: str
-) -> None:
-    url = sync_url if gateway == "sync" else async_url
+def test_the_deadline_ends_a_self_call_with_a_504(either_url: str) -> None:
     answer = httpx.get(
-        f"{url}/kkblogs", params={"ms": [3000], "deadline_ms": 300}, timeout=CLIENT_TIMEOUT_S
+        f"{either_url}/kkblogs", params={"ms": [3000], "deadline_ms": 300}, timeout=CLIENT_TIMEOUT_S
     )
     assert answer.status_code == 504
     assert "deadline (300 ms)" in answer.json()["detail"]
 
 
-@pytest.mark.parametrize("gateway", ["sync", "async"])
-def test_the_calls_go_to_the_socket_whatever_the_host_header_says(
-    gateway: str, sync_url: str, async_url: str
-) -> None:
-    url = sync_url if gateway == "sync" else async_url
+def test_the_calls_go_to_the_socket_whatever_the_host_header_says(either_url: str) -> None:
     answer = httpx.get(
-        f"{url}/kkblogs", params={"ms": [0]}, headers={"Host": "elsewhere.invalid:1"}, timeout=10
+        f"{either_url}/kkblogs",
+        params={"ms": [0]},
+        headers={"Host": "elsewhere.invalid:1"},
+        timeout=10,
     )
     assert answer.status_code == 200, answer.text
 
@@ -129,12 +134,11 @@ def test_the_calls_go_to_the_socket_whatever_the_host_header_says(
     ],
 )
 def test_bad_input_is_a_422_that_names_the_field(
-    params: dict[str, Any], field: list[object], sync_url: str, async_url: str
+    params: dict[str, Any], field: list[object], either_url: str
 ) -> None:
-    for url in (sync_url, async_url):
-        answer = httpx.get(f"{url}/kkblogs", params=params, timeout=10)
-        assert answer.status_code == 422
-        assert answer.json()["detail"][0]["loc"] == field
+    answer = httpx.get(f"{either_url}/kkblogs", params=params, timeout=10)
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == field
 
 
 @pytest.mark.parametrize("create_app", [sync_app.create_app, async_app.create_app])

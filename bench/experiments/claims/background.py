@@ -96,39 +96,49 @@ def _delay_text(delay: Delay) -> str:
     )
 
 
-def def_job_row(held: Delay, control: Delay, tokens: int) -> Claim:
-    holds = held.share >= 0.5 and control.share < 0.2
+def job_row(
+    key: str, quote: str, where: str, control_name: str, waited: Delay, control: Delay, why: str
+) -> Claim:
+    """A fan-out held up by a job (most of the job's time left) against its control, a job
+    that awaits (next to nothing)."""
+    holds = waited.share >= 0.5 and control.share < 0.2
     return Claim(
-        "background_def",
-        "use async def for long-running background tasks",
+        key,
+        quote,
         "When You Must Use async def",
-        f"sync gateway, {tokens} x /background?job=def&ms={JOB_MS} (every token), then a"
-        " def /news fan-out",
-        "the fan-out's extra latency / the job's time left (async def jobs: 0)",
-        round(held.share, 2),
+        where,
+        f"the fan-out's extra latency / the job's time left ({control_name}: 0)",
+        round(waited.share, 2),
         1.0,
         "holds" if holds else "does not hold",
-        f"{_delay_text(held)}; {_delay_text(control)}. Starlette runs a def job on the"
-        " threadpool after the answer is sent, and it holds a token until it ends: with"
-        " every token taken, each def route waits for one",
+        f"{_delay_text(waited)}; {_delay_text(control)}. {why}",
         "python -m bench claims",
     )
 
 
+def def_job_row(held: Delay, control: Delay, tokens: int) -> Claim:
+    return job_row(
+        "background_def",
+        "use async def for long-running background tasks",
+        f"sync gateway, {tokens} x /background?job=def&ms={JOB_MS} (every token), then a"
+        " def /news fan-out",
+        "async def jobs",
+        held,
+        control,
+        "Starlette runs a def job on the threadpool after the answer is sent, and it holds"
+        " a token until it ends: with every token taken, each def route waits for one",
+    )
+
+
 def blocking_job_row(stalled: Delay, control: Delay) -> Claim:
-    holds = stalled.share >= 0.5 and control.share < 0.2
-    return Claim(
+    return job_row(
         "background_blocking",
         "(not in the post) a blocking call in an async def background job stops the loop",
-        "When You Must Use async def",
         f"async gateway, one /background?job=blocking&ms={JOB_MS} (time.sleep in async def),"
         " then a fan-out",
-        "the fan-out's extra latency / the job's time left (an awaiting job: 0)",
-        round(stalled.share, 2),
-        1.0,
-        "holds" if holds else "does not hold",
-        f"{_delay_text(stalled)}; {_delay_text(control)}. The job runs on the event loop"
-        " after the answer; a blocking call there stops every request on the worker, as"
-        " /wrong does",
-        "python -m bench claims",
+        "an awaiting job",
+        stalled,
+        control,
+        "The job runs on the event loop after the answer; a blocking call there stops every"
+        " request on the worker, as /wrong does",
     )

@@ -4,6 +4,7 @@ over plain HTTP earlier in the run (claims/fan_out.py, client_per_call), it spli
 per-call client costs into the handshakes and the rest (the CA bundle and the connect)."""
 
 from dataclasses import asdict
+from typing import cast
 
 from bench.experiments.claims.fan_out import priced
 from bench.experiments.claims.lab import Lab
@@ -44,11 +45,11 @@ def split(over_tls: dict[str, Point], plain: dict[str, Point]) -> dict[str, floa
     """What the per-call client costs over the shared one, over TLS, per fan-out: the
     handshakes (what TLS adds to per-call beyond what it adds to shared, the encryption of
     the bytes) and the rest (the CA bundle each client loads, the TCP connects), in ms."""
-    cpu = [p.cpu_ms for p in (over_tls["per-call"], over_tls["shared"])]
-    cpu += [p.cpu_ms for p in (plain["per-call"], plain["shared"])]
-    if any(ms is None for ms in cpu):
+    runs = (over_tls["per-call"], over_tls["shared"], plain["per-call"], plain["shared"])
+    cpu = [run.cpu_ms for run in runs]
+    if None in cpu:
         return None
-    tls_per_call, tls_shared, plain_per_call, plain_shared = (float(ms or 0) for ms in cpu)
+    tls_per_call, tls_shared, plain_per_call, plain_shared = cast(list[float], cpu)
     handshakes = (tls_per_call - plain_per_call) - (tls_shared - plain_shared)
     rest = plain_per_call - plain_shared
     return {"extra": tls_per_call - tls_shared, "handshakes": handshakes, "rest": rest}
