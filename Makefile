@@ -3,7 +3,7 @@
 PRESET ?= quick
 # Only a full run replaces what docs/results holds (the README quotes it); others go to reports/.
 RESULTS = $(if $(filter full,$(PRESET)),docs/results,reports/$(PRESET))
-.PHONY: help install up down ps logs screenshot test test-slow stress-test lint lock format local-up local-down base-image bench claims sweep swarm-up swarm-scale swarm-bench swarm-down cluster-up cluster-down
+.PHONY: help install up down reset-db ps logs screenshot test test-slow stress-test lint lock format local-up local-down base-image bench claims sweep swarm-up swarm-scale swarm-bench swarm-down cluster-up cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -14,8 +14,11 @@ install: ## create .venv from the lock (nothing to do when it is up to date)
 up: ## build and start the stack, wait until healthy (SYNC_WORKERS=4 make up scales)
 	scripts/up.sh
 
-down: ## stop the stack and remove it
+down: ## stop the stack and remove it (the archive's data stays for the next start)
 	scripts/down.sh
+
+reset-db: ## stop the stack and delete the archive's data: the next make up seeds it afresh
+	scripts/down.sh --volumes
 
 ps: ## show the stack's containers
 	scripts/compose.sh ps

@@ -19,6 +19,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import WebSocketRequestValidationError
 from starlette.responses import JSONResponse
 
+from gateway.archive_async import async_archive
+from gateway.archive_sync import sync_archive
 from gateway.blocking_clients import RequestsClient
 from gateway.callers import AsyncCaller, BlockingCaller
 from gateway.calls import CallRules
@@ -52,14 +54,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[AsyncState]:
     async with (
         async_upstream_client(settings) as client,
         async_self_client(settings) as self_client,
+        async_archive(settings) as archive,
         AsyncExitStack() as stack,
     ):
         blocking = None
         if settings.lab_levers:
             session = stack.enter_context(closing(RequestsClient(build_session(settings))))
-            blocking = BlockingCaller(session, rules)
+            # The database form of the mistake: psycopg's blocking queries, on the loop.
+            blocking_archive = stack.enter_context(sync_archive(settings, "async-blocking"))
+            blocking = BlockingCaller(session, rules, blocking_archive)
         yield {
-            "caller": AsyncCaller(client, rules),
+            "caller": AsyncCaller(client, rules, archive),
             "blocking_caller": blocking,
             "self_client": self_client,
         }

@@ -15,6 +15,9 @@ import requests
 import stamina
 import urllib3
 
+from gateway.archive import not_queried_here
+from gateway.archive_async import AsyncArchive
+from gateway.archive_sync import SyncArchive
 from gateway.bodies import IDENTITY, DeadlinePassed, Refused, read_capped
 from gateway.calls import BlockingHTTPClient, Call, CallRules
 from gateway.clients import AsyncUpstreamClient
@@ -46,9 +49,15 @@ class AsyncCaller:
 
     client: AsyncUpstreamClient
     rules: CallRules
+    # The archive's pool, when there is an archive: its calls are queries.
+    archive: AsyncArchive | None = None
 
     async def fetch(self, call: Call, fan_out: FanOut) -> SourceOutcome:
         """One awaited call, cut off at the fan-out's deadline; never raises."""
+        if call.source.kind == "archive":
+            if self.archive is None:
+                return not_queried_here(fan_out, call.source)
+            return await self.archive.fetch(call, fan_out)
         client, rules = self.client, self.rules
         started, source = time.perf_counter(), call.source
         remaining = fan_out.remaining()
@@ -96,6 +105,8 @@ class AsyncCaller:
         context also trusts their private CA: the post's cost (the CA bundle), plus what
         lets it verify them.
         """
+        if call.source.kind == "archive":
+            return await self.fetch(call, fan_out)  # a query: no HTTP client to make
         url = str(self.client.news_urls[call.source.name])
         timeout = httpx.Timeout(**self.rules.timeout)
         verify: ssl.SSLContext | bool = True
@@ -116,6 +127,8 @@ class BlockingCaller:
 
     client: BlockingHTTPClient
     rules: CallRules
+    # The archive's pool, when there is an archive: its calls are blocking queries.
+    archive: SyncArchive | None = None
 
     def fetch(self, call: Call, fan_out: FanOut) -> SourceOutcome:
         """One blocking call within the fan-out's deadline; never raises.
@@ -124,6 +137,10 @@ class BlockingCaller:
         wait is at most what remains, and the body is read in chunks with the deadline
         checked between them. A body that drips can overrun it by one chunk's wait, no more.
         """
+        if call.source.kind == "archive":
+            if self.archive is None:
+                return not_queried_here(fan_out, call.source)
+            return self.archive.fetch(call, fan_out)
         started, source, rules = time.perf_counter(), call.source, self.rules
         get = functools.partial(self._get_within, call, fan_out)
         try:

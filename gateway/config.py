@@ -6,11 +6,19 @@ import socket
 import ssl
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, FilePath, HttpUrl, field_validator, model_validator
+from pydantic import (
+    Field,
+    FilePath,
+    HttpUrl,
+    PostgresDsn,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.news import SOURCE_NAME
-from gateway.sources import Source
+from gateway.sources import ARCHIVE, Source
 from serving.admission import AdmissionPolicy
 from serving.levers import LAB_LEVERS
 from serving.settings import ServerSettings
@@ -18,6 +26,8 @@ from serving.settings import ServerSettings
 # The default first: bench compare runs the client axis in this order.
 AsyncClientName = Literal["httpx-aiohttp", "aiohttp", "httpx2", "httpx"]
 SyncClientName = Literal["requests", "httpx"]
+# The async gateway's PostgreSQL driver, each with its own pool (gateway/archive.py).
+ArchiveDriver = Literal["asyncpg", "psycopg"]
 # The async clients that cannot speak HTTP/2: aiohttp underneath.
 NO_HTTP2: frozenset[AsyncClientName] = frozenset({"httpx-aiohttp", "aiohttp"})
 
@@ -34,6 +44,22 @@ class GatewaySettings(BaseSettings):
     # serving/certs.py makes); None: the usual bundle. The per-call client of the lab's
     # levers is the post's own, which loads the usual bundle, and trusts this CA besides.
     ca_file: FilePath | None = None
+    # The archive, a source that is a PostgreSQL table the gateway queries itself: its
+    # server, as postgresql://USER@HOST:PORT/DB, and the password apart (never in the URL,
+    # so that no answer or log can show it). None: no archive.
+    archive_url: PostgresDsn | None = None
+    archive_password: SecretStr | None = None
+    # How long the archive's query takes, like an upstream's delay: a pg_sleep in the
+    # statement, bound as a parameter.
+    archive_delay_ms: int = Field(300, ge=0, le=60_000)
+    # Connections in each worker's pool. A `def` route holds one for its whole query, so
+    # with fewer connections than threadpool tokens, requests queue twice.
+    archive_pool_size: int = Field(10, ge=1, le=1000)
+    # The async gateway's driver: asyncpg, or psycopg's AsyncConnectionPool.
+    archive_driver: ArchiveDriver = "asyncpg"
+    # The sources a fan-out calls when ?sources= is not given; None: every HTTP source.
+    # The archive is opt-in, so that every figure measured without it stays comparable.
+    default_sources: Annotated[list[str] | None, NoDecode] = None
     articles_per_source: int = Field(10, ge=1, le=100)
     # An upstream is untrusted: its body is read up to this many bytes and no further (10
     # articles are about 3 KB). A source that sends more, or more articles than were asked
@@ -135,6 +161,30 @@ class GatewaySettings(BaseSettings):
                 raise ValueError(f"source name {name!r} must match {SOURCE_NAME}")
         return value
 
+    @field_validator("default_sources", mode="before")
+    @classmethod
+    def parse_default_sources(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()] or None
+        return value
+
+    @model_validator(mode="after")
+    def default_sources_exist(self) -> "GatewaySettings":
+        names = [source.name for source in self.fan_out_sources]
+        unknown = [name for name in self.default_sources or () if name not in names]
+        if unknown:
+            raise ValueError(
+                f"default_sources: unknown source(s) {', '.join(unknown)};"
+                f" valid sources: {', '.join(names)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def archive_has_password(self) -> "GatewaySettings":
+        if self.archive_url is not None and self.archive_url.hosts()[0]["password"]:
+            raise ValueError("archive_url: give the password in GATEWAY_ARCHIVE_PASSWORD")
+        return self
+
     @model_validator(mode="after")
     def http2_client(self) -> "GatewaySettings":
         if self.http2 and self.async_http_client in NO_HTTP2:
@@ -175,3 +225,12 @@ class GatewaySettings(BaseSettings):
     @functools.cached_property
     def source_list(self) -> tuple[Source, ...]:
         return tuple(Source(name, str(url).rstrip("/")) for name, url in self.sources.items())
+
+    @functools.cached_property
+    def fan_out_sources(self) -> tuple[Source, ...]:
+        """Every source a fan-out may call: the HTTP ones, then the archive, if any."""
+        if self.archive_url is None:
+            return self.source_list
+        host = self.archive_url.hosts()[0]
+        server = f"postgresql://{host['host']}:{host['port'] or 5432}{self.archive_url.path}"
+        return (*self.source_list, Source(ARCHIVE, server, kind="archive"))

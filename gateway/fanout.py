@@ -79,6 +79,11 @@ class FanOut:
         )
         return SourceOutcome(result, payload.articles)
 
+    def fetched(self, source: Source, started: float, articles: list[Article]) -> SourceOutcome:
+        """Record a source that is not HTTP, the archive, and the articles it gave."""
+        result = self._result(source, started, ok=True, status=None, articles=len(articles))
+        return SourceOutcome(result, articles)
+
     def failed(
         self,
         source: Source,

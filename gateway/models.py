@@ -11,8 +11,10 @@ from serving.settings import ServerName
 # What went wrong with a source: it ran out of time, could not be reached (or dropped the
 # connection), sent bytes that are not HTTP, answered with an error status (a redirect
 # included: none is followed), answered with a body that is not news, or sent more than the
-# gateway takes.
-ErrorKind = Literal["timeout", "connect", "tls", "protocol", "status", "invalid_body", "too_large"]
+# gateway takes; or the archive's database failed, whatever way (the error says which).
+ErrorKind = Literal[
+    "timeout", "connect", "tls", "protocol", "status", "invalid_body", "too_large", "database"
+]
 
 
 class UpstreamNews(BaseModel):
@@ -28,7 +30,9 @@ class UpstreamNews(BaseModel):
 class SourceResult(BaseModel):
     name: str
     ok: bool
-    status: int | None = Field(description="Upstream HTTP status; null when none arrived.")
+    status: int | None = Field(
+        description="Upstream HTTP status; null when none arrived, and for the archive."
+    )
     started_ms: float = Field(description="When the call started, from the fan-out start.")
     elapsed_ms: float
     articles: int = Field(description="How many articles this source contributed.")
@@ -84,6 +88,14 @@ class GatewayHealth(BaseModel):
     instance: str = Field(description="The replica: its hostname.")
     node: str | None = Field(description="The swarm node it runs on; null elsewhere.")
     sources: list[str] = Field(description="Every source a fan-out may call, in order.")
+    default_sources: list[str] = Field(
+        description="What a fan-out calls when ?sources= is not given."
+    )
+    archive_driver: str | None = Field(
+        description="The archive's PostgreSQL driver (gateway/archive.py); null: no archive."
+    )
+    archive_pool_size: int = Field(description="The archive's connections per worker.")
+    archive_delay_ms: int = Field(description="How long the archive's query pauses.")
     upstream_tls: bool = Field(
         False,
         description="Every source is https://, verified against the lab's private CA alone"

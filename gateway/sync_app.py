@@ -14,6 +14,7 @@ from typing import Annotated, Literal, TypedDict
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request, Response
 
+from gateway.archive_sync import sync_archive
 from gateway.callers import BlockingCaller
 from gateway.calls import CallRules
 from gateway.clients import build_blocking_client
@@ -41,10 +42,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[SyncState]:
         max_workers=settings.executor_threads, thread_name_prefix="fanout"
     )
     try:
-        with closing(build_blocking_client(settings)) as client:
+        with closing(build_blocking_client(settings)) as client, sync_archive(settings) as archive:
             async with sync_self_caller(settings) as self_caller:
                 yield {
-                    "caller": BlockingCaller(client, CallRules.of(settings)),
+                    "caller": BlockingCaller(client, CallRules.of(settings), archive),
                     "executor": executor,
                     "self_caller": self_caller,
                 }

@@ -33,9 +33,9 @@ from serving.heap import with_frozen_heap
 from serving.refusals import invalid_query, lever_refused
 from serving.settings import SERVER_LACKS
 
-# What /healthz reports of the settings as they are; each gateway names its own client, and
-# the sources are reported by name, not URL.
-REPORTED_BY_ROUTE = {"sources"}
+# What /healthz reports of the settings as they are; each gateway names its own client and
+# archive driver, and the sources are reported by name, not URL.
+REPORTED_BY_ROUTE = {"sources", "default_sources", "archive_driver"}
 HEALTH_SETTINGS = set(GatewayHealth.model_fields) & set(GatewaySettings.model_fields)
 HEALTH_SETTINGS -= REPORTED_BY_ROUTE
 
@@ -43,9 +43,17 @@ HEALTH_SETTINGS -= REPORTED_BY_ROUTE
 def gateway_health(
     gateway: str, settings: GatewaySettings, http_client: str, cpu_work: CpuWork
 ) -> GatewayHealth:
+    archive_driver = None
+    if settings.archive_url is not None:
+        archive_driver = "psycopg" if gateway == "sync" else settings.archive_driver
     return GatewayHealth(
         gateway=gateway,
-        sources=[source.name for source in settings.source_list],
+        sources=[source.name for source in settings.fan_out_sources],
+        default_sources=[
+            source.name
+            for source in select_sources(settings.fan_out_sources, None, settings.default_sources)
+        ],
+        archive_driver=archive_driver,
         upstream_tls=all(s.base_url.startswith("https://") for s in settings.source_list),
         http_client=http_client,
         workers=settings.serving.workers,
@@ -169,17 +177,19 @@ def source_patterns(settings: GatewaySettings) -> tuple[str, str]:
     """The OpenAPI patterns of ``?sources=`` and ``?fault=``: the configured names, the known
     faults, and one fault per source (the lookahead; Python's and ECMA's regex both read it).
     """
-    name = "(?:" + "|".join(source.name for source in settings.source_list) + ")"
-    pair = f"{name}:(?:{'|'.join(get_args(FaultKind))})"
+    name = "(?:" + "|".join(source.name for source in settings.fan_out_sources) + ")"
+    # Faults are the upstreams' to inject: the archive takes none.
+    http_name = "(?:" + "|".join(source.name for source in settings.source_list) + ")"
+    pair = f"{http_name}:(?:{'|'.join(get_args(FaultKind))})"
     sources = f"^{name}(?:,{name})*$"
-    faults = f"^(?!(?:.*,)?({name}):.*,\\1:){pair}(?:,{pair})*$"
+    faults = f"^(?!(?:.*,)?({http_name}):.*,\\1:){pair}(?:,{pair})*$"
     return sources, faults
 
 
 def fan_out_plan_for(settings: GatewaySettings) -> Callable[..., Awaitable[FanOutPlan]]:
     """The dependency that reads a fan-out request, with its bounds from the settings: which
     names exist, the longest deadline, and whether the lab's levers are on."""
-    names = [source.name for source in settings.source_list]
+    names = [source.name for source in settings.fan_out_sources]
     sources_pattern, fault_pattern = source_patterns(settings)
     longest_fault = max(map(len, get_args(FaultKind)))
     levers = settings.lab_levers
@@ -193,7 +203,8 @@ def fan_out_plan_for(settings: GatewaySettings) -> Callable[..., Awaitable[FanOu
         sources: Annotated[
             str | None,
             Query(
-                description="Comma-separated source names; all configured sources by default.",
+                description="Comma-separated source names; by default, every HTTP source"
+                " (or GATEWAY_DEFAULT_SOURCES). The archive, PostgreSQL, is opt-in.",
                 # Checked by select_sources, whose 422 lists the valid names.
                 json_schema_extra={"pattern": sources_pattern},
                 max_length=len(",".join(names)),
@@ -225,7 +236,7 @@ def fan_out_plan_for(settings: GatewaySettings) -> Callable[..., Awaitable[FanOu
         if fault is not None and not levers:
             raise lever_refused("fault", fault)
         try:
-            selected = select_sources(settings.source_list, sources)
+            selected = select_sources(settings.fan_out_sources, sources, settings.default_sources)
         except UnknownSourcesError as exc:
             raise invalid_query("sources", str(exc), sources) from exc
         try:

@@ -4,6 +4,7 @@
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-fanout-lab}
 OFFLINE_BASE_IMAGE=fanout-lab/python-base:bookworm
+OFFLINE_POSTGRES_IMAGE=fanout-lab/postgres-base:15
 
 # .env holds the lab's defaults; they count here as they do for compose: the shell's
 # environment wins.
@@ -14,6 +15,7 @@ if [ -f "$ROOT/.env" ]; then
   done <"$ROOT/.env"
 fi
 export PYTHON_IMAGE=${PYTHON_IMAGE:-python:3.12-slim}
+export POSTGRES_IMAGE=${POSTGRES_IMAGE:-postgres:15-bookworm}
 # Docker refuses a CPU limit above the host's cores: on a 1-core host a limit of 2 becomes 1.
 for limit in GATEWAY_CPUS UPSTREAM_CPUS; do
   if [ -n "${!limit:-}" ] && awk -v want="${!limit}" -v have="$(nproc)" 'BEGIN { exit !(want > have) }'; then
@@ -72,39 +74,66 @@ compose() {
   fi
 }
 
-# Make PYTHON_IMAGE usable: present already, pulled, or else built offline.
-ensure_base_image() {
-  if docker image inspect "$PYTHON_IMAGE" >/dev/null 2>&1; then
+# Make the image the variable $1 names usable: present already, pulled, or else the
+# offline image $2, which the command $3 builds when it is missing too.
+ensure_image() {
+  local var=$1 offline=$2 build=$3
+  if docker image inspect "${!var}" >/dev/null 2>&1; then
     return 0
   fi
-  if [ "$PYTHON_IMAGE" != "$OFFLINE_BASE_IMAGE" ]; then
-    log "base image $PYTHON_IMAGE is not here; trying to pull it"
-    if timeout 120 docker pull "$PYTHON_IMAGE" >/dev/null 2>&1; then
+  if [ "${!var}" != "$offline" ]; then
+    log "image ${!var} is not here; trying to pull it"
+    if timeout 120 docker pull "${!var}" >/dev/null 2>&1; then
       return 0
     fi
-    log "no registry answered; using the offline base $OFFLINE_BASE_IMAGE instead"
-    export PYTHON_IMAGE=$OFFLINE_BASE_IMAGE
-    if docker image inspect "$PYTHON_IMAGE" >/dev/null 2>&1; then
+    log "no registry answered; using the offline image $offline instead"
+    export "$var=$offline"
+    if docker image inspect "$offline" >/dev/null 2>&1; then
       return 0
     fi
   fi
-  "$ROOT/scripts/base-image.sh"
+  "$build"
 }
 
-# The base image the last build used, without a pull: a restart without a build must pass
-# compose the same build argument, or compose sees every service as changed and recreates
-# the upstreams along with the one service asked for.
-# Every service runs the one image (docker-compose.yml's x-service): building one of them
-# builds it, where `compose build` would go through the same cached build once per service.
+# The Python base: the official slim image, or Debian's python3 (scripts/base-image.sh).
+ensure_base_image() {
+  ensure_image PYTHON_IMAGE "$OFFLINE_BASE_IMAGE" "$ROOT/scripts/base-image.sh"
+}
+
+# PostgreSQL: the official image, or Debian's postgresql package on the offline base
+# (db/offline/).
+ensure_postgres_image() {
+  ensure_image POSTGRES_IMAGE "$OFFLINE_POSTGRES_IMAGE" build_offline_postgres
+}
+
+build_offline_postgres() {
+  if ! docker image inspect "$OFFLINE_BASE_IMAGE" >/dev/null 2>&1; then
+    "$ROOT/scripts/base-image.sh"
+  fi
+  run docker build -q --build-arg "BASE_IMAGE=$OFFLINE_BASE_IMAGE" \
+    -t "$OFFLINE_POSTGRES_IMAGE" "$ROOT/db/offline" >/dev/null
+}
+
+# Every Python service runs the one image (docker-compose.yml's x-service): building one
+# of them builds it, where `compose build` would go through the same cached build once per
+# service. PostgreSQL has its own.
 build_image() {
   ensure_base_image
-  compose build sync-gateway
+  ensure_postgres_image
+  compose build sync-gateway postgres
 }
 
+# The base images the last build used, without a pull: a restart without a build must pass
+# compose the same build arguments, or compose sees every service as changed and recreates
+# the upstreams along with the one service asked for.
 built_base_image() {
   if ! docker image inspect "$PYTHON_IMAGE" >/dev/null 2>&1 &&
     docker image inspect "$OFFLINE_BASE_IMAGE" >/dev/null 2>&1; then
     export PYTHON_IMAGE=$OFFLINE_BASE_IMAGE
+  fi
+  if ! docker image inspect "$POSTGRES_IMAGE" >/dev/null 2>&1 &&
+    docker image inspect "$OFFLINE_POSTGRES_IMAGE" >/dev/null 2>&1; then
+    export POSTGRES_IMAGE=$OFFLINE_POSTGRES_IMAGE
   fi
 }
 

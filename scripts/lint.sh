@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Lint, format check, strict type check, the lock files against pyproject.toml, the k8s
-# manifests against Kubernetes' schemas, and the Dockerfile.
+# manifests against Kubernetes' schemas, and the Dockerfiles.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -11,4 +11,4 @@ run .venv/bin/ruff format --check .
 run .venv/bin/mypy .
 run "$ROOT/scripts/lock.sh" --check
 run .venv/bin/kubernetes-validate --quiet --strict k8s/*.yaml
-run .venv/bin/hadolint Dockerfile
+run .venv/bin/hadolint Dockerfile db/Dockerfile db/offline/Dockerfile

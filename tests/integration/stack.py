@@ -136,7 +136,7 @@ class Stack:
             self.restart(service, deps)
 
     def down(self) -> None:
-        self.script("down.sh", timeout=300, check=False)
+        self.script("down.sh", "--volumes", timeout=300, check=False)
 
     def container(self, service: str) -> str:
         """The id of one service's container."""

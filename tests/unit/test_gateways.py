@@ -283,6 +283,8 @@ def test_healthz_reports_the_client_and_every_limit(
         instance="gw-7",
         node="fanout-n3",
         sources=list(DELAYS_MS),
+        default_sources=list(DELAYS_MS),
+        archive_driver=None,
         server_lacks=["blocked-loop timeout"],
         executor_threads=21,
         cpu_rounds_per_ms=health.cpu_rounds_per_ms,

@@ -1,0 +1,119 @@
+"""The sync gateway's archive: psycopg, with psycopg_pool's ConnectionPool, from `def`
+routes (gateway/archive.py says how each query keeps to the deadline)."""
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import psycopg.errors
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from gateway.archive import (
+    CANCEL_GRACE_S,
+    PSYCOPG_QUERY,
+    PSYCOPG_SET_TIMEOUT,
+    ArchiveQuery,
+    Holders,
+    answered,
+    connect_kwargs,
+    database_failed,
+    no_answer,
+    started_with_time_left,
+)
+from gateway.calls import Call
+from gateway.config import GatewaySettings
+from gateway.fanout import FanOut, SourceOutcome
+
+# libpq's own bound on opening a connection (whole seconds, at least 2): a server that
+# accepts but never answers costs the pool's background worker this, never a request.
+CONNECT_TIMEOUT_S = 2
+
+
+class DeadlineConnection(psycopg.Connection[Any]):
+    """psycopg's connection, whose every wait on the server ends by `deadline` (a
+    perf_counter instant) when one is set. Past it, psycopg raises its wait timeout, and
+    this closes the connection: the pool then replaces it."""
+
+    deadline: float | None = None
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        if self.deadline is None:
+            return super().wait(gen, interval, timeout)
+        left = max(self.deadline - time.perf_counter(), 0.001)
+        try:
+            return super().wait(gen, interval, left if timeout is None else min(timeout, left))
+        except psycopg.errors._WaitTimeout:
+            self.close()
+            raise
+
+
+@dataclass(frozen=True, slots=True)
+class SyncArchive:
+    """A worker's archive queries: its pool, and what every query asks."""
+
+    pool: ConnectionPool[DeadlineConnection]
+    query: ArchiveQuery
+    holders: Holders
+
+    def fetch(self, call: Call, fan_out: FanOut) -> SourceOutcome:
+        """One blocking query within the fan-out's deadline; never raises."""
+        source = call.source
+        started, late = started_with_time_left(fan_out, source)
+        if late is not None:
+            return late
+        try:
+            with self.pool.connection(timeout=fan_out.remaining()) as conn:
+                with self.holders.holding():
+                    rows = self._query(conn, fan_out)
+        except PoolTimeout:
+            return self.holders.no_connection(fan_out, source, started)
+        except psycopg.errors._WaitTimeout:
+            return no_answer(fan_out, source, started)
+        except psycopg.Error as exc:
+            return database_failed(fan_out, source, started, exc, exc.sqlstate)
+        return answered(fan_out, source, started, rows, self.query.limit)
+
+    def _query(self, conn: DeadlineConnection, fan_out: FanOut) -> list[dict[str, Any]]:
+        remaining = fan_out.remaining()
+        conn.deadline = fan_out.deadline + CANCEL_GRACE_S
+        try:
+            with conn.cursor(row_factory=dict_row) as cursor:
+                cursor.execute(PSYCOPG_SET_TIMEOUT, [ArchiveQuery.timeout_ms(remaining)])
+                cursor.execute(PSYCOPG_QUERY, [self.query.pause_s, self.query.limit])
+                return cursor.fetchmany(self.query.limit + 1)
+        finally:
+            conn.deadline = None
+
+
+@contextmanager
+def sync_archive(settings: GatewaySettings, gateway: str = "sync") -> Iterator[SyncArchive | None]:
+    """The worker's pool, opened in the background (a server that is down delays no start),
+    and closed at the end; None when no archive is configured."""
+    if settings.archive_url is None:
+        yield None
+        return
+    size = settings.archive_pool_size
+    kwargs = {
+        **connect_kwargs(settings, gateway),
+        "autocommit": True,
+        "connect_timeout": CONNECT_TIMEOUT_S,
+    }
+    pool = ConnectionPool(
+        str(settings.archive_url),
+        connection_class=DeadlineConnection,
+        kwargs=kwargs,
+        min_size=size,
+        max_size=size,
+        open=False,
+        name=f"archive-{gateway}",
+        reconnect_timeout=float("inf"),
+    )
+    pool.open(wait=False)
+    try:
+        yield SyncArchive(pool, ArchiveQuery.of(settings), Holders(size))
+    finally:
+        pool.close(timeout=1.0)
