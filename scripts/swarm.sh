@@ -187,10 +187,17 @@ down() {
       docker stack rm "$STACK" >/dev/null 2>&1 || true
     done
   fi
+  # A stack leaves its volumes behind: the archive's goes too, and the next swarm-up seeds it
+  # afresh (its container may take a moment more to go).
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    docker volume inspect "${STACK}_archive" >/dev/null 2>&1 || break
+    docker volume rm "${STACK}_archive" >/dev/null 2>&1 && break
+    sleep 2
+  done
   if [ -e "$CREATED" ]; then
     # Leaving removes whatever is left of the stack too. Right after a stack goes, the
     # engine may still be busy with its network: retry.
-    local attempt
     for attempt in 1 2 3 4 5; do
       if run docker swarm leave --force >/dev/null; then
         rm -f "$CREATED"
