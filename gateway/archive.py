@@ -101,13 +101,19 @@ def articles_of(rows: Iterable[Mapping[str, Any]], limit: int) -> list[Article]:
 
 
 def answered(
-    fan_out: FanOut, source: Source, started: float, rows: Iterable[Mapping[str, Any]], limit: int
+    fan_out: FanOut,
+    source: Source,
+    started: float,
+    waited_s: float,
+    rows: Iterable[Mapping[str, Any]],
+    limit: int,
 ) -> SourceOutcome:
+    """The archive's outcome from its rows, and how long it waited for a connection."""
     try:
         articles = articles_of(rows, limit)
     except ArchiveFailed as exc:
         return fan_out.failed(source, started, "database", str(exc))
-    return fan_out.fetched(source, started, articles)
+    return fan_out.fetched(source, started, articles, waited_s)
 
 
 @dataclass(slots=True)

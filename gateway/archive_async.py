@@ -59,6 +59,7 @@ class AsyncpgArchive:
             return late
         try:
             conn = await self.pool.acquire(timeout=fan_out.remaining())
+            waited = time.perf_counter() - started
         except TimeoutError:
             return self.holders.no_connection(fan_out, source, started)
         except (asyncpg.PostgresError, OSError) as exc:
@@ -75,7 +76,7 @@ class AsyncpgArchive:
             return database_failed(fan_out, source, started, exc, _sqlstate(exc))
         finally:
             await self.pool.release(conn, timeout=CANCEL_GRACE_S)
-        return answered(fan_out, source, started, map(dict, rows), self.query.limit)
+        return answered(fan_out, source, started, waited, map(dict, rows), self.query.limit)
 
     async def _query(self, conn: Any, fan_out: FanOut) -> list[Any]:
         remaining = fan_out.remaining()
@@ -126,6 +127,7 @@ class PsycopgAsyncArchive:
             return late
         try:
             async with self.pool.connection(timeout=fan_out.remaining()) as conn:
+                waited = time.perf_counter() - started
                 with self.holders.holding():
                     rows = await self._query(conn, fan_out)
         except PoolTimeout:
@@ -134,7 +136,7 @@ class PsycopgAsyncArchive:
             return no_answer(fan_out, source, started)
         except psycopg.Error as exc:
             return database_failed(fan_out, source, started, exc, exc.sqlstate)
-        return answered(fan_out, source, started, rows, self.query.limit)
+        return answered(fan_out, source, started, waited, rows, self.query.limit)
 
     async def _query(self, conn: AsyncDeadlineConnection, fan_out: FanOut) -> list[Any]:
         remaining = fan_out.remaining()

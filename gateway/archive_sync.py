@@ -67,6 +67,7 @@ class SyncArchive:
             return late
         try:
             with self.pool.connection(timeout=fan_out.remaining()) as conn:
+                waited = time.perf_counter() - started
                 with self.holders.holding():
                     rows = self._query(conn, fan_out)
         except PoolTimeout:
@@ -75,7 +76,7 @@ class SyncArchive:
             return no_answer(fan_out, source, started)
         except psycopg.Error as exc:
             return database_failed(fan_out, source, started, exc, exc.sqlstate)
-        return answered(fan_out, source, started, rows, self.query.limit)
+        return answered(fan_out, source, started, waited, rows, self.query.limit)
 
     def _query(self, conn: DeadlineConnection, fan_out: FanOut) -> list[dict[str, Any]]:
         remaining = fan_out.remaining()

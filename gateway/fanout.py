@@ -79,9 +79,19 @@ class FanOut:
         )
         return SourceOutcome(result, payload.articles)
 
-    def fetched(self, source: Source, started: float, articles: list[Article]) -> SourceOutcome:
-        """Record a source that is not HTTP, the archive, and the articles it gave."""
-        result = self._result(source, started, ok=True, status=None, articles=len(articles))
+    def fetched(
+        self, source: Source, started: float, articles: list[Article], waited_s: float
+    ) -> SourceOutcome:
+        """Record a source that is not HTTP, the archive: the articles it gave, and how long
+        it waited for a pooled connection first."""
+        result = self._result(
+            source,
+            started,
+            ok=True,
+            status=None,
+            articles=len(articles),
+            waited_ms=_ms(waited_s),
+        )
         return SourceOutcome(result, articles)
 
     def failed(

@@ -44,6 +44,11 @@ class SourceResult(BaseModel):
     )
     error_kind: ErrorKind | None = None
     error: str | None = Field(None, description="What happened, for people.")
+    waited_ms: float | None = Field(
+        None,
+        description="The archive's wait for a pooled connection, within elapsed_ms; null for"
+        " an HTTP source, and when none came.",
+    )
 
 
 class NewsResponse(BaseModel):

@@ -66,6 +66,8 @@ class Answer:
     done: float
     fan_out_s: float
     queued_s: float
+    # Within the fan-out: the archive's wait for a pooled connection (`waited_ms`), if any.
+    pool_wait_s: float = 0.0
 
 
 @dataclass
@@ -244,7 +246,8 @@ class _Recorder:
         if payload is not None and spec.keep_answers:
             queued_ms = payload.get("queued_ms")
             fan_out_s, queued_s = payload["elapsed_ms"] / 1000, (queued_ms or 0) / 1000
-            result.answers.append(Answer(intended, done, fan_out_s, queued_s))
+            pool_wait_s = sum(s.get("waited_ms") or 0 for s in payload["sources"]) / 1000
+            result.answers.append(Answer(intended, done, fan_out_s, queued_s, pool_wait_s))
         if not self.in_window(done):
             return
         if kind is not None:

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.unit.loopback import DELAYS_MS, Upstreams, running_upstreams, unused_loopback_url
+from tests.unit.postgres import Postgres, running_postgres
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,3 +26,10 @@ def upstreams() -> Iterator[Upstreams]:
 @pytest.fixture(scope="session")
 def unused_url() -> str:
     return unused_loopback_url()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A seeded PostgreSQL on loopback (tests/unit/postgres.py), once per test process."""
+    with running_postgres() as server:
+        yield server

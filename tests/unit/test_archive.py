@@ -17,7 +17,7 @@ from gateway import async_app, sync_app
 from gateway.archive import PSYCOPG_QUERY
 from gateway.config import GatewaySettings
 from tests.unit.loopback import Upstreams
-from tests.unit.postgres import ARCHIVE_PASSWORD, Postgres, running_postgres
+from tests.unit.postgres import ARCHIVE_PASSWORD, Postgres
 
 GATEWAYS: dict[str, tuple[Callable[[GatewaySettings], FastAPI], dict[str, Any]]] = {
     "sync": (sync_app.create_app, {}),
@@ -25,12 +25,6 @@ GATEWAYS: dict[str, tuple[Callable[[GatewaySettings], FastAPI], dict[str, Any]]]
     "async-psycopg": (async_app.create_app, {"archive_driver": "psycopg"}),
 }
 DELAY_MS = 100
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    with running_postgres() as server:
-        yield server
 
 
 @pytest.fixture

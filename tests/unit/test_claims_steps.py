@@ -13,6 +13,7 @@ import pytest
 
 from bench.experiments.claims.background import background
 from bench.experiments.claims.cpu import cpu_work
+from bench.experiments.claims.database import database
 from bench.experiments.claims.fan_out import (
     client_per_call,
     fan_out_lessons,
@@ -32,6 +33,7 @@ from gateway import async_app, sync_app
 from gateway.models import GatewayHealth
 from serving.certs import CA_FILE, leaf_file, make_certificates
 from tests.unit.loopback import DELAYS_MS, LiveServer, Upstreams, running_upstreams
+from tests.unit.postgres import ARCHIVE_PASSWORD, Postgres
 
 GATEWAYS: tuple[GatewayName, ...] = ("sync", "async")
 
@@ -46,16 +48,20 @@ PRESET = ClaimsPreset(
     work_ms=20,
     fast_concurrency=4,
     gunicorn_timeout_s=2,
+    db_window_s=3,
 )
+# The archive's query: short, so that its bursts and its pool's run stay short.
+ARCHIVE_DELAY_MS = 100
 
 
 class InProcessStack(ProbedStack):
     """Both gateways on loopback; a restart builds the gateway again from the variables the
     claims set (only the sync client's matters in process), and is recorded."""
 
-    def __init__(self, upstreams: Upstreams, exits: ExitStack) -> None:
+    def __init__(self, upstreams: Upstreams, exits: ExitStack, postgres: Postgres) -> None:
         super().__init__()
         self.upstreams, self.plain, self.exits = upstreams, upstreams, exits
+        self.postgres = postgres
         self.restarts: list[tuple[GatewayName, dict[str, str]]] = []
         self.stack_restarts: list[dict[str, str]] = []
         # What UPSTREAM_TLS=true started: closed when the stack is restarted again.
@@ -74,6 +80,10 @@ class InProcessStack(ProbedStack):
             ca_file=self.ca_file,
             async_http_client=self.async_env.get("ASYNC_HTTP_CLIENT", "httpx-aiohttp"),
             http2=self.async_env.get("ASYNC_HTTP2") == "true",
+            archive_url=self.postgres.archive_url,
+            archive_password=ARCHIVE_PASSWORD,
+            archive_delay_ms=ARCHIVE_DELAY_MS,
+            archive_driver=self.async_env.get("ASYNC_ARCHIVE_DRIVER", "asyncpg"),
         )
         app = (sync_app if gateway == "sync" else async_app).create_app(settings)
         return self.exits.enter_context(LiveServer(app))
@@ -116,9 +126,9 @@ class InProcessStack(ProbedStack):
 
 
 @pytest.fixture(scope="module")
-def stack(upstreams: Upstreams) -> Iterator[InProcessStack]:
+def stack(upstreams: Upstreams, postgres: Postgres) -> Iterator[InProcessStack]:
     with ExitStack() as exits:
-        yield InProcessStack(upstreams, exits)
+        yield InProcessStack(upstreams, exits, postgres)
 
 
 @pytest.fixture
@@ -196,6 +206,27 @@ def test_websocket_streams_the_sources_in_the_order_they_answer(lab: Lab) -> Non
     # The first source arrives before the whole answer: the stream is not one late lump.
     assert figures["first_ms"] < figures["whole_ms"]
     assert claims.row("websocket").measured is not None
+
+
+def test_database_claims_measure_the_pool_and_put_the_driver_back(
+    lab: Lab, stack: InProcessStack
+) -> None:
+    claims = new_claims()
+    database(lab, claims)
+    keys = ["db_def", "db_wrong", "db_pool_wait", "db_async_driver"]
+    assert [row.key for row in claims.rows] == keys
+    figures = claims.figures["database"]
+    assert (figures["tokens"], figures["pool"]) == (40, 10)
+    # Past the pool's 10 connections, def queries wait for one; on the loop, one at a time.
+    assert figures["def"]["40"] > 2 * figures["def"]["5"]
+    assert figures["loop"]["6"] > 3
+    assert figures["pool_wait"]["answered"] > 0 and figures["pool_wait"]["measured_ms"] >= 0
+    # No probe, no CPU: the drivers' row gives no verdict. The default driver is back.
+    assert claims.row("db_async_driver").verdict == "not measured"
+    drivers = [env["ASYNC_ARCHIVE_DRIVER"] for _, env in stack.restarts]
+    assert [gateway for gateway, _ in stack.restarts] == ["async", "async"]
+    assert drivers == ["psycopg", "asyncpg"]
+    assert stack.health("async").archive_driver == "asyncpg"
 
 
 def test_without_a_probe_no_cost_is_made_up_and_no_verdict_given(stack: InProcessStack) -> None:

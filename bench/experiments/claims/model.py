@@ -24,11 +24,12 @@ class ClaimsPreset:
     work_ms: float  # one CPU job
     fast_concurrency: int
     gunicorn_timeout_s: int
+    db_window_s: float = 30.0  # the archive pool's Poisson run
 
 
 PRESETS = {
-    "quick": ClaimsPreset(3, 1, (10, 100), (10, 100), (4, 40, 80), 4, 100, 20, 2),
-    "full": ClaimsPreset(10, 2, (10, 100, 200), (10, 100), (4, 40, 80), 4, 100, 20, 2),
+    "quick": ClaimsPreset(3, 1, (10, 100), (10, 100), (4, 40, 80), 4, 100, 20, 2, 30),
+    "full": ClaimsPreset(10, 2, (10, 100, 200), (10, 100), (4, 40, 80), 4, 100, 20, 2, 90),
 }
 # /sync_func sleeps long against what 80 requests cost the worker besides; /wrong's queue
 # in a row, so a short one keeps 80 of them to 8 s.

@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from bench.experiments.claims.background import background
 from bench.experiments.claims.cpu import cpu_work, gunicorn_timeout
+from bench.experiments.claims.database import database
 from bench.experiments.claims.fan_out import (
     client_per_call,
     fan_out_lessons,
@@ -49,6 +50,7 @@ def run_claims(
     sleeps(lab, claims)
     self_call(lab, claims)
     background(lab, claims)
+    database(lab, claims)
     websocket(lab, claims, delays)
     client_per_call(lab, claims, max(delays.values()))
     tls(lab, claims)
