@@ -1,11 +1,12 @@
 """The sync gateway's archive: psycopg, with psycopg_pool's ConnectionPool, from `def`
 routes (gateway/archive.py says how each query keeps to the deadline)."""
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import psycopg.errors
@@ -51,13 +52,64 @@ class DeadlineConnection(psycopg.Connection[Any]):
             raise
 
 
+class BlockingArchive(Protocol):
+    def fetch(self, call: Call, fan_out: FanOut) -> SourceOutcome: ...
+
+
+def query_within(
+    conn: DeadlineConnection, fan_out: FanOut, query: ArchiveQuery
+) -> list[dict[str, Any]]:
+    """The archive's query on this connection, within the fan-out's deadline."""
+    remaining = fan_out.remaining()
+    conn.deadline = fan_out.deadline + CANCEL_GRACE_S
+    try:
+        with conn.cursor(row_factory=dict_row) as cursor:
+            cursor.execute(PSYCOPG_SET_TIMEOUT, [ArchiveQuery.timeout_ms(remaining)])
+            cursor.execute(PSYCOPG_QUERY, [query.pause_s, query.limit])
+            return cursor.fetchmany(query.limit + 1)
+    finally:
+        conn.deadline = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectingArchive:
+    """The archive with no pool: a new connection for each query, closed after it. What
+    "use database connection pooling" warns against, as a lab lever
+    (`?archive_connection=new`). Opening one is libpq's to bound, in whole seconds, at
+    least 2: a server that accepts and never answers can hold it past the deadline."""
+
+    conninfo: str
+    kwargs: dict[str, Any]
+    query: ArchiveQuery
+
+    def fetch(self, call: Call, fan_out: FanOut) -> SourceOutcome:
+        source = call.source
+        started, late = started_with_time_left(fan_out, source)
+        if late is not None:
+            return late
+        timeout = max(CONNECT_TIMEOUT_S, math.ceil(fan_out.remaining()))
+        try:
+            with DeadlineConnection.connect(
+                self.conninfo, **self.kwargs, connect_timeout=timeout
+            ) as conn:
+                waited = time.perf_counter() - started
+                rows = query_within(conn, fan_out, self.query)
+        except psycopg.errors._WaitTimeout:
+            return no_answer(fan_out, source, started)
+        except psycopg.Error as exc:
+            return database_failed(fan_out, source, started, exc, exc.sqlstate)
+        return answered(fan_out, source, started, waited, rows, self.query.limit)
+
+
 @dataclass(frozen=True, slots=True)
 class SyncArchive:
-    """A worker's archive queries: its pool, and what every query asks."""
+    """A worker's archive queries: its pool, what every query asks, and the same queries
+    without the pool (the lab's lever)."""
 
     pool: ConnectionPool[DeadlineConnection]
     query: ArchiveQuery
     holders: Holders
+    unpooled: ConnectingArchive
 
     def fetch(self, call: Call, fan_out: FanOut) -> SourceOutcome:
         """One blocking query within the fan-out's deadline; never raises."""
@@ -69,7 +121,7 @@ class SyncArchive:
             with self.pool.connection(timeout=fan_out.remaining()) as conn:
                 waited = time.perf_counter() - started
                 with self.holders.holding():
-                    rows = self._query(conn, fan_out)
+                    rows = query_within(conn, fan_out, self.query)
         except PoolTimeout:
             return self.holders.no_connection(fan_out, source, started)
         except psycopg.errors._WaitTimeout:
@@ -77,17 +129,6 @@ class SyncArchive:
         except psycopg.Error as exc:
             return database_failed(fan_out, source, started, exc, exc.sqlstate)
         return answered(fan_out, source, started, waited, rows, self.query.limit)
-
-    def _query(self, conn: DeadlineConnection, fan_out: FanOut) -> list[dict[str, Any]]:
-        remaining = fan_out.remaining()
-        conn.deadline = fan_out.deadline + CANCEL_GRACE_S
-        try:
-            with conn.cursor(row_factory=dict_row) as cursor:
-                cursor.execute(PSYCOPG_SET_TIMEOUT, [ArchiveQuery.timeout_ms(remaining)])
-                cursor.execute(PSYCOPG_QUERY, [self.query.pause_s, self.query.limit])
-                return cursor.fetchmany(self.query.limit + 1)
-        finally:
-            conn.deadline = None
 
 
 @contextmanager
@@ -98,15 +139,11 @@ def sync_archive(settings: GatewaySettings, gateway: str = "sync") -> Iterator[S
         yield None
         return
     size = settings.archive_pool_size
-    kwargs = {
-        **connect_kwargs(settings, gateway),
-        "autocommit": True,
-        "connect_timeout": CONNECT_TIMEOUT_S,
-    }
+    kwargs = {**connect_kwargs(settings, gateway), "autocommit": True}
     pool = ConnectionPool(
         str(settings.archive_url),
         connection_class=DeadlineConnection,
-        kwargs=kwargs,
+        kwargs={**kwargs, "connect_timeout": CONNECT_TIMEOUT_S},
         min_size=size,
         max_size=size,
         open=False,
@@ -115,6 +152,8 @@ def sync_archive(settings: GatewaySettings, gateway: str = "sync") -> Iterator[S
     )
     pool.open(wait=False)
     try:
-        yield SyncArchive(pool, ArchiveQuery.of(settings), Holders(size))
+        query = ArchiveQuery.of(settings)
+        unpooled = ConnectingArchive(str(settings.archive_url), kwargs, query)
+        yield SyncArchive(pool, query, Holders(size), unpooled)
     finally:
         pool.close(timeout=1.0)

@@ -17,7 +17,7 @@ import urllib3
 
 from gateway.archive import not_queried_here
 from gateway.archive_async import AsyncArchive
-from gateway.archive_sync import SyncArchive
+from gateway.archive_sync import BlockingArchive
 from gateway.bodies import IDENTITY, DeadlinePassed, Refused, read_capped
 from gateway.calls import BlockingHTTPClient, Call, CallRules
 from gateway.clients import AsyncUpstreamClient
@@ -128,7 +128,7 @@ class BlockingCaller:
     client: BlockingHTTPClient
     rules: CallRules
     # The archive's pool, when there is an archive: its calls are blocking queries.
-    archive: SyncArchive | None = None
+    archive: BlockingArchive | None = None
 
     def fetch(self, call: Call, fan_out: FanOut) -> SourceOutcome:
         """One blocking call within the fan-out's deadline; never raises.

@@ -46,8 +46,9 @@ class SourceResult(BaseModel):
     error: str | None = Field(None, description="What happened, for people.")
     waited_ms: float | None = Field(
         None,
-        description="The archive's wait for a pooled connection, within elapsed_ms; null for"
-        " an HTTP source, and when none came.",
+        description="The archive's wait for a connection, within elapsed_ms: a pooled one,"
+        " or a new one's connect (?archive_connection=new); null for an HTTP source, and"
+        " when none came.",
     )
 
 

@@ -6,6 +6,7 @@ Each call blocks its thread, so ``GET /news`` takes about the sum of the source 
 gunicorn loads it through the factory: ``gateway.sync_app:create_app()``.
 """
 
+import dataclasses
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, closing
@@ -14,7 +15,7 @@ from typing import Annotated, Literal, TypedDict
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request, Response
 
-from gateway.archive_sync import sync_archive
+from gateway.archive_sync import SyncArchive, sync_archive
 from gateway.callers import BlockingCaller
 from gateway.calls import CallRules
 from gateway.clients import build_blocking_client
@@ -22,8 +23,11 @@ from gateway.config import GatewaySettings
 from gateway.models import FAN_OUT_RESPONSES, NewsResponse
 from gateway.selfcall import SyncSelfCaller, self_call_router, sync_self_caller
 from gateway.web import FanOutPlan, create_gateway_app, fan_out_plan_for
+from serving.refusals import lever_refused
 
 SyncMode = Literal["sequential", "threads"]
+# pool: the worker's pool; new: a new connection for this query, closed after it.
+ArchiveConnection = Literal["pool", "new"]
 
 
 class SyncState(TypedDict):
@@ -65,10 +69,23 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         mode: Annotated[
             SyncMode, Query(description="sequential: one call after another; threads: a pool.")
         ] = "sequential",
+        archive_connection: Annotated[
+            ArchiveConnection,
+            Query(
+                description="pool: the worker's pool; new: a new connection per query.",
+                include_in_schema=settings.lab_levers,
+            ),
+        ] = "pool",
     ) -> Response:
         """Fan out to every selected source from this worker thread."""
         # The lifespan's state, as on the async gateway.
-        fan_out, caller = plan.start(), request.state.caller
+        fan_out = plan.start()
+        caller: BlockingCaller = request.state.caller
+        if archive_connection != "pool":
+            if not settings.lab_levers:
+                raise lever_refused("archive_connection", archive_connection)
+            if isinstance(caller.archive, SyncArchive):
+                caller = dataclasses.replace(caller, archive=caller.archive.unpooled)
         if mode == "threads":
             # Each call keeps to the deadline itself, so every future ends by then.
             executor: ThreadPoolExecutor = request.state.executor

@@ -9,6 +9,7 @@ import statistics
 import subprocess
 from typing import Literal, Protocol
 
+from bench.harness.database import DatabaseProbe, compose_database
 from bench.harness.http import get_json
 from bench.harness.load import LoadResult, LoadSpec, run_load
 from bench.harness.probe import StackProbe, WindowCost, compose_probe
@@ -116,6 +117,9 @@ class ComposeStack(ProbedStack):
 
     def new_probe(self, gateway: GatewayName) -> StackProbe | None:
         return compose_probe(self.project, GATEWAY_SERVICES[gateway], UPSTREAM_SERVICES)
+
+    def database(self) -> DatabaseProbe | None:
+        return compose_database(self.project)
 
     def restart_stack(self, env: dict[str, str]) -> None:
         """Recreate every service whose compose variables these change (UPSTREAM_TLS: all

@@ -53,15 +53,15 @@ class Postgres:
     def archive_url(self) -> str:
         return f"postgresql://archive_reader@127.0.0.1:{self.port}/news"
 
-    @property
-    def superuser_conninfo(self) -> str:
-        return f"host={self.socket_dir} port={self.port} dbname=news user={SUPERUSER}"
+    def superuser_conninfo(self, dbname: str = "news") -> str:
+        return f"host={self.socket_dir} port={self.port} dbname={dbname} user={SUPERUSER}"
 
-    def psql(self, sql: str, *variables: str) -> str:
+    def psql(self, sql: str, *variables: str, dbname: str = "news") -> str:
+        """`sql` run by psql as the superuser, in `dbname`; what it printed, unaligned."""
         command = [str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
         for variable in variables:
             command += ["-v", variable]
-        command += ["-d", self.superuser_conninfo, "-f", "-"]
+        command += ["-d", self.superuser_conninfo(dbname), "-f", "-"]
         return subprocess.run(
             [*as_server_user(), *command],
             input=sql,

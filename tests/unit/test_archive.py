@@ -202,6 +202,25 @@ def test_bad_archive_input_is_a_422_naming_the_field(
     assert unknown.status_code == 422 and "ledger" in unknown.text
 
 
+def test_a_new_connection_per_query_is_a_lever_of_the_sync_gateway(
+    archive_client: Callable[..., TestClient], postgres: Postgres
+) -> None:
+    sessions = "SELECT sessions FROM pg_stat_database WHERE datname = 'news';"
+    client = archive_client("sync")
+    assert archive_of(client.get("/news", params={"sources": "archive"}).json())["ok"]
+    # Read from another database: psql's own session is not one of the archive's.
+    before = int(postgres.psql(sessions, dbname="postgres"))
+    params = {"sources": "archive", "archive_connection": "new"}
+    for _ in range(3):
+        archive = archive_of(client.get("/news", params=params).json())
+        assert archive["ok"] and archive["waited_ms"] > 0, archive
+    # Each query opened a connection of its own; the pool's stayed open and unused.
+    assert int(postgres.psql(sessions, dbname="postgres")) - before == 3
+    closed = archive_client("sync", lab_levers=False)
+    refused = closed.get("/news", params=params)
+    assert refused.status_code == 422 and "archive_connection" in refused.text
+
+
 def test_settings_refuse_a_password_in_the_url_and_unknown_defaults() -> None:
     with pytest.raises(ValueError, match="GATEWAY_ARCHIVE_PASSWORD"):
         GatewaySettings(archive_url="postgresql://archive_reader:secret@db/news")
@@ -210,7 +229,7 @@ def test_settings_refuse_a_password_in_the_url_and_unknown_defaults() -> None:
 
 
 def test_the_query_reads_the_index_with_bound_values(postgres: Postgres) -> None:
-    with psycopg.connect(postgres.superuser_conninfo) as conn:
+    with psycopg.connect(postgres.superuser_conninfo()) as conn:
         plan = conn.execute("EXPLAIN " + PSYCOPG_QUERY, [0.0, 10]).fetchall()
     assert "Index Scan using articles_published_at" in "\n".join(row[0] for row in plan)
 

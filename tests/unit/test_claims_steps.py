@@ -27,6 +27,7 @@ from bench.experiments.claims.model import PLACEMENTS, Claims, ClaimsPreset
 from bench.experiments.claims.selfcall import self_call
 from bench.experiments.claims.tls import tls
 from bench.experiments.claims.websocket import AT_ONCE, websocket
+from bench.harness.database import DatabaseProbe
 from bench.harness.probe import StackProbe
 from bench.harness.stack import GatewayName, ProbedStack, calibrate, healthz
 from gateway import async_app, sync_app
@@ -98,6 +99,9 @@ class InProcessStack(ProbedStack):
         return calibrate(self.base("async"))
 
     def new_probe(self, gateway: GatewayName) -> StackProbe | None:
+        return None
+
+    def database(self) -> DatabaseProbe | None:
         return None
 
     def restart(self, gateway: GatewayName, env: dict[str, str]) -> None:
@@ -213,7 +217,7 @@ def test_database_claims_measure_the_pool_and_put_the_driver_back(
 ) -> None:
     claims = new_claims()
     database(lab, claims)
-    keys = ["db_def", "db_wrong", "db_pool_wait", "db_async_driver"]
+    keys = ["db_def", "db_wrong", "db_pool_wait", "db_pooling", "db_async_driver"]
     assert [row.key for row in claims.rows] == keys
     figures = claims.figures["database"]
     assert (figures["tokens"], figures["pool"]) == (40, 10)
@@ -223,6 +227,8 @@ def test_database_claims_measure_the_pool_and_put_the_driver_back(
     assert figures["pool_wait"]["answered"] > 0 and figures["pool_wait"]["measured_ms"] >= 0
     # No probe, no CPU: the drivers' row gives no verdict. The default driver is back.
     assert claims.row("db_async_driver").verdict == "not measured"
+    assert claims.row("db_pooling").verdict == "not measured"
+    assert figures["connecting"]["new"]["sessions"] is None
     drivers = [env["ASYNC_ARCHIVE_DRIVER"] for _, env in stack.restarts]
     assert [gateway for gateway, _ in stack.restarts] == ["async", "async"]
     assert drivers == ["psycopg", "asyncpg"]

@@ -12,6 +12,7 @@ import aiohttp
 from bench.experiments.claims.fan_out import burst_ratios, priced
 from bench.experiments.claims.lab import Lab, alone_ms, wait_until_settled
 from bench.experiments.claims.model import Claim, Claims, Point
+from bench.harness.database import DatabaseProbe
 from bench.harness.load import LoadSpec, open_loop_schedule, run_load
 from core.theory import burst_ideal, mdc_wait, mean_wait_spread, replay_fifo_wait
 
@@ -27,9 +28,21 @@ POOL_RHO = 0.8
 # The sweep's acceptance (docs/benchmark.md): the measured mean wait within this of the
 # replayed queue's, and inside theory's range for the run's length.
 REPLAY_TOLERANCE, REPLAY_SLACK_S = 0.30, 0.005
-# The drivers' comparison: as many clients as the pool has connections, none waiting.
+# The drivers' comparison, and the pool's against a connection per query: as many clients
+# as the pool has connections, none waiting for one.
 DRIVER_CLIENTS = 10
 COMMAND = "python -m bench claims"
+
+
+@dataclass(frozen=True)
+class Connecting:
+    """One way of connecting, priced: the gateway's CPU per answer (its window), and where
+    the server can be read, its CPU and the sessions it opened per answer (the whole run,
+    warm-up and drain included, less what it spends at rest)."""
+
+    point: Point
+    db_cpu_ms: float | None
+    sessions: float | None
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,7 @@ def database(lab: Lab, claims: Claims) -> None:
         for path in (f"/news/blocking?{ARCHIVE}", f"/news?{ARCHIVE}")
     }
     waited = pool_wait(lab, pool, tokens)
+    connecting = {way: connecting_cost(lab, way) for way in ("pool", "new")}
     drivers = driver_cpu(lab)
     claims.figures["database"] = {
         "tokens": tokens,
@@ -84,11 +98,16 @@ def database(lab: Lab, claims: Claims) -> None:
         "beside_extra_ms": {path: round(ms, 1) for path, ms in beside.items()},
         "pool_wait": {**vars(waited), "replay_ratio": round(waited.replay_ratio, 3)},
         "drivers": {driver: vars(point) for driver, point in drivers.items()},
+        "connecting": {
+            way: {**vars(c.point), "db_cpu_ms": c.db_cpu_ms, "sessions": c.sessions}
+            for way, c in connecting.items()
+        },
     }
     claims.rows += [
         def_row(def_ratios, tokens, pool),
         loop_row(loop_ratios, beside),
         pool_row(waited),
+        pooling_row(connecting),
         driver_row(drivers),
     ]
 
@@ -165,6 +184,79 @@ def pool_row(waited: PoolWait) -> Claim:
         f" {waited.tokens} tokens never bind: the pool is the queue's servers",
         COMMAND,
     )
+
+
+def pooling_row(ways: dict[str, Connecting]) -> Claim:
+    pooled, new = ways["pool"], ways["new"]
+
+    def total(way: Connecting) -> float | None:
+        gateway, db = way.point.cpu_ms, way.db_cpu_ms
+        return None if gateway is None or db is None else gateway + db
+
+    measured = None
+    if (pooled_ms := total(pooled)) is not None and (new_ms := total(new)) is not None:
+        measured = round(new_ms / pooled_ms, 2)
+    opens = new.sessions is not None and new.sessions >= 0.9 and (pooled.sessions or 0) < 0.1
+
+    def said(name: str, way: Connecting) -> str:
+        return (
+            f"{name}: gateway {way.point.cpu_ms} ms and PostgreSQL {way.db_cpu_ms} ms of CPU"
+            f" per query, {way.sessions} sessions opened per query, p50 {way.point.p50_ms} ms"
+        )
+
+    return Claim(
+        "db_pooling",
+        "use database connection pooling",
+        "Best Practices",
+        f"sync gateway, def /news?{ARCHIVE}, C={DRIVER_CLIENTS}: psycopg's pool against a new"
+        " connection per query (?archive_connection=new)",
+        "CPU per query, gateway and PostgreSQL, a connection per query / the pool",
+        measured,
+        1.0,
+        priced(measured, measured is not None and measured > 1.0 and opens),
+        f"{said('pool', pooled)}; {said('a connection per query', new)}. Each new"
+        " connection is a backend process forked, authenticated (SCRAM) and torn down",
+        COMMAND,
+    )
+
+
+def connecting_cost(lab: Lab, way: str, rest_s: float = 3.0) -> Connecting:
+    """The sync gateway's archive queries through its pool, or a new connection each."""
+    db = lab.stack.database()
+    base = lab.sync_base
+    wait_until_settled(base)
+    at_rest = _db_rate(db, rest_s) if db is not None else 0.0
+    before = _db_reading(db)
+    started = time.perf_counter()
+    spec = LoadSpec(
+        url=f"{base}/news",
+        params={"sources": "archive", "archive_connection": way},
+        concurrency=DRIVER_CLIENTS,
+        duration_s=lab.preset.window_s,
+        warmup_s=lab.preset.warmup_s,
+        timeout_s=60,
+        drain_s=15,
+        keep_answers=True,
+    )
+    result, cost = lab.stack.measure("sync", spec)
+    point = Point.of(result, cost, lab.idle_opens_per_s)
+    after, took = _db_reading(db), time.perf_counter() - started
+    if db is None or before is None or after is None or not result.answers:
+        return Connecting(point, None, None)
+    answers = len(result.answers)
+    cpu = (after[0] - before[0] - at_rest * took) / answers
+    return Connecting(point, round(cpu * 1000, 3), round((after[1] - before[1]) / answers, 3))
+
+
+def _db_reading(db: DatabaseProbe | None) -> tuple[float, int] | None:
+    return None if db is None else (db.cpu_seconds(), db.sessions())
+
+
+def _db_rate(db: DatabaseProbe, seconds: float) -> float:
+    """The server's CPU per second at rest: its healthchecks, its own processes."""
+    first = db.cpu_seconds()
+    time.sleep(seconds)
+    return (db.cpu_seconds() - first) / seconds
 
 
 def driver_row(points: dict[str, Point]) -> Claim:

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from bench.experiments.claims.model import ALONE_REPEATS, ClaimsPreset, Point
 from bench.experiments.plan import GatewayConfig
+from bench.harness.database import DatabaseProbe
 from bench.harness.http import get_json
 from bench.harness.load import LoadResult, LoadSpec
 from bench.harness.probe import StackProbe, container_cpu_seconds
@@ -23,6 +24,10 @@ class ClaimsStack(DrivenStack, Protocol):
 
     def restart_stack(self, env: dict[str, str]) -> None:
         """Every service recreated with these variables: UPSTREAM_TLS changes them all."""
+        ...
+
+    def database(self) -> DatabaseProbe | None:
+        """The archive server's CPU and sessions, where this host can read them."""
         ...
 
 
