@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from console.config import ConsoleSettings
 from console.race import AsyncRoute, Race, RacePlan, SyncRoute
-from gateway.sources import Source
+from gateway.sources import ARCHIVE, Source, UnknownSourcesError, select_sources
 from gateway.web import parse_faults
 from observability.metrics import NO_OPENTELEMETRY, instrument, monitored, service_metrics
 from observability.requestid import add_request_ids
@@ -100,24 +100,28 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         deadline_ms: Annotated[
             int | None, Query(ge=1, le=600_000, description="The gateways' ?deadline_ms=.")
         ] = None,
+        sources: Annotated[
+            str | None,
+            Query(
+                max_length=512,
+                description="The gateways' ?sources=, e.g. wire,archive: the archive's lane.",
+            ),
+        ] = None,
     ) -> EventSourceResponse:
         """Run one race and stream it: `start`, then `answer` and `gauges` events as they
         come, then `summary`. A second race while one runs gets a 409."""
         session: aiohttp.ClientSession = request.state.session
         lock: asyncio.Lock = request.state.one_race
-        if fault is not None:
-            # The gateways' own parser, against the names they serve: a clear 422 here,
+        if fault is not None or sources is not None:
+            # The gateways' own parsers, against the names they serve: a clear 422 here,
             # not 2K of them from the gateways.
             async with session.get(f"{str(settings.sync_url).rstrip('/')}/healthz") as healthz:
                 names = (await healthz.json())["sources"]
-            try:
-                parse_faults([Source(name, "") for name in names], fault)
-            except ValueError as exc:
-                raise invalid_query("fault", str(exc), fault) from exc
+            check_levers(names, fault, sources)
         if lock.locked():
             raise HTTPException(409, "a race is running: one at a time; try again when it ends")
         await lock.acquire()
-        plan = RacePlan(requests, sync_route, async_route, fault, deadline_ms)
+        plan = RacePlan(requests, sync_route, async_route, fault, deadline_ms, sources)
 
         async def stream() -> AsyncIterator[bytes]:
             try:
@@ -129,3 +133,19 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         return EventSourceResponse(stream())
 
     return app
+
+
+def check_levers(names: list[str], fault: str | None, sources: str | None) -> None:
+    """The race's ?fault= and ?sources=, checked as the gateways check them: faults are the
+    HTTP sources' alone (the archive takes none)."""
+    configured = [Source(name, "", kind="archive" if name == ARCHIVE else "http") for name in names]
+    if sources is not None:
+        try:
+            select_sources(configured, sources)
+        except UnknownSourcesError as exc:
+            raise invalid_query("sources", str(exc), sources) from exc
+    if fault is not None:
+        try:
+            parse_faults([source for source in configured if source.kind == "http"], fault)
+        except ValueError as exc:
+            raise invalid_query("fault", str(exc), fault) from exc

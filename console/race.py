@@ -62,12 +62,15 @@ class RacePlan:
     async_route: AsyncRoute
     fault: str | None = None
     deadline_ms: int | None = None
+    sources: str | None = None  # the gateways' ?sources=: the archive is opt-in there too
 
     def target(self, side: Side) -> Target:
         return ROUTES[(side, self.sync_route if side == "sync" else self.async_route)]
 
     def params(self, side: Side) -> dict[str, str]:
         params = dict(self.target(side).params)
+        if self.sources:
+            params["sources"] = self.sources
         if self.fault:
             params["fault"] = self.fault
         if self.deadline_ms:
@@ -208,8 +211,12 @@ class Race:
         CALIBRATION_FAN_OUTS overlapped fan-outs, after one that warms the connections (a
         cold one also counts the connects, and made the ideal lines too long)."""
         url = f"{self.base('async')}/news"
-        await self.get_json(url)
-        bodies = await asyncio.gather(*(self.get_json(url) for _ in range(CALIBRATION_FAN_OUTS)))
+        # The race's own sources, the archive among them when it asks for it.
+        params = {"sources": self.plan.sources} if self.plan.sources else None
+        await self.get_json(url, params)
+        bodies = await asyncio.gather(
+            *(self.get_json(url, params) for _ in range(CALIBRATION_FAN_OUTS))
+        )
         timings: dict[str, list[float]] = {}
         for body in bodies:
             for source in body["sources"]:

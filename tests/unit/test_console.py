@@ -90,6 +90,14 @@ def test_a_fault_shows_as_a_failed_call_and_a_partial_answer(console: TestClient
         assert answer["partial"] and not gazette["ok"] and gazette["error_kind"] == "status"
 
 
+def test_a_race_over_chosen_sources_calibrates_and_draws_only_them(console: TestClient) -> None:
+    events = race(console, requests="2", sources="wire,chronicle")
+    start = events[0][1]
+    assert list(start["delays_ms"]) == ["wire", "chronicle"]
+    answers = [data for event, data in events if event == "answer"]
+    assert all([s["name"] for s in a["sources"]] == ["wire", "chronicle"] for a in answers)
+
+
 @pytest.mark.parametrize(
     ("params", "name"),
     [
@@ -99,6 +107,7 @@ def test_a_fault_shows_as_a_failed_call_and_a_partial_answer(console: TestClient
         ({"async_route": "wrong"}, "async_route"),
         ({"fault": "reuters:hang"}, "fault"),
         ({"fault": "wire:explode"}, "fault"),
+        ({"sources": "wire,ledger"}, "sources"),
         ({"deadline_ms": "0"}, "deadline_ms"),
     ],
 )
@@ -136,7 +145,7 @@ def test_one_race_at_a_time(console: TestClient) -> None:
 def test_a_race_can_aim_only_at_the_configured_gateways(console: TestClient) -> None:
     operation = console.get("/openapi.json").json()["paths"]["/api/race"]["get"]
     names = {parameter["name"] for parameter in operation["parameters"]}
-    assert names == {"requests", "sync_route", "async_route", "fault", "deadline_ms"}
+    assert names == {"requests", "sync_route", "async_route", "fault", "deadline_ms", "sources"}
 
 
 def test_the_page_and_its_script_are_served(console: TestClient) -> None:
