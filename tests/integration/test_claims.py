@@ -43,6 +43,11 @@ EVERY_CLAIM = {
     "tls_per_call",
     "http2",
     "http2_performance",
+    "db_def",
+    "db_wrong",
+    "db_pool_wait",
+    "db_pooling",
+    "db_async_driver",
 }
 
 
@@ -210,3 +215,25 @@ def test_http2_multiplexes_a_sources_calls(claims: Claims, stack: Stack) -> None
         False,
         False,
     )
+
+
+def test_the_database_advice_on_the_archive(claims: Claims, stack: Stack) -> None:
+    figures = claims.figures["database"]
+    ratios, loop = figures["def"], figures["loop"]
+    record("claims: archive def, 40 at once / one alone", ratios["40"], "about 4 (pool of 10)")
+    # Within the pool's 10 connections, one round; past them, a round per 10.
+    assert ratios["5"] < 1.5 and ratios["10"] < 1.5 and 3 <= ratios["40"] < 5.5
+    assert claims.row("db_def").verdict == "holds with a limit"
+    # psycopg's blocking queries on the loop: one at a time; an HTTP fan-out waits for them.
+    assert loop["6"] > 4 and claims.row("db_wrong").verdict == "holds"
+    blocked, awaited = figures["beside_extra_ms"].values()
+    assert blocked > awaited + 200
+    # The pool's queue: the sweep's acceptance against the replayed queue and the theory.
+    waited = figures["pool_wait"]
+    record("claims: archive pool wait / replayed queue", waited["replay_ratio"], "1 ± 0.3")
+    assert claims.row("db_pool_wait").verdict == "holds", claims.row("db_pool_wait").why
+    # A connection per query opens a session each, and costs more CPU than the pool.
+    new, pooled = figures["connecting"]["new"], figures["connecting"]["pool"]
+    assert new["sessions"] > 0.9 > 0.1 > pooled["sessions"]
+    assert (claims.row("db_pooling").measured or 0) > 1
+    assert healthz(stack.url("async", "")).archive_driver == "asyncpg"
