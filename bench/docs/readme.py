@@ -14,17 +14,17 @@ README = ROOT / "README.md"
 Record = Mapping[str, Any]
 
 # The claims the README shows, by their key in claims.json, each in a few words; the rest
-# (the fan-out lessons the headline has, the connections, threads, the gunicorn timeout and
-# HTTP/2) are in docs/results/claims.md.
+# (the fan-out lessons the headline has, the connections, threads and processes, the
+# gunicorn timeout, HTTP/2, the rest of the database's) are in docs/results/claims.md.
 CLAIM_BRIEFS = {
     "sync_func": "`time.sleep` in `def` blocks the worker: 80 at once / one alone",
     "wrong": "`time.sleep` in `async def` blocks the loop: 80 at once / one alone",
     "per_call_cpu": "use one client: CPU per fan-out, a client per call / shared",
     "fast_def": "`def` for fast endpoints: CPU per request, `def` / `async def`",
     "cpu_inline": "no CPU work in `async def`: a fan-out beside it / max of the delays",
-    "cpu_def": "CPU work in `def`: cores used / one core",
-    "cpu_process": "CPU work in a process pool: cores used / the pool's",
     "sync_httpx": "httpx beats requests: CPU per fan-out, httpx / requests",
+    "db_def": "a sync DB driver in `def`, a pool of 10: 40 at once / one alone",
+    "db_pooling": "use a DB pool: CPU per query, a connection per query / the pool",
 }
 
 
