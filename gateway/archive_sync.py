@@ -132,9 +132,12 @@ class SyncArchive:
 
 
 @contextmanager
-def sync_archive(settings: GatewaySettings, gateway: str = "sync") -> Iterator[SyncArchive | None]:
+def sync_archive(
+    settings: GatewaySettings, gateway: str = "sync", eager: bool = True
+) -> Iterator[SyncArchive | None]:
     """The worker's pool, opened in the background (a server that is down delays no start),
-    and closed at the end; None when no archive is configured."""
+    and closed at the end; None when no archive is configured. Not `eager`, it opens a
+    connection only when a query waits for one."""
     if settings.archive_url is None:
         yield None
         return
@@ -144,7 +147,7 @@ def sync_archive(settings: GatewaySettings, gateway: str = "sync") -> Iterator[S
         str(settings.archive_url),
         connection_class=DeadlineConnection,
         kwargs={**kwargs, "connect_timeout": CONNECT_TIMEOUT_S},
-        min_size=size,
+        min_size=size if eager else 0,
         max_size=size,
         open=False,
         name=f"archive-{gateway}",

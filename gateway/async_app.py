@@ -60,8 +60,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[AsyncState]:
         blocking = None
         if settings.lab_levers:
             session = stack.enter_context(closing(RequestsClient(build_session(settings))))
-            # The database form of the mistake: psycopg's blocking queries, on the loop.
-            blocking_archive = stack.enter_context(sync_archive(settings, "async-blocking"))
+            # The database form of the mistake: psycopg's blocking queries, on the loop,
+            # through a pool that connects only when /news/blocking asks it to.
+            blocking_archive = stack.enter_context(
+                sync_archive(settings, "async-blocking", eager=False)
+            )
             blocking = BlockingCaller(session, rules, blocking_archive)
         yield {
             "caller": AsyncCaller(client, rules, archive),

@@ -2,12 +2,14 @@
 server paused (`docker pause`) costing the archive alone, within the deadline."""
 
 import functools
+import subprocess
+import threading
 import time
 
 import pytest
 
-from tests.integration.stack import DEADLINE_MS, Stack, fetch, record
-from tests.waiting import poll
+from tests.integration.stack import DEADLINE_MS, Sample, Stack, closed_loop, fetch, record
+from tests.waiting import in_flight, poll
 
 pytestmark = pytest.mark.integration
 
@@ -63,3 +65,42 @@ def test_a_paused_server_costs_the_archive_alone_then_it_answers_again(stack: St
 
 def archive_answers(stack: Stack, gateway: str) -> bool:
     return archive_of(fetch(stack.url(gateway), sources="archive").body)["ok"] is True
+
+
+def kill_backends(stack: Stack) -> int:
+    """pg_terminate_backend on every connection of the gateways' role: how many."""
+    sql = (
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE usename = 'archive_reader'"
+    )
+    command = ["docker", "exec", stack.container("postgres"), "psql", "-X", "-At"]
+    command += ["-d", "postgres", "-c", sql]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    return int(done.stdout.strip())
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_backends_killed_under_load_are_replaced(stack: Stack, gateway: str) -> None:
+    """Every archive connection terminated mid-load: those queries fail, alone, and the
+    pool's new connections answer again, with no restart."""
+    url, samples = stack.url(gateway), list[Sample]()
+    load = threading.Thread(
+        target=lambda: samples.extend(
+            closed_loop(url, clients=8, total=64, deadline_s=90, sources="wire,archive")[1]
+        )
+    )
+    load.start()
+    try:
+        assert poll(lambda: in_flight(stack.url(gateway, "")) > 0, within_s=30)
+        killed_at, killed = time.perf_counter(), kill_backends(stack)
+        assert poll(functools.partial(archive_answers, stack, gateway), within_s=30)
+        recovered_s = time.perf_counter() - killed_at
+    finally:
+        load.join(timeout=120)
+    assert not load.is_alive() and len(samples) == 64 and killed >= 1
+    # wire stayed up: every answer is a 200, the archive failed in some of them at most.
+    assert {sample.status for sample in samples} == {200}
+    failed = [archive_of(s.body) for s in samples if not archive_of(s.body)["ok"]]
+    assert all(archive["error_kind"] == "database" for archive in failed), failed
+    record(f"{gateway}, archive backends killed: answers without the archive", len(failed), "")
+    record(f"{gateway}, archive backends killed: answering again after, s", recovered_s, "")
