@@ -9,12 +9,22 @@ set -euo pipefail
 
 "$ROOT/scripts/install.sh"
 cd "$ROOT"
+
+# The images, before any test starts a stack: from an engine with none, building the offline
+# bases, PostgreSQL's and the lab's takes minutes, past a test's 300 s (pytest-timeout) when
+# the first integration test's stack would build them. Cached, a few seconds.
+build_images() {
+  if docker info >/dev/null 2>&1; then
+    build_image
+  fi
+}
 case "${1:-}" in
   "")
     # The unit tests in 4 processes: most of their time is waiting on loopback sockets, so
     # 4 go faster than 2 cores would suggest (97 s against 280 s in a row, and 144 s beside
     # two CPU hogs). The integration tests share one stack, so they run in one process.
     run .venv/bin/pytest tests/unit -n 4 --cov --cov-report= -m "not slow"
+    build_images
     run .venv/bin/pytest tests/integration --cov --cov-append --cov-report=term -m "not slow"
     # The services' code runs in process under the unit tests: 90%. The benchmark's library
     # runs in process too, and its matrix partly in `python -m bench` subprocesses: 80%.
@@ -26,6 +36,7 @@ case "${1:-}" in
     # The cluster runs in a session of its own, once the compose test stack is gone: the
     # engine would cut that stack's networking when the cluster leaves the swarm.
     shift
+    build_images
     run .venv/bin/pytest -m "slow and not cluster" "$@"
     run .venv/bin/pytest -m cluster "$@"
     ;;
