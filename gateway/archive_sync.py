@@ -1,6 +1,7 @@
 """The sync gateway's archive: psycopg, with psycopg_pool's ConnectionPool, from `def`
 routes (gateway/archive.py says how each query keeps to the deadline)."""
 
+import logging
 import math
 import time
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ from gateway.archive import (
 from gateway.calls import Call
 from gateway.config import GatewaySettings
 from gateway.fanout import FanOut, SourceOutcome
+
+logger = logging.getLogger(__name__)
 
 # libpq's own bound on opening a connection (whole seconds, at least 2): a server that
 # accepts but never answers costs the pool's background worker this, never a request.
@@ -98,6 +101,10 @@ class ConnectingArchive:
             return no_answer(fan_out, source, started)
         except psycopg.Error as exc:
             return database_failed(fan_out, source, started, exc, exc.sqlstate)
+        except Exception as exc:
+            # The database is untrusted: whatever else the driver raises fails the archive.
+            logger.warning("archive: unexpected %r", exc, exc_info=exc)
+            return database_failed(fan_out, source, started, exc, None)
         return answered(fan_out, source, started, waited, rows, self.query.limit)
 
 
@@ -128,6 +135,10 @@ class SyncArchive:
             return no_answer(fan_out, source, started)
         except psycopg.Error as exc:
             return database_failed(fan_out, source, started, exc, exc.sqlstate)
+        except Exception as exc:
+            # The database is untrusted: whatever else the driver raises fails the archive.
+            logger.warning("archive: unexpected %r", exc, exc_info=exc)
+            return database_failed(fan_out, source, started, exc, None)
         return answered(fan_out, source, started, waited, rows, self.query.limit)
 
 

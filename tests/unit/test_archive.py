@@ -158,6 +158,29 @@ def test_killed_backends_are_replaced(
 
 
 @pytest.mark.parametrize("gateway", GATEWAYS)
+def test_backends_killed_mid_query_fail_the_archive_alone(
+    archive_client: Callable[..., TestClient], postgres: Postgres, gateway: str
+) -> None:
+    """pg_terminate_backend while queries run: whatever the driver raises, on the query or
+    on the connection's return to the pool, is the archive's failure, never a 500."""
+    client = archive_client(gateway, archive_delay_ms=400)
+    params = {"sources": "wire,archive"}
+    with ThreadPoolExecutor(8) as pool:
+        answers = [pool.submit(client.get, "/news", params=params) for _ in range(8)]
+        time.sleep(0.2)  # every query is in its pg_sleep
+        killed = postgres.psql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE usename = 'archive_reader';"
+        )
+        responses = [answer.result() for answer in answers]
+    assert int(killed) >= 1
+    assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses]
+    failed = [archive_of(r.json()) for r in responses if not archive_of(r.json())["ok"]]
+    assert failed and all(a["error_kind"] == "database" for a in failed), failed
+    assert answers_again(client) <= 10
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
 def test_an_exhausted_pool_waits_no_longer_than_the_deadline(
     archive_client: Callable[..., TestClient], gateway: str
 ) -> None:
