@@ -30,7 +30,7 @@ from gateway.archive import (
     no_answer,
     started_with_time_left,
 )
-from gateway.archive_sync import CONNECT_TIMEOUT_S
+from gateway.archive_sync import CONNECT_TIMEOUT_S, psycopg_failed, wait_timeout
 from gateway.calls import Call
 from gateway.config import GatewaySettings
 from gateway.fanout import FanOut, SourceOutcome
@@ -122,11 +122,8 @@ class AsyncDeadlineConnection(psycopg.AsyncConnection[Any]):
     async def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
         if self.deadline is None:
             return await super().wait(gen, interval, timeout)
-        left = max(self.deadline - time.perf_counter(), 0.001)
         try:
-            return await super().wait(
-                gen, interval, left if timeout is None else min(timeout, left)
-            )
+            return await super().wait(gen, interval, wait_timeout(self.deadline, timeout))
         except psycopg.errors._WaitTimeout:
             await self.close()
             raise
@@ -154,14 +151,8 @@ class PsycopgAsyncArchive:
                     rows = await self._query(conn, fan_out)
         except PoolTimeout:
             return self.holders.no_connection(fan_out, source, started)
-        except psycopg.errors._WaitTimeout:
-            return no_answer(fan_out, source, started)
-        except psycopg.Error as exc:
-            return database_failed(fan_out, source, started, exc, exc.sqlstate)
         except Exception as exc:
-            # The database is untrusted: whatever else the driver raises fails the archive.
-            logger.warning("archive: unexpected %r", exc, exc_info=exc)
-            return database_failed(fan_out, source, started, exc, None)
+            return psycopg_failed(fan_out, source, started, exc)
         return answered(fan_out, source, started, waited, rows, self.query.limit)
 
     async def _query(self, conn: AsyncDeadlineConnection, fan_out: FanOut) -> list[Any]:

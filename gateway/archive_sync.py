@@ -29,12 +29,33 @@ from gateway.archive import (
 from gateway.calls import Call
 from gateway.config import GatewaySettings
 from gateway.fanout import FanOut, SourceOutcome
+from gateway.sources import Source
 
 logger = logging.getLogger(__name__)
 
 # libpq's own bound on opening a connection (whole seconds, at least 2): a server that
 # accepts but never answers costs the pool's background worker this, never a request.
 CONNECT_TIMEOUT_S = 2
+
+
+def wait_timeout(deadline: float, timeout: float | None) -> float:
+    """psycopg's wait timeout for a connection whose waits end by `deadline`."""
+    left = max(deadline - time.perf_counter(), 0.001)
+    return left if timeout is None else min(timeout, left)
+
+
+def psycopg_failed(
+    fan_out: FanOut, source: Source, started: float, exc: Exception
+) -> SourceOutcome:
+    """What a psycopg query that raised tells, on either gateway: no answer by the deadline,
+    an error the server or the driver named, or anything else (logged), each the archive's
+    failure. The database is untrusted: nothing it makes the driver raise is a 500."""
+    if isinstance(exc, psycopg.errors._WaitTimeout):
+        return no_answer(fan_out, source, started)
+    if isinstance(exc, psycopg.Error):
+        return database_failed(fan_out, source, started, exc, exc.sqlstate)
+    logger.warning("archive: unexpected %r", exc, exc_info=exc)
+    return database_failed(fan_out, source, started, exc, None)
 
 
 class DeadlineConnection(psycopg.Connection[Any]):
@@ -47,9 +68,8 @@ class DeadlineConnection(psycopg.Connection[Any]):
     def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
         if self.deadline is None:
             return super().wait(gen, interval, timeout)
-        left = max(self.deadline - time.perf_counter(), 0.001)
         try:
-            return super().wait(gen, interval, left if timeout is None else min(timeout, left))
+            return super().wait(gen, interval, wait_timeout(self.deadline, timeout))
         except psycopg.errors._WaitTimeout:
             self.close()
             raise
@@ -97,14 +117,8 @@ class ConnectingArchive:
             ) as conn:
                 waited = time.perf_counter() - started
                 rows = query_within(conn, fan_out, self.query)
-        except psycopg.errors._WaitTimeout:
-            return no_answer(fan_out, source, started)
-        except psycopg.Error as exc:
-            return database_failed(fan_out, source, started, exc, exc.sqlstate)
         except Exception as exc:
-            # The database is untrusted: whatever else the driver raises fails the archive.
-            logger.warning("archive: unexpected %r", exc, exc_info=exc)
-            return database_failed(fan_out, source, started, exc, None)
+            return psycopg_failed(fan_out, source, started, exc)
         return answered(fan_out, source, started, waited, rows, self.query.limit)
 
 
@@ -131,14 +145,8 @@ class SyncArchive:
                     rows = query_within(conn, fan_out, self.query)
         except PoolTimeout:
             return self.holders.no_connection(fan_out, source, started)
-        except psycopg.errors._WaitTimeout:
-            return no_answer(fan_out, source, started)
-        except psycopg.Error as exc:
-            return database_failed(fan_out, source, started, exc, exc.sqlstate)
         except Exception as exc:
-            # The database is untrusted: whatever else the driver raises fails the archive.
-            logger.warning("archive: unexpected %r", exc, exc_info=exc)
-            return database_failed(fan_out, source, started, exc, None)
+            return psycopg_failed(fan_out, source, started, exc)
         return answered(fan_out, source, started, waited, rows, self.query.limit)
 
 
